@@ -1,0 +1,125 @@
+//! [`ErrorCode`]: the stable numeric codes carried by error replies.
+//!
+//! This is the only place reply error codes are defined; every other crate
+//! maps its own errors onto one of these. Codes never change meaning once
+//! released. Ranges:
+//!
+//! | range | meaning |
+//! |---|---|
+//! | 1000–1099 | the request itself is wrong: fix the client |
+//! | 1100–1199 | authentication and permission |
+//! | 1200–1299 | state and limits: retry later or change what is asked |
+//! | 1900–1999 | the server failed: retry with backoff |
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $name:literal; )*) => {
+        /// A stable error code with a stable snake_case name.
+        ///
+        /// ```
+        /// use tokenim_protocol::ErrorCode;
+        /// assert_eq!(ErrorCode::PermissionDenied.code(), 1104);
+        /// assert_eq!(ErrorCode::PermissionDenied.name(), "permission_denied");
+        /// assert_eq!(ErrorCode::from_code(1104), Some(ErrorCode::PermissionDenied));
+        /// ```
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u16)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant = $code, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in numeric order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            /// The numeric code.
+            pub fn code(self) -> u16 {
+                self as u16
+            }
+
+            /// The stable snake_case name.
+            pub fn name(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $name,)* }
+            }
+
+            /// The code with this number, if there is one.
+            pub fn from_code(code: u16) -> Option<Self> {
+                match code { $($code => Some(ErrorCode::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The frame could not be decoded, or a field has the wrong type or is
+    /// missing. The message says which.
+    BadRequest = 1000, "bad_request";
+    /// The `type` of the command is not one this server knows.
+    UnknownCommand = 1001, "unknown_command";
+    /// A channel name breaks the grammar in the protocol document.
+    InvalidChannel = 1002, "invalid_channel";
+    /// A user id breaks the grammar in the protocol document.
+    InvalidUser = 1003, "invalid_user";
+    /// The message or its data is larger than the server allows.
+    MessageTooLarge = 1004, "message_too_large";
+    /// A command other than `connect` was sent before authenticating.
+    NotConnected = 1100, "not_connected";
+    /// `connect` was sent on a connection that is already authenticated.
+    AlreadyConnected = 1101, "already_connected";
+    /// The token is missing, malformed, badly signed, or for another
+    /// audience or issuer. The message says which.
+    InvalidToken = 1102, "invalid_token";
+    /// The token's `exp` has passed: get a new token.
+    TokenExpired = 1103, "token_expired";
+    /// The token or the user's permissions do not allow this channel or
+    /// action.
+    PermissionDenied = 1104, "permission_denied";
+    /// The connection is already subscribed to this channel.
+    AlreadySubscribed = 1200, "already_subscribed";
+    /// The connection is not subscribed to this channel.
+    NotSubscribed = 1201, "not_subscribed";
+    /// The connection holds as many subscriptions as the server allows.
+    TooManySubscriptions = 1202, "too_many_subscriptions";
+    /// Too many publishes in a short time: slow down and retry.
+    RateLimited = 1203, "rate_limited";
+    /// The server failed to handle the command; retry with backoff.
+    Internal = 1900, "internal";
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u16(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = u16::deserialize(d)?;
+        Self::from_code(code)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown error code {code}")))
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.code(), self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_names_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for &c in ErrorCode::ALL {
+            assert!(seen.insert(c.code()));
+            assert_eq!(ErrorCode::from_code(c.code()), Some(c));
+        }
+        let names: std::collections::HashSet<_> = ErrorCode::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+    }
+}

@@ -1,1 +1,2 @@
+//! Fan-out benchmark (filled in below).
 fn main() {}

@@ -1,0 +1,170 @@
+//! The `tokenim` command line: serve (the default), mint a token, or print
+//! the effective configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use tokenim_auth::{MintRequest, TokenSigner};
+use tokenim_protocol::UserId;
+
+use crate::config::{Config, LogFormat};
+use crate::server::Server;
+
+/// tokenim: a realtime messaging gateway.
+#[derive(Debug, Parser)]
+#[command(name = "tokenim", version, about)]
+pub struct Cli {
+    /// TOML configuration file (settings not in it keep their defaults;
+    /// `TOKENIM_*` variables and flags override it).
+    #[arg(long, env = "TOKENIM_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, global = true)]
+    pub listen: Option<SocketAddr>,
+    /// Development mode: `/dev/token` and a built-in key (default true).
+    #[arg(long, global = true)]
+    pub dev_mode: Option<bool>,
+    /// Log format (default pretty).
+    #[arg(long, global = true)]
+    pub log_format: Option<LogFormat>,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// Print a user token signed with the configured (or development) key.
+    Token {
+        /// The user id.
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// Channel patterns the token may subscribe to (default: any).
+        #[arg(long, value_delimiter = ',')]
+        channels: Option<Vec<String>>,
+        /// Channel patterns the token may publish to (default: any).
+        #[arg(long, value_delimiter = ',')]
+        publish: Option<Vec<String>>,
+    },
+    /// Print the effective configuration as TOML.
+    Config,
+}
+
+/// Flags as a partial configuration layered over file and environment.
+#[derive(Serialize)]
+struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dev_mode: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log: Option<LogOverrides>,
+}
+
+#[derive(Serialize)]
+struct LogOverrides {
+    format: LogFormat,
+}
+
+impl Cli {
+    /// Runs the chosen command.
+    pub async fn run(self) -> ExitCode {
+        let overrides = Overrides {
+            listen: self.listen,
+            dev_mode: self.dev_mode,
+            log: self.log_format.map(|format| LogOverrides { format }),
+        };
+        let config = match Config::load(self.config.as_deref(), overrides) {
+            Ok(config) => config,
+            Err(e) => return fail(e),
+        };
+        match self.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::Token {
+                user,
+                ttl,
+                channels,
+                publish,
+            } => mint(&config, &user, ttl, channels, publish),
+            Command::Config => match toml::to_string_pretty(&config) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            },
+        }
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tokenim: {e}");
+    ExitCode::from(2)
+}
+
+async fn serve(config: Config) -> ExitCode {
+    crate::telemetry::init(&config.log);
+    let server = match Server::bind(config).await {
+        Ok(server) => server,
+        Err(e) => return fail(e),
+    };
+    let addr = server.local_addr();
+    tracing::info!(%addr, "tokenim listening: WebSocket ws://{addr}/ws, metrics http://{addr}/metrics");
+    if server.state().config.dev_mode {
+        tracing::warn!(
+            "DEVELOPMENT MODE: /dev/token mints a token for ANY user, and unless auth.keys is set the signing key is the public built-in one. Never expose this node; set dev_mode = false (TOKENIM_DEV_MODE=false) and configure auth.keys in production."
+        );
+        tracing::info!(
+            "demo chat: http://{addr}/   token: curl 'http://{addr}/dev/token?user=alice'  or  tokenim token --user alice"
+        );
+    }
+    server.run(crate::shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+fn mint(
+    config: &Config,
+    user: &str,
+    ttl: u64,
+    channels: Option<Vec<String>>,
+    publish: Option<Vec<String>>,
+) -> ExitCode {
+    let user = match UserId::new(user) {
+        Ok(user) => user,
+        Err(e) => return fail(e),
+    };
+    let auth = config.effective_auth();
+    let Some(signer) = auth.keys.iter().find_map(|k| TokenSigner::new(k).ok()) else {
+        return fail("no configured key can sign (HS256 needs `secret`, others `private_key_pem`)");
+    };
+    let request = MintRequest {
+        user,
+        issued_at: crate::unix_secs(),
+        ttl_secs: ttl,
+        audience: auth.audience.clone(),
+        issuer: auth.issuer,
+        subscribe: channels,
+        publish,
+        token_id: None,
+    };
+    match signer.sign(&request) {
+        Ok(token) => {
+            println!("{token}");
+            eprintln!(
+                "connect: ws://{}/ws with header 'Authorization: Bearer <token>', ?token=<token>, or a first frame {{\"id\":1,\"type\":\"connect\",\"token\":\"<token>\"}}",
+                config.listen
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}

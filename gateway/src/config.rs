@@ -1,0 +1,374 @@
+//! [`Config`]: every setting of a gateway node, with its default.
+//!
+//! Loaded in layers, later ones winning: built-in defaults, an optional TOML
+//! file (`--config`), environment variables prefixed `TOKENIM_` (nested
+//! fields joined by `__`, e.g. `TOKENIM_LIMITS__MAX_CONNECTIONS=5000`), and
+//! command-line flags. [`Config::validate`] names the first bad field.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use tokenim_auth::{Alg, KeyConfig, VerifierConfig};
+
+/// Key id of the built-in development key.
+pub const DEV_KID: &str = "dev";
+/// The built-in development HMAC secret, used only when `dev_mode` is on and
+/// no key is configured. Anyone can read it here: never use it in production.
+pub const DEV_SECRET: &str = "tokenim-development-secret-do-not-use-in-production";
+
+/// The whole configuration of a node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address for WebSocket and HTTP. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Development mode (default **on**): serves `/dev/token`, which mints a
+    /// token for any user id, and uses a built-in signing key when none is
+    /// configured. Turn it off in production.
+    pub dev_mode: bool,
+    /// Logging.
+    pub log: LogConfig,
+    /// User-token verification (keys, audience, issuer, leeway, size cap).
+    pub auth: VerifierConfig,
+    /// Which browser origins may open WebSockets.
+    pub origins: OriginConfig,
+    /// Bounds on connections, frames, queues and rates.
+    pub limits: Limits,
+    /// How long a draining node (SIGTERM, Ctrl-C) waits for sessions to
+    /// close before it exits anyway. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            dev_mode: true,
+            log: LogConfig::default(),
+            auth: VerifierConfig::default(),
+            origins: OriginConfig::default(),
+            limits: Limits::default(),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `pretty` (default) or `json` (one JSON object per line).
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `tokenim_gateway=debug`; the
+    /// `RUST_LOG` variable overrides it. Default `info`.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable.
+    Pretty,
+    /// JSON lines, for log shippers.
+    Json,
+}
+
+/// Cross-site WebSocket hijacking protection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OriginConfig {
+    /// Origins (e.g. `https://chat.example.com`) allowed besides the
+    /// gateway's own host, which is always allowed. `*` allows any origin.
+    /// Default: none.
+    pub allowed: Vec<String>,
+    /// Accept upgrade requests without an `Origin` header (native and
+    /// server clients send none; browsers always do). Default `false`.
+    pub allow_missing: bool,
+}
+
+/// Every bound the gateway enforces. Each has a default that suits a
+/// public chat service; raise them deliberately.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open TCP connections (HTTP and WebSocket) per node; more are answered
+    /// `503` and closed. Default 100,000. The process's file limit also
+    /// caps this: raise `ulimit -n` too.
+    pub max_connections: usize,
+    /// Open TCP connections per client IP; more are answered `429`.
+    /// Default 1,000.
+    pub max_connections_per_ip: usize,
+    /// Time a new connection has to send its HTTP request headers; a slow
+    /// or silent socket is closed. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// Time a WebSocket has to authenticate (token in the upgrade request
+    /// or a `connect` frame); then it is closed with 4004. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub auth_timeout: Duration,
+    /// Largest WebSocket frame payload accepted from a client; larger ones
+    /// close the connection with 4502. Default 64 KiB.
+    pub max_frame_size: usize,
+    /// Largest WebSocket message (all frames of one message) accepted from
+    /// a client; larger ones close the connection with 4502. Default 64 KiB.
+    pub max_message_size: usize,
+    /// Largest `data` of a publish or send, in bytes of compact JSON; larger
+    /// ones get error 1004. Default 16 KiB.
+    pub max_data_size: usize,
+    /// Bytes read from a socket at a time; this buffer is allocated per
+    /// connection up front, so it is most of an idle connection's memory.
+    /// Default 512 (tungstenite's own default is 128 KiB).
+    pub read_buffer_size: usize,
+    /// Bytes of outgoing frames gathered before a socket write, within one
+    /// batch; every batch ends with a flush anyway. Default 16 KiB.
+    pub write_buffer_size: usize,
+    /// Bytes of outgoing frames a connection may hold unwritten (socket
+    /// buffer full) before it is closed as a slow consumer. Default 512 KiB.
+    pub max_write_buffer_size: usize,
+    /// Frames waiting to be written to one connection; when full the
+    /// connection is closed with 4001 (slow consumer). Default 1,024.
+    pub outbound_queue_frames: usize,
+    /// Bytes waiting to be written to one connection; when exceeded the
+    /// connection is closed with 4001. Default 1 MiB.
+    pub outbound_queue_bytes: usize,
+    /// How long one write to a socket may block before the connection is
+    /// dropped as a slow consumer. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// Channels one connection may subscribe to (its personal channel not
+    /// counted); more get error 1202. Default 128.
+    pub max_subscriptions: usize,
+    /// Sustained publishes (publish and send) per second per connection;
+    /// more get error 1203. Default 50.
+    pub publish_rate: f64,
+    /// Publishes a connection may make in a burst above the rate. Default 100.
+    pub publish_burst: f64,
+    /// Interval of server WebSocket pings. Default `25s`.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// A connection that sends nothing (no frame, no pong) for this long
+    /// is closed with 4002. Default `60s`; must exceed `ping_interval`.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 100_000,
+            max_connections_per_ip: 1_000,
+            handshake_timeout: Duration::from_secs(10),
+            auth_timeout: Duration::from_secs(10),
+            max_frame_size: 64 << 10,
+            max_message_size: 64 << 10,
+            max_data_size: 16 << 10,
+            read_buffer_size: 512,
+            write_buffer_size: 16 << 10,
+            max_write_buffer_size: 512 << 10,
+            outbound_queue_frames: 1_024,
+            outbound_queue_bytes: 1 << 20,
+            write_timeout: Duration::from_secs(10),
+            max_subscriptions: 128,
+            publish_rate: 50.0,
+            publish_burst: 100.0,
+            ping_interval: Duration::from_secs(25),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment variable could not be parsed.
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A field has a value the gateway cannot work with.
+    #[error("configuration field `{field}`: {problem}")]
+    Invalid {
+        /// Dotted path of the field, e.g. `limits.max_frame_size`.
+        field: &'static str,
+        /// What is wrong and what is expected.
+        problem: String,
+    },
+}
+
+fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then `TOKENIM_*` variables,
+    /// then `overrides` (command-line flags, as a partial config), and
+    /// validates the result.
+    pub fn load(file: Option<&Path>, overrides: impl Serialize) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("TOKENIM_").split("__"))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The verifier configuration in effect: the configured keys, or in
+    /// development mode with none configured, the built-in dev key.
+    pub fn effective_auth(&self) -> VerifierConfig {
+        let mut auth = self.auth.clone();
+        if auth.keys.is_empty() && self.dev_mode {
+            auth.keys.push(dev_key());
+        }
+        auth
+    }
+
+    /// Checks every field that has a constraint beyond its type.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        if !self.dev_mode && self.auth.keys.is_empty() {
+            return Err(invalid(
+                "auth.keys",
+                "at least one key is required when dev_mode is off",
+            ));
+        }
+        let positive: [(&'static str, usize); 8] = [
+            ("limits.max_connections", l.max_connections),
+            ("limits.max_connections_per_ip", l.max_connections_per_ip),
+            ("limits.max_frame_size", l.max_frame_size),
+            ("limits.max_message_size", l.max_message_size),
+            ("limits.max_data_size", l.max_data_size),
+            ("limits.read_buffer_size", l.read_buffer_size),
+            ("limits.outbound_queue_frames", l.outbound_queue_frames),
+            ("limits.outbound_queue_bytes", l.outbound_queue_bytes),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(invalid(field, "must be greater than 0"));
+        }
+        if l.max_frame_size > l.max_message_size {
+            return Err(invalid(
+                "limits.max_frame_size",
+                "must not exceed limits.max_message_size",
+            ));
+        }
+        if l.max_data_size > l.max_message_size {
+            return Err(invalid(
+                "limits.max_data_size",
+                "must not exceed limits.max_message_size",
+            ));
+        }
+        if l.max_write_buffer_size <= l.write_buffer_size + l.max_message_size {
+            return Err(invalid(
+                "limits.max_write_buffer_size",
+                "must exceed limits.write_buffer_size + limits.max_message_size",
+            ));
+        }
+        if !(l.publish_rate > 0.0 && l.publish_rate.is_finite()) {
+            return Err(invalid("limits.publish_rate", "must be a positive number"));
+        }
+        if !(l.publish_burst >= 1.0 && l.publish_burst.is_finite()) {
+            return Err(invalid("limits.publish_burst", "must be at least 1"));
+        }
+        if l.ping_interval.is_zero() || l.idle_timeout <= l.ping_interval {
+            return Err(invalid(
+                "limits.idle_timeout",
+                "must exceed limits.ping_interval (> 0)",
+            ));
+        }
+        for (field, d) in [
+            ("limits.handshake_timeout", l.handshake_timeout),
+            ("limits.auth_timeout", l.auth_timeout),
+            ("limits.write_timeout", l.write_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(field, "must be greater than 0"));
+            }
+        }
+        tokenim_auth::TokenVerifier::new(&self.effective_auth())
+            .map_err(|e| invalid("auth.keys", e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// The built-in development key (HS256, kid `dev`).
+pub fn dev_key() -> KeyConfig {
+    KeyConfig {
+        kid: Some(DEV_KID.into()),
+        alg: Alg::HS256,
+        secret: Some(DEV_SECRET.into()),
+        public_key_pem: None,
+        private_key_pem: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let mut c = Config::default();
+        c.limits.max_frame_size = c.limits.max_message_size + 1;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("limits.max_frame_size"), "{e}");
+
+        let mut c = Config::default();
+        c.limits.idle_timeout = c.limits.ping_interval;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("limits.idle_timeout")
+        );
+
+        let c = Config {
+            dev_mode: false,
+            ..Config::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("auth.keys"));
+    }
+
+    #[test]
+    fn file_env_and_flags_layer_in_order() {
+        let dir = std::env::temp_dir().join(format!("tokenim-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("gateway.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[limits]\nmax_subscriptions = 7\nping_interval = \"5s\"\n").unwrap();
+        #[derive(Serialize)]
+        struct Flags {
+            dev_mode: bool,
+        }
+        let c = Config::load(Some(&file), Flags { dev_mode: true }).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.limits.max_subscriptions, 7);
+        assert_eq!(c.limits.ping_interval, Duration::from_secs(5));
+        std::fs::write(&file, "[limits]\nno_such_knob = 1\n").unwrap();
+        assert!(Config::load(Some(&file), Flags { dev_mode: true }).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,98 @@
+//! [`Hub`]: this node's channels and the local sessions subscribed to each.
+//!
+//! The hub never writes to sockets. [`Hub::deliver`] encodes a push at most
+//! once per codec and queues the same bytes on every subscriber's bounded
+//! outbound queue; a full queue marks that session as a slow consumer
+//! without affecting the others. The broker decides *what* reaches this
+//! node; the hub decides *which local sessions* get it.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use indexmap::IndexMap;
+use tokenim_protocol::{ChannelName, Push, SessionId};
+
+use crate::metrics::Metrics;
+use crate::session::SessionHandle;
+use crate::wire::EncodeOnce;
+
+type Subscribers = IndexMap<SessionId, Arc<SessionHandle>>;
+
+/// Channel → local subscribers.
+#[derive(Debug)]
+pub struct Hub {
+    channels: DashMap<ChannelName, Subscribers>,
+    metrics: Metrics,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(metrics: Metrics) -> Self {
+        Self {
+            channels: DashMap::new(),
+            metrics,
+        }
+    }
+
+    /// Adds a session to a channel. Returns `true` if it is the channel's
+    /// first local subscriber (so the broker must start listening).
+    pub fn subscribe(&self, channel: &ChannelName, session: &Arc<SessionHandle>) -> bool {
+        let mut entry = self.channels.entry(channel.clone()).or_default();
+        let first = entry.is_empty();
+        if entry.insert(session.id, Arc::clone(session)).is_none() {
+            self.metrics.subscriptions.inc();
+        }
+        if first {
+            self.metrics.channels.inc();
+        }
+        first
+    }
+
+    /// Removes a session from a channel. Returns `true` if it was the last
+    /// local subscriber (so the broker may stop listening).
+    pub fn unsubscribe(&self, channel: &ChannelName, session: SessionId) -> bool {
+        let removed = self.channels.remove_if_mut(channel, |_, subs| {
+            if subs.swap_remove(&session).is_some() {
+                self.metrics.subscriptions.dec();
+            }
+            subs.is_empty()
+        });
+        if removed.is_some() {
+            self.metrics.channels.dec();
+        }
+        removed.is_some()
+    }
+
+    /// Local subscribers of a channel.
+    pub fn subscriber_count(&self, channel: &ChannelName) -> usize {
+        self.channels.get(channel).map_or(0, |s| s.len())
+    }
+
+    /// Queues `push` on every local subscriber of `channel` except
+    /// `except`. Returns how many sessions it was queued on.
+    pub fn deliver(&self, channel: &ChannelName, push: &Push, except: Option<SessionId>) -> usize {
+        let Some(subs) = self.channels.get(channel) else {
+            return 0;
+        };
+        let mut frames = EncodeOnce::new(push);
+        let mut delivered = 0;
+        for (id, session) in subs.iter() {
+            if Some(*id) == except {
+                continue;
+            }
+            match frames.get(session.codec) {
+                Ok(frame) => {
+                    if session.outbound.push(frame).is_ok() {
+                        delivered += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(channel = %channel, error = %e, "push could not be encoded");
+                    return delivered;
+                }
+            }
+        }
+        self.metrics.deliveries.inc_by(delivered as u64);
+        delivered
+    }
+}

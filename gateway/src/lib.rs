@@ -1,0 +1,79 @@
+//! The tokenim gateway: WebSocket sessions, the local hub of
+//! subscriptions, the broker between nodes, and the HTTP endpoints.
+//!
+//! # Layout
+//!
+//! * [`config`]: [`Config`], every setting with its default; file + env + flags.
+//! * [`server`]: [`Server`], the accept loop, connection limits and drain.
+//! * [`limiter`]: per-node and per-IP connection bounds.
+//! * [`api`]: HTTP routes: `/ws` upgrade, health, metrics, demo page, dev tokens.
+//! * [`session`]: one task per WebSocket: auth, commands, outbound queue, writer.
+//! * [`hub`]: channel → local subscribers; encode once, queue everywhere.
+//! * [`broker`]: how publications reach every node's hub (in-process today).
+//! * [`wire`]: frames → WebSocket messages, once per codec.
+//! * [`metrics`]: the `tokenim_*` Prometheus collectors.
+//! * [`telemetry`]: structured logging.
+//! * [`state`]: [`state::AppState`], what every task shares.
+//! * [`cli`]: the `tokenim` command line.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use tokenim_gateway::{Config, Server};
+//! let config = Config { listen: "127.0.0.1:0".parse()?, ..Config::default() };
+//! let server = Server::bind(config).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.run(tokenim_gateway::shutdown_signal()).await;
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod hub;
+pub mod limiter;
+pub mod metrics;
+pub mod server;
+pub mod session;
+pub mod state;
+pub mod telemetry;
+pub mod wire;
+
+pub use config::Config;
+pub use server::Server;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_secs() -> u64 {
+    unix_millis() / 1000
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT): the signal to drain.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

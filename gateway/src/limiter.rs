@@ -1,0 +1,99 @@
+//! [`ConnLimiter`]: bounds on open TCP connections, per node and per client
+//! IP. A [`ConnPermit`] is held for the life of a connection (including the
+//! WebSocket session it upgrades to) and gives its slot back on drop.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dashmap::DashMap;
+
+use crate::metrics::{Metrics, Rejection};
+
+/// Counts open connections against the configured limits.
+#[derive(Debug)]
+pub struct ConnLimiter {
+    max_total: usize,
+    max_per_ip: usize,
+    total: AtomicUsize,
+    per_ip: DashMap<IpAddr, usize>,
+    metrics: Metrics,
+}
+
+/// One open connection's slot.
+#[derive(Debug)]
+pub struct ConnPermit {
+    limiter: Arc<ConnLimiter>,
+    ip: IpAddr,
+}
+
+impl ConnLimiter {
+    /// A limiter allowing `max_total` connections, `max_per_ip` per IP.
+    pub fn new(max_total: usize, max_per_ip: usize, metrics: Metrics) -> Arc<Self> {
+        Arc::new(Self {
+            max_total,
+            max_per_ip,
+            total: AtomicUsize::new(0),
+            per_ip: DashMap::new(),
+            metrics,
+        })
+    }
+
+    /// Takes a slot for a connection from `ip`, or says which limit is hit.
+    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Rejection> {
+        if self.total.fetch_add(1, Ordering::AcqRel) >= self.max_total {
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return Err(Rejection::MaxConnections);
+        }
+        let mut count = self.per_ip.entry(ip).or_insert(0);
+        if *count >= self.max_per_ip {
+            drop(count);
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return Err(Rejection::PerIpLimit);
+        }
+        *count += 1;
+        drop(count);
+        self.metrics.connections_open.inc();
+        Ok(ConnPermit {
+            limiter: Arc::clone(self),
+            ip,
+        })
+    }
+
+    /// Open connections now.
+    pub fn open(&self) -> usize {
+        self.total.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        let l = &self.limiter;
+        l.per_ip.remove_if_mut(&self.ip, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
+        l.total.fetch_sub(1, Ordering::AcqRel);
+        l.metrics.connections_open.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_and_total_limits_release_on_drop() {
+        let l = ConnLimiter::new(3, 2, Metrics::new());
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let p1 = l.acquire(a).unwrap();
+        let _p2 = l.acquire(a).unwrap();
+        assert_eq!(l.acquire(a).unwrap_err(), Rejection::PerIpLimit);
+        let _p3 = l.acquire(b).unwrap();
+        assert_eq!(l.acquire(b).unwrap_err(), Rejection::MaxConnections);
+        drop(p1);
+        assert_eq!(l.open(), 2);
+        l.acquire(a).unwrap();
+    }
+}

@@ -1,0 +1,227 @@
+//! [`Metrics`]: every Prometheus collector of a node, registered once, named
+//! `tokenim_*`. Label values come from closed sets (reasons, command kinds,
+//! codes), never from user input, so cardinality stays bounded.
+//!
+//! Hot paths do not touch label maps: per-reason children are resolved
+//! once here, and fan-out adds its delivery count once per publication.
+
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use tokenim_protocol::{DisconnectCode, ErrorCode};
+
+/// Why a TCP connection or upgrade was refused before a session started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The node holds `limits.max_connections` connections.
+    MaxConnections,
+    /// The client IP holds `limits.max_connections_per_ip` connections.
+    PerIpLimit,
+    /// The `Origin` header is missing or not allowed.
+    Origin,
+    /// The upgrade request is not a valid WebSocket handshake, or asks
+    /// for a subprotocol we do not speak.
+    BadHandshake,
+    /// The HTTP request did not arrive within `limits.handshake_timeout`.
+    HandshakeTimeout,
+    /// The node is draining.
+    Draining,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 6] = [
+        Rejection::MaxConnections,
+        Rejection::PerIpLimit,
+        Rejection::Origin,
+        Rejection::BadHandshake,
+        Rejection::HandshakeTimeout,
+        Rejection::Draining,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Rejection::MaxConnections => "max_connections",
+            Rejection::PerIpLimit => "per_ip_limit",
+            Rejection::Origin => "origin",
+            Rejection::BadHandshake => "bad_handshake",
+            Rejection::HandshakeTimeout => "handshake_timeout",
+            Rejection::Draining => "draining",
+        }
+    }
+}
+
+/// The node's collectors.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// TCP connections accepted.
+    pub connections_accepted: IntCounter,
+    /// Open TCP connections (HTTP and WebSocket).
+    pub connections_open: IntGauge,
+    /// Authenticated WebSocket sessions now open.
+    pub sessions: IntGauge,
+    rejected: IntCounterVec,
+    auth_failures: IntCounterVec,
+    commands: IntCounterVec,
+    errors: IntCounterVec,
+    disconnects: IntCounterVec,
+    /// Messages published (channel publishes and direct messages).
+    pub publications: IntCounter,
+    /// Frames queued to sessions by fan-out (one per subscriber reached).
+    pub deliveries: IntCounter,
+    /// Frames written to sockets (pushes and replies).
+    pub frames_out: IntCounter,
+    /// Socket writes (flushes); `frames_out / writes` is the batching factor.
+    pub writes: IntCounter,
+    /// Channels with at least one local subscriber.
+    pub channels: IntGauge,
+    /// Channel subscriptions held by local sessions.
+    pub subscriptions: IntGauge,
+}
+
+impl Metrics {
+    /// Creates and registers every collector.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let vec = |name: &str, help: &str, label: &str| {
+            let v = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+            registry
+                .register(Box::new(v.clone()))
+                .expect("unique metric");
+            v
+        };
+        let m = Self {
+            connections_accepted: counter(
+                "tokenim_connections_accepted_total",
+                "TCP connections accepted",
+            ),
+            connections_open: gauge(
+                "tokenim_connections_open",
+                "Open TCP connections (HTTP and WebSocket)",
+            ),
+            sessions: gauge("tokenim_sessions", "Authenticated WebSocket sessions open"),
+            rejected: vec(
+                "tokenim_connections_rejected_total",
+                "Connections or upgrades refused, by reason",
+                "reason",
+            ),
+            auth_failures: vec(
+                "tokenim_auth_failures_total",
+                "Failed authentications, by reason",
+                "reason",
+            ),
+            commands: vec(
+                "tokenim_commands_total",
+                "Client commands received, by type",
+                "command",
+            ),
+            errors: vec(
+                "tokenim_command_errors_total",
+                "Error replies sent, by error name",
+                "error",
+            ),
+            disconnects: vec(
+                "tokenim_disconnects_total",
+                "Sessions closed by the server, by reason",
+                "reason",
+            ),
+            publications: counter(
+                "tokenim_publications_total",
+                "Messages published (channels and direct)",
+            ),
+            deliveries: counter(
+                "tokenim_deliveries_total",
+                "Pushes queued to subscribers by fan-out",
+            ),
+            frames_out: counter("tokenim_frames_out_total", "Frames written to WebSockets"),
+            writes: counter(
+                "tokenim_socket_writes_total",
+                "Batched socket writes (one flush each)",
+            ),
+            channels: gauge("tokenim_channels", "Channels with local subscribers"),
+            subscriptions: gauge(
+                "tokenim_subscriptions",
+                "Channel subscriptions held by local sessions",
+            ),
+            registry,
+        };
+        // Pre-create every known child so dashboards see zeros, not gaps.
+        for r in Rejection::ALL {
+            m.rejected.with_label_values(&[r.label()]);
+        }
+        for &c in DisconnectCode::ALL {
+            m.disconnects.with_label_values(&[disconnect_label(c)]);
+        }
+        m
+    }
+
+    /// Counts a refused connection.
+    pub fn rejected(&self, why: Rejection) {
+        self.rejected.with_label_values(&[why.label()]).inc();
+    }
+
+    /// Counts a failed authentication (`reason` from a closed set).
+    pub fn auth_failure(&self, reason: &'static str) {
+        self.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a received command by its type.
+    pub fn command(&self, kind: &'static str) {
+        self.commands.with_label_values(&[kind]).inc();
+    }
+
+    /// Counts an error reply.
+    pub fn error(&self, code: ErrorCode) {
+        self.errors.with_label_values(&[code.name()]).inc();
+    }
+
+    /// Counts a server-initiated close.
+    pub fn disconnect(&self, code: DisconnectCode) {
+        self.disconnects
+            .with_label_values(&[disconnect_label(code)])
+            .inc();
+    }
+
+    /// The Prometheus text exposition of every collector.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(buf).expect("Prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The disconnect reason as a label: `slow consumer` → `slow_consumer`.
+fn disconnect_label(code: DisconnectCode) -> &'static str {
+    match code {
+        DisconnectCode::Shutdown => "shutdown",
+        DisconnectCode::SlowConsumer => "slow_consumer",
+        DisconnectCode::IdleTimeout => "idle_timeout",
+        DisconnectCode::TokenExpired => "token_expired",
+        DisconnectCode::AuthTimeout => "auth_timeout",
+        DisconnectCode::InvalidToken => "invalid_token",
+        DisconnectCode::ProtocolViolation => "protocol_violation",
+        DisconnectCode::MessageTooLarge => "message_too_large",
+        _ => "internal",
+    }
+}

@@ -1,0 +1,220 @@
+//! [`Server`]: the accept loop and the HTTP layer under every connection.
+//!
+//! Each accepted socket is checked against the connection limits, then
+//! served by hyper (HTTP/1.1, headers within `limits.handshake_timeout`)
+//! through the axum router; a WebSocket upgrade hands the raw socket to a
+//! session task. The accept loop never waits on a client. On shutdown the
+//! node stops accepting, tells every session to reconnect elsewhere
+//! (close 4000), and waits for them up to `drain_timeout`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tower_service::Service;
+
+use crate::config::Config;
+use crate::limiter::ConnPermit;
+use crate::metrics::Rejection;
+use crate::state::AppState;
+
+/// Largest HTTP request head accepted (request line and headers).
+const MAX_REQUEST_HEAD: usize = 16 << 10;
+/// Longest wait when `accept` keeps failing (e.g. out of file descriptors).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// What each request learns about its connection (an axum `Extension`).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The connection's slot; a WebSocket session keeps it.
+    pub permit: Arc<ConnPermit>,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A configured key is unusable.
+    #[error("auth keys: {0}")]
+    Keys(#[from] tokenim_auth::KeyError),
+}
+
+/// A bound, not yet running, gateway node.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    router: Router,
+}
+
+impl Server {
+    /// Builds the node's state and binds its listener (port 0 picks a free
+    /// port; see [`Server::local_addr`]).
+    pub async fn bind(config: Config) -> Result<Self, ServerError> {
+        let addr = config.listen;
+        let state = AppState::new(config)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let router = crate::api::router(state.clone());
+        Ok(Self {
+            listener,
+            state,
+            router,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The node's shared state (metrics, hub, config).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Server {
+            listener,
+            state,
+            router,
+        } = self;
+        tokio::pin!(shutdown);
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                        continue;
+                    }
+                },
+            };
+            backoff = Duration::from_millis(5);
+            state.metrics.connections_accepted.inc();
+            match state.limiter.acquire(peer.ip()) {
+                Ok(permit) => {
+                    let _ = stream.set_nodelay(true);
+                    let info = ConnInfo {
+                        peer,
+                        permit: Arc::new(permit),
+                    };
+                    state.tracker.spawn(serve_connection(
+                        stream,
+                        info,
+                        state.clone(),
+                        router.clone(),
+                    ));
+                }
+                Err(why) => {
+                    state.metrics.rejected(why);
+                    state.tracker.spawn(refuse(stream, why));
+                }
+            }
+        }
+        drop(listener);
+        drain(&state).await;
+    }
+}
+
+/// Serves HTTP on one connection until it closes or upgrades.
+async fn serve_connection(stream: TcpStream, info: ConnInfo, state: AppState, router: Router) {
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(info.clone());
+        router.clone().call(req)
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.config.limits.handshake_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = state.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        if e.is_timeout() {
+            state.metrics.rejected(Rejection::HandshakeTimeout);
+        }
+        tracing::debug!(error = %e, "http connection ended with an error");
+    }
+}
+
+/// Answers a connection over a limit with a short HTTP error and closes it.
+async fn refuse(mut stream: TcpStream, why: Rejection) {
+    let (status, message) = match why {
+        Rejection::PerIpLimit => (
+            "429 Too Many Requests",
+            "too many connections from this address",
+        ),
+        _ => (
+            "503 Service Unavailable",
+            "this node is at its connection limit; try another",
+        ),
+    };
+    let code = tokenim_protocol::ErrorCode::RateLimited;
+    let body = format!(
+        r#"{{"code":{},"name":"{}","message":"{message}"}}"#,
+        code.code(),
+        code.name()
+    );
+    let response = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        stream.write_all(response.as_bytes()),
+    )
+    .await;
+}
+
+/// Stops every session (close 4000, reconnect) and waits for them.
+async fn drain(state: &AppState) {
+    tracing::info!(
+        connections = state.limiter.open(),
+        "draining: asking every client to reconnect"
+    );
+    state.shutdown.cancel();
+    state.tracker.close();
+    if tokio::time::timeout(state.config.drain_timeout, state.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = state.limiter.open(),
+            "drain deadline passed; exiting with connections open"
+        );
+    } else {
+        tracing::info!("drained");
+    }
+}

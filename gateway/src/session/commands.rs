@@ -1,0 +1,182 @@
+//! What each command does once a session is authenticated. Every check
+//! that can fail answers with a stable [`ErrorCode`] and changes nothing.
+
+use std::time::Instant;
+
+use tokenim_protocol::{ChannelName, Command, Data, ErrorCode, Presence, Push, ReplyBody};
+
+use super::Session;
+use super::auth::verify;
+
+/// A command that failed, with the code and message of its error reply.
+#[derive(Debug)]
+pub(super) struct CommandError {
+    pub(super) code: ErrorCode,
+    pub(super) message: String,
+}
+
+fn fail<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, CommandError> {
+    Err(CommandError {
+        code,
+        message: message.into(),
+    })
+}
+
+impl From<crate::broker::BrokerError> for CommandError {
+    fn from(e: crate::broker::BrokerError) -> Self {
+        CommandError {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Session {
+    pub(super) async fn handle(&mut self, command: Command) -> Result<ReplyBody, CommandError> {
+        match command {
+            Command::Connect { .. } => fail(
+                ErrorCode::AlreadyConnected,
+                "this connection is already authenticated",
+            ),
+            Command::Refresh { token } => self.refresh(&token),
+            Command::Subscribe { channel } => self.subscribe(channel).await,
+            Command::Unsubscribe { channel } => self.unsubscribe(channel).await,
+            Command::Publish { channel, data } => {
+                if channel.is_personal() {
+                    return fail(
+                        ErrorCode::PermissionDenied,
+                        "personal channels take direct messages: use send",
+                    );
+                }
+                if !self.claims.publish.allows(&channel) {
+                    return fail(
+                        ErrorCode::PermissionDenied,
+                        format!("token may not publish to {channel}"),
+                    );
+                }
+                self.check_publish(&data)?;
+                let seq = self
+                    .state
+                    .broker
+                    .publish(&channel, Some(self.handle.user.clone()), data)
+                    .await?;
+                Ok(ReplyBody::Publish { channel, seq })
+            }
+            Command::Send { to, data } => {
+                self.check_publish(&data)?;
+                let seq = self
+                    .state
+                    .broker
+                    .publish(&to.personal_channel(), Some(self.handle.user.clone()), data)
+                    .await?;
+                Ok(ReplyBody::Send { to, seq })
+            }
+            Command::Ping {} => Ok(ReplyBody::Ping {}),
+        }
+    }
+
+    fn refresh(&mut self, token: &str) -> Result<ReplyBody, CommandError> {
+        let claims = verify(&self.state, token).map_err(|e| CommandError {
+            code: e.code(),
+            message: e.to_string(),
+        })?;
+        if claims.user != self.handle.user {
+            return fail(
+                ErrorCode::PermissionDenied,
+                "the new token is for another user",
+            );
+        }
+        self.claims = claims;
+        Ok(ReplyBody::Refresh {
+            expires_at: self.claims.expires_at.map(|s| s * 1000),
+        })
+    }
+
+    /// Size and rate checks shared by publish and send.
+    fn check_publish(&mut self, data: &Data) -> Result<(), CommandError> {
+        let max = self.state.config.limits.max_data_size;
+        if data.len() > max {
+            return fail(
+                ErrorCode::MessageTooLarge,
+                format!("data is {} bytes; the limit is {max}", data.len()),
+            );
+        }
+        if !self.rate.try_acquire(Instant::now()) {
+            return fail(
+                ErrorCode::RateLimited,
+                "publish rate limit reached; slow down",
+            );
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&mut self, channel: ChannelName) -> Result<ReplyBody, CommandError> {
+        if channel.is_personal() {
+            return fail(
+                ErrorCode::PermissionDenied,
+                "personal channels are subscribed automatically",
+            );
+        }
+        if self.subscriptions.contains(&channel) {
+            return fail(
+                ErrorCode::AlreadySubscribed,
+                format!("already subscribed to {channel}"),
+            );
+        }
+        let max = self.state.config.limits.max_subscriptions;
+        if self.subscriptions.len() >= max {
+            return fail(
+                ErrorCode::TooManySubscriptions,
+                format!("at most {max} subscriptions per connection"),
+            );
+        }
+        if !self.claims.subscribe.allows(&channel) {
+            return fail(
+                ErrorCode::PermissionDenied,
+                format!("token may not subscribe to {channel}"),
+            );
+        }
+        self.join_hub(&channel).await;
+        self.subscriptions.insert(channel.clone());
+        let seq = self.state.broker.last_seq(&channel).await?;
+        let join = Push::Join(self.presence(&channel));
+        self.state
+            .broker
+            .publish_event(&channel, &join, Some(self.handle.id))
+            .await?;
+        Ok(ReplyBody::Subscribe { channel, seq })
+    }
+
+    async fn unsubscribe(&mut self, channel: ChannelName) -> Result<ReplyBody, CommandError> {
+        if !self.subscriptions.remove(&channel) {
+            return fail(
+                ErrorCode::NotSubscribed,
+                format!("not subscribed to {channel}"),
+            );
+        }
+        self.leave_channel(&channel).await;
+        Ok(ReplyBody::Unsubscribe { channel })
+    }
+
+    /// Leaves one channel and tells its other subscribers.
+    pub(super) async fn leave_channel(&self, channel: &ChannelName) {
+        self.leave_hub(channel).await;
+        let leave = Push::Leave(self.presence(channel));
+        if let Err(e) = self
+            .state
+            .broker
+            .publish_event(channel, &leave, Some(self.handle.id))
+            .await
+        {
+            tracing::warn!(channel = %channel, error = %e, "leave event not published");
+        }
+    }
+
+    fn presence(&self, channel: &ChannelName) -> Presence {
+        Presence {
+            channel: channel.clone(),
+            user: self.handle.user.clone(),
+            session: self.handle.id,
+        }
+    }
+}

@@ -162,6 +162,9 @@ impl Metrics {
         for r in Rejection::ALL {
             m.rejected.with_label_values(&[r.label()]);
         }
+        for reason in tokenim_auth::TokenError::REASONS.iter().chain(&["timeout"]) {
+            m.auth_failures.with_label_values(&[reason]);
+        }
         for &c in DisconnectCode::ALL {
             m.disconnects.with_label_values(&[disconnect_label(c)]);
         }

@@ -1,0 +1,117 @@
+//! HTTP endpoints and upgrade refusals: health, readiness, metrics, the
+//! demo page, development tokens, origin checks, bad handshakes, slow
+//! handshakes.
+
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use crate::support::{TestGateway, http_get};
+
+#[tokio::test]
+async fn health_readiness_metrics_and_demo_page() {
+    let gw = TestGateway::spawn().await;
+    assert_eq!(gw.get("/healthz", &[]).await, (200, "ok".into()));
+    assert_eq!(gw.get("/readyz", &[]).await, (200, "ready".into()));
+    let (status, metrics) = gw.get("/metrics", &[]).await;
+    assert_eq!(status, 200);
+    for name in [
+        "tokenim_sessions",
+        "tokenim_auth_failures_total",
+        "tokenim_disconnects_total",
+        "tokenim_deliveries_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing");
+    }
+    let (status, page) = gw.get("/", &[]).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("tokenim.v1.json"),
+        "demo page speaks the JSON subprotocol"
+    );
+}
+
+#[tokio::test]
+async fn dev_token_endpoint_mints_valid_tokens_only_in_dev_mode() {
+    let gw = TestGateway::spawn().await;
+    let (status, body) = gw.get("/dev/token?user=alice", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = json["token"].as_str().unwrap();
+    let claims = gw
+        .state
+        .verifier
+        .verify(token, tokenim_gateway::unix_secs())
+        .unwrap();
+    assert_eq!(claims.user.as_str(), "alice");
+    let (status, body) = gw.get("/dev/token?user=bad%20id", &[]).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("\"code\":1003"), "{body}");
+    assert_eq!(gw.get("/dev/token?user=a&ttl=999999", &[]).await.0, 400);
+
+    let prod = TestGateway::with(|c| {
+        c.dev_mode = false;
+        c.auth.keys.push(tokenim_gateway::config::dev_key());
+    })
+    .await;
+    assert_eq!(prod.get("/dev/token?user=alice", &[]).await.0, 404);
+}
+
+const UPGRADE: [(&str, &str); 4] = [
+    ("connection", "upgrade"),
+    ("upgrade", "websocket"),
+    ("sec-websocket-version", "13"),
+    ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+];
+
+#[tokio::test]
+async fn cross_site_origins_and_missing_origins_are_refused_unless_configured() {
+    let gw = TestGateway::with(|c| c.origins.allow_missing = false).await;
+    let host = gw.addr.to_string();
+    let mut headers = UPGRADE.to_vec();
+    headers.push(("origin", "https://evil.example"));
+    assert_eq!(gw.get("/ws", &headers).await.0, 403);
+    assert_eq!(gw.get("/ws", &UPGRADE).await.0, 403, "no origin");
+    let same = format!("http://{host}");
+    let mut headers = UPGRADE.to_vec();
+    headers.push(("origin", &same));
+    assert_eq!(http_get(gw.addr, "/ws", &headers).await.0, 101);
+    assert_eq!(
+        gw.metric("tokenim_connections_rejected_total{reason=\"origin\"}"),
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn bad_handshakes_and_unknown_subprotocols_get_400() {
+    let gw = TestGateway::spawn().await;
+    assert_eq!(gw.get("/ws", &[]).await.0, 400);
+    let mut headers = UPGRADE.to_vec();
+    headers.push(("sec-websocket-protocol", "mqtt"));
+    let (status, body) = gw.get("/ws", &headers).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("tokenim.v1.msgpack"), "{body}");
+    assert_eq!(
+        gw.metric("tokenim_connections_rejected_total{reason=\"bad_handshake\"}"),
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn a_silent_socket_is_closed_after_the_handshake_timeout_without_blocking_accept() {
+    let gw = TestGateway::with(|c| c.limits.handshake_timeout = Duration::from_millis(300)).await;
+    let mut silent = TcpStream::connect(gw.addr).await.unwrap();
+    // Meanwhile the node serves others.
+    assert_eq!(gw.get("/healthz", &[]).await.0, 200);
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(3), silent.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(matches!(read, Ok(n) if n < buf.len()), "{read:?}");
+    gw.wait_metric(
+        "tokenim_connections_rejected_total{reason=\"handshake_timeout\"}",
+        1.0,
+    )
+    .await;
+}

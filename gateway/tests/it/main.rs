@@ -1,0 +1,12 @@
+//! Gateway integration tests: the real server on port 0, real sockets, the
+//! real Rust client, both codecs. One test binary; modules by topic.
+
+mod support;
+
+mod auth;
+mod http;
+mod lifecycle;
+mod limits;
+mod malformed;
+mod pubsub;
+mod slow_consumer;

@@ -64,7 +64,7 @@ async fn a_bad_token_in_the_connect_frame_is_answered_then_closed() {
         }
     }
     // An expired token: its own code, and the close asks for a new token.
-    let expired = gw.token_with(MintRequest::new(
+    let expired = gw.token_with(&MintRequest::new(
         UserId::new("alice").unwrap(),
         tokenim_gateway::unix_secs() - 7200,
         60,
@@ -135,7 +135,7 @@ async fn token_scopes_narrow_subscribe_and_publish() {
     );
     request.subscribe = Some(vec!["rooms.*".into()]);
     request.publish = Some(vec!["rooms.lobby".into()]);
-    let client = Client::connect(gw.options(Codec::Json, Auth::Frame(gw.token_with(request))))
+    let client = Client::connect(gw.options(Codec::Json, Auth::Frame(gw.token_with(&request))))
         .await
         .unwrap();
     let lobby = ChannelName::new("rooms.lobby").unwrap();

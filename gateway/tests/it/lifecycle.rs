@@ -57,7 +57,7 @@ async fn a_silent_client_is_closed_after_the_idle_timeout() {
 }
 
 fn short_token(gw: &TestGateway, user: &str, ttl: u64) -> String {
-    gw.token_with(MintRequest::new(
+    gw.token_with(&MintRequest::new(
         UserId::new(user).unwrap(),
         tokenim_gateway::unix_secs(),
         ttl,

@@ -66,18 +66,15 @@ impl TestGateway {
 
     /// A token for `user` from the development key, valid for an hour.
     pub(crate) fn token(&self, user: &str) -> String {
-        self.token_with(MintRequest::new(
+        self.token_with(&MintRequest::new(
             UserId::new(user).unwrap(),
             tokenim_gateway::unix_secs(),
             3600,
         ))
     }
 
-    pub(crate) fn token_with(&self, request: MintRequest) -> String {
-        TokenSigner::new(&dev_key())
-            .unwrap()
-            .sign(&request)
-            .unwrap()
+    pub(crate) fn token_with(&self, request: &MintRequest) -> String {
+        TokenSigner::new(&dev_key()).unwrap().sign(request).unwrap()
     }
 
     pub(crate) fn options(&self, codec: Codec, auth: Auth) -> ConnectOptions {

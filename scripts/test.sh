@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit, integration and doc tests, benchmarks
+# compiled, the Python client written from docs/PROTOCOL.md, and the demo
+# page driven in headless Chromium.
+#
+#   scripts/test.sh
+#
+# Needs: Rust with cargo-nextest, python3, node + npm, and Debian's chromium
+# (/usr/bin/chromium). Without chromium the browser test is skipped with a
+# note, unless TOKENIM_REQUIRE_BROWSER=1 (as in CI), which makes it fail.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+echo "== cargo nextest (unit + integration tests)"
+cargo nextest run --workspace --no-fail-fast
+
+echo "== doc tests"
+cargo test --workspace --doc --quiet
+
+echo "== benchmarks compile"
+cargo bench --workspace --no-run --quiet
+
+if [[ -x tests/python/run.sh ]]; then
+  echo "== Python client written from docs/PROTOCOL.md"
+  tests/python/run.sh
+fi
+
+echo "== demo page in headless Chromium"
+if [[ -x /usr/bin/chromium ]]; then
+  tests/browser/run.sh
+elif [[ ${TOKENIM_REQUIRE_BROWSER:-0} == 1 ]]; then
+  echo "chromium is required (TOKENIM_REQUIRE_BROWSER=1) but /usr/bin/chromium is missing" >&2
+  exit 1
+else
+  echo "skipped: /usr/bin/chromium is missing (apt-get install -y chromium to run it)"
+fi
+
+echo "== all tests passed"

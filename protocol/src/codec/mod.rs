@@ -106,8 +106,28 @@ impl Codec {
 
     /// Decodes a server frame (reply or push), up to
     /// [`DEFAULT_MAX_FRAME_LEN`] bytes.
+    ///
+    /// Frames that start with the `push` field, as every push encoded by
+    /// this crate does, are decoded straight as a [`crate::Push`]; anything
+    /// else goes through the general (slower, buffering) path.
     pub fn decode_server(self, bytes: &[u8]) -> Result<ServerFrame, DecodeError> {
+        if self.starts_with_push_field(bytes) {
+            if let Ok(push) = self.decode(bytes, DEFAULT_MAX_FRAME_LEN) {
+                return Ok(ServerFrame::Push(push));
+            }
+        }
         self.decode(bytes, DEFAULT_MAX_FRAME_LEN)
+    }
+
+    /// Whether an encoded map's first key is `push`.
+    fn starts_with_push_field(self, bytes: &[u8]) -> bool {
+        match self {
+            Codec::Json => bytes.starts_with(br#"{"push""#),
+            // fixmap marker, then fixstr of length 4: "push"
+            Codec::MsgPack => {
+                bytes.len() > 5 && bytes[0] & 0xf0 == 0x80 && &bytes[1..6] == b"\xa4push"
+            }
+        }
     }
 
     /// Reads just the `id` of a frame that failed to decode, so the error

@@ -1,0 +1,368 @@
+//! Opening many connections: [`Setup`] (where to, from which source
+//! addresses, with which codec and tokens), [`storm`] (open N at a rate
+//! with bounded concurrency, then hand each to a long-lived task), the
+//! shared [`ConnStats`], and [`Stopper`], one signal that ends every held
+//! connection.
+//!
+//! # Scaling on one machine
+//!
+//! * **Ephemeral ports.** A source address has about 28,000 ephemeral
+//!   ports towards one gateway address. Connection `i` binds source
+//!   address `i % len(--source-ips)` before connecting, so 20 loopback
+//!   addresses (`127.0.0.1-127.0.0.20`) give room for far more sockets
+//!   than one process may open. The same spread keeps each address under
+//!   the gateway's per-IP cap (`limits.max_connections_per_ip`, default
+//!   1,000; HTTP 429 beyond it).
+//! * **Open files.** Every socket is a file. [`crate::sys::raise_nofile`]
+//!   lifts the soft `RLIMIT_NOFILE` to the hard limit at start; a connect
+//!   that still fails with `EMFILE` is reported once, loudly, and counted
+//!   as `emfile`.
+//! * **Targets.** Connection `i` goes to URL `i % len(--url)`, so a list of
+//!   nodes shares the load evenly.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokenim_protocol::Codec;
+use tokio::sync::{Semaphore, oneshot};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::progress::Progress;
+use crate::report::Recorder;
+use crate::sys::FileLimit;
+use crate::token::TokenSource;
+use crate::wire::{self, AuthMode, DialError, DialSpec, Target, TargetError, Ws};
+
+/// Most source addresses a `--source-ips` list may expand to.
+pub const MAX_SOURCE_IPS: usize = 65_536;
+
+/// Everything needed to open connection number `i`.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Gateways, used round robin.
+    pub targets: Vec<Target>,
+    /// Source addresses, used round robin; empty lets the kernel choose.
+    pub sources: Vec<IpAddr>,
+    /// Codec of every connection.
+    pub codec: Codec,
+    /// How tokens are presented.
+    pub auth: AuthMode,
+    /// Where tokens come from.
+    pub tokens: TokenSource,
+    /// Most handshakes in flight at once.
+    pub concurrency: usize,
+    /// Bound on TCP connect + upgrade + authentication.
+    pub connect_timeout: Duration,
+    /// WebSocket read buffer per connection (allocated up front).
+    pub read_buffer: usize,
+    /// The open-file limit in force, when known.
+    pub file_limit: Option<FileLimit>,
+}
+
+impl Setup {
+    /// Defaults for one loopback gateway: JSON, header auth, the
+    /// development key, no source-address spread.
+    pub fn local(url: &str) -> Result<Setup, TargetError> {
+        Ok(Setup {
+            targets: vec![Target::parse(url, false)?],
+            sources: Vec::new(),
+            codec: Codec::Json,
+            auth: AuthMode::Header,
+            tokens: TokenSource::dev("lt", 3600).expect("the development key signs"),
+            concurrency: 256,
+            connect_timeout: Duration::from_secs(10),
+            read_buffer: 8 * 1024,
+            file_limit: None,
+        })
+    }
+
+    /// Opens connection `index`: its target, source address and token,
+    /// within [`Setup::connect_timeout`].
+    pub async fn dial(&self, index: usize) -> Result<Ws, DialError> {
+        let token = self
+            .tokens
+            .token(index)
+            .map_err(|e| DialError::Token(e.to_string()))?;
+        let spec = DialSpec {
+            target: &self.targets[index % self.targets.len()],
+            source: (!self.sources.is_empty()).then(|| self.sources[index % self.sources.len()]),
+            codec: self.codec,
+            auth: self.auth,
+            token: &token,
+            websocket: WebSocketConfig::default().read_buffer_size(self.read_buffer),
+        };
+        tokio::time::timeout(self.connect_timeout, wire::dial(spec))
+            .await
+            .map_err(|_| DialError::Timeout)?
+    }
+}
+
+/// Parses `--source-ips`: comma-separated addresses and inclusive IPv4
+/// ranges, e.g. `127.0.0.1-127.0.0.20,127.0.1.1`. Unless `allow_remote`,
+/// every address must be loopback.
+pub fn parse_sources(text: &str, allow_remote: bool) -> Result<Vec<IpAddr>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let parse = |s: &str| {
+                    s.trim()
+                        .parse::<Ipv4Addr>()
+                        .map_err(|e| format!("{s:?} in range {part:?}: {e}"))
+                };
+                let (a, b) = (u32::from(parse(a)?), u32::from(parse(b)?));
+                if b < a {
+                    return Err(format!("range {part:?} runs backwards"));
+                }
+                if (b - a) as usize >= MAX_SOURCE_IPS {
+                    return Err(format!("range {part:?} is larger than {MAX_SOURCE_IPS}"));
+                }
+                out.extend((a..=b).map(|n| IpAddr::V4(Ipv4Addr::from(n))));
+            }
+            None => out.push(
+                part.parse::<IpAddr>()
+                    .map_err(|e| format!("{part:?}: {e}"))?,
+            ),
+        }
+        if out.len() > MAX_SOURCE_IPS {
+            return Err(format!("more than {MAX_SOURCE_IPS} source addresses"));
+        }
+    }
+    if !allow_remote {
+        if let Some(ip) = out.iter().find(|ip| !ip.is_loopback()) {
+            return Err(format!(
+                "{ip} is not a loopback address (use --allow-remote to send from it)"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Counters every scenario shares about its connections.
+#[derive(Debug)]
+pub struct ConnStats {
+    /// Dial attempts started.
+    pub attempted: AtomicU64,
+    /// Dials that ended authenticated.
+    pub connected: AtomicU64,
+    /// Dials that failed.
+    pub failed: AtomicU64,
+    /// Connections open right now.
+    pub open: AtomicU64,
+    /// Dial-to-authenticated time, µs.
+    pub connect_us: Recorder,
+    failures: Mutex<BTreeMap<String, u64>>,
+    closes: Mutex<BTreeMap<String, u64>>,
+    out_of_files: AtomicBool,
+    progress: Progress,
+}
+
+impl ConnStats {
+    /// Empty counters; warnings go to `progress`.
+    pub fn new(progress: Progress) -> ConnStats {
+        ConnStats {
+            attempted: AtomicU64::new(0),
+            connected: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+            connect_us: Recorder::new(8),
+            failures: Mutex::new(BTreeMap::new()),
+            closes: Mutex::new(BTreeMap::new()),
+            out_of_files: AtomicBool::new(false),
+            progress,
+        }
+    }
+
+    /// Counts a failed dial by reason; says loudly, once, when the
+    /// generator ran out of file descriptors.
+    pub fn failed(&self, error: &DialError, limit: Option<FileLimit>) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.failures).entry(error.reason()).or_default() += 1;
+        if error.is_out_of_files() && !self.out_of_files.swap(true, Ordering::Relaxed) {
+            let limit = limit.map_or_else(String::new, |l| {
+                format!(" (RLIMIT_NOFILE soft {}, hard {})", l.soft, l.hard)
+            });
+            self.progress.note(&format!(
+                "tokenim-loadtest: the GENERATOR ran out of file descriptors (EMFILE) with {} connections open{limit}. This is the generator's limit, not the gateway's: raise the hard limit (ulimit -Hn, limits.conf) or split the load over several generator processes.",
+                self.open.load(Ordering::Relaxed)
+            ));
+        }
+    }
+
+    /// Counts a connection the server (or the network) closed, by close
+    /// code (`none` when no close frame came).
+    pub fn closed(&self, code: Option<u16>) {
+        let key = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
+        *lock(&self.closes).entry(key).or_default() += 1;
+    }
+
+    /// Whether a dial failed for lack of file descriptors.
+    pub fn ran_out_of_files(&self) -> bool {
+        self.out_of_files.load(Ordering::Relaxed)
+    }
+
+    /// Failures by reason so far.
+    pub fn failures(&self) -> BTreeMap<String, u64> {
+        lock(&self.failures).clone()
+    }
+
+    /// Server closes by code so far.
+    pub fn closes(&self) -> BTreeMap<String, u64> {
+        lock(&self.closes).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One signal that ends every held connection. Each connection task gets
+/// a [`oneshot::Receiver`] (polling one is a couple of atomic loads, with
+/// no lock shared between thousands of tasks); [`Stopper::stop`] drops the
+/// senders, which resolves them all.
+#[derive(Debug, Clone, Default)]
+pub struct Stopper {
+    senders: Arc<Mutex<Option<Vec<oneshot::Sender<()>>>>>,
+}
+
+impl Stopper {
+    /// A stopper that has not fired.
+    pub fn new() -> Stopper {
+        Stopper {
+            senders: Arc::new(Mutex::new(Some(Vec::new()))),
+        }
+    }
+
+    /// A receiver that resolves when [`Stopper::stop`] is called (at once,
+    /// if it already was).
+    pub fn receiver(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        if let Some(senders) = lock(&self.senders).as_mut() {
+            senders.push(tx);
+        }
+        rx
+    }
+
+    /// Fires: every receiver resolves.
+    pub fn stop(&self) {
+        lock(&self.senders).take();
+    }
+}
+
+/// How to open a batch of connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Storm {
+    /// Connection indexes `first..first + count` (they pick target,
+    /// source address and user).
+    pub first: usize,
+    /// How many.
+    pub count: usize,
+    /// New connections per second; 0 means as fast as the concurrency
+    /// bound allows.
+    pub rate: f64,
+    /// No attempt starts after this.
+    pub deadline: Instant,
+}
+
+/// Opens `plan.count` connections at `plan.rate`, at most
+/// [`Setup::concurrency`] handshakes at a time. Each opened connection is
+/// passed to `on_open(index, ws)` on its own task, tracked by `tasks`.
+/// Returns when every attempt has finished (connected or failed), the
+/// deadline passed, or `interrupt` fired.
+pub async fn storm<F, Fut>(
+    setup: &Arc<Setup>,
+    plan: Storm,
+    stats: &Arc<ConnStats>,
+    tasks: &TaskTracker,
+    interrupt: &CancellationToken,
+    on_open: F,
+) where
+    F: Fn(usize, Ws) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let concurrency = setup.concurrency.max(1);
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let on_open = Arc::new(on_open);
+    let start = tokio::time::Instant::now();
+    for n in 0..plan.count {
+        if plan.rate > 0.0 {
+            let at = start + Duration::from_secs_f64(n as f64 / plan.rate);
+            tokio::select! {
+                () = tokio::time::sleep_until(at) => {}
+                () = interrupt.cancelled() => break,
+            }
+        }
+        if Instant::now() >= plan.deadline || interrupt.is_cancelled() {
+            break;
+        }
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => permit.expect("never closed"),
+            () = interrupt.cancelled() => break,
+        };
+        let index = plan.first + n;
+        let (setup, stats, on_open) = (Arc::clone(setup), Arc::clone(stats), Arc::clone(&on_open));
+        tasks.spawn(async move {
+            stats.attempted.fetch_add(1, Ordering::Relaxed);
+            let began = Instant::now();
+            let dialled = setup.dial(index).await;
+            drop(permit);
+            match dialled {
+                Ok(ws) => {
+                    stats
+                        .connect_us
+                        .record(index, began.elapsed().as_micros() as u64);
+                    stats.connected.fetch_add(1, Ordering::Relaxed);
+                    stats.open.fetch_add(1, Ordering::Relaxed);
+                    on_open(index, ws).await;
+                    stats.open.fetch_sub(1, Ordering::Relaxed);
+                }
+                Err(e) => stats.failed(&e, setup.file_limit),
+            }
+        });
+    }
+    // Every attempt has finished once all permits are back.
+    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+    let remaining = plan.deadline.saturating_duration_since(Instant::now()) + setup.connect_timeout;
+    tokio::select! {
+        _ = permits.acquire_many(all) => {}
+        () = tokio::time::sleep(remaining) => {}
+        () = interrupt.cancelled() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_ranges_expand_and_stay_on_loopback() {
+        let ips = parse_sources("127.0.0.1-127.0.0.3, 127.0.1.9", false).unwrap();
+        let shown: Vec<String> = ips.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.1.9"]);
+        assert_eq!(
+            parse_sources("127.0.0.255-127.0.1.0", false).unwrap().len(),
+            2
+        );
+        assert!(parse_sources("127.0.0.5-127.0.0.1", false).is_err());
+        assert!(parse_sources("192.168.1.2", false).is_err());
+        assert!(parse_sources("192.168.1.2", true).is_ok());
+        assert!(parse_sources("127.0.0.1-nope", false).is_err());
+        assert!(parse_sources("127.0.0.0-127.1.0.0", false).is_err());
+    }
+
+    #[tokio::test]
+    async fn stopper_reaches_early_and_late_receivers() {
+        let stopper = Stopper::new();
+        let early = stopper.receiver();
+        stopper.stop();
+        let late = stopper.receiver();
+        assert!(early.await.is_err());
+        assert!(late.await.is_err());
+    }
+}

@@ -1,0 +1,507 @@
+//! `broadcast`: `subscribers` connections on one channel, `publishers`
+//! connections publishing to it at a total `rate` for `duration`; how many
+//! deliveries per second arrive, whether any are lost, duplicated or out
+//! of order, and how long each took from its intended send time.
+//!
+//! Phases, each bounded:
+//!
+//! 1. **setup** (`setup_timeout`): open the subscribers at
+//!    `subscribe_rate` and subscribe each; open the publishers.
+//! 2. **measured** (`duration`, cut short by Ctrl-C or the `messages`
+//!    cap): publishers send on schedule (see [`publisher`]).
+//! 3. **drain** (`drain`): wait for outstanding replies, and until every
+//!    live subscriber has seen the channel's last sequence.
+//! 4. **teardown**: close everything, add up.
+//!
+//! Loss is judged against the gateway's own sequence numbers: the channel
+//! is fresh (`loadtest.<pid>.<ms>` unless `--channel` is given), its
+//! sequence has no gaps, and each subscriber is owed every sequence above
+//! the one its `subscribe` reply named, up to the last one published (see
+//! [`seq`]).
+//!
+//! Metrics: `subscribers` (subscribed), `subscribe_failed`, `publishers`,
+//! `published` (sent), `acked`, `publish_errors`, `rate_limited`,
+//! `unacked`, `publish_per_s`, `measured_s`, `expected_deliveries`,
+//! `delivered`, `deliveries_per_s`, `lost`, `loss_ratio`,
+//! `subscribers_with_loss`, `duplicates`, `out_of_order`,
+//! `dropped_subscribers`, `closed_subscribers`, `ignored_frames`,
+//! `gateway_cpu_us_per_delivery` (with `--gateway-pid`). Latency:
+//! `delivery`, `publish_ack`, `send_lag`, `connect`.
+
+pub mod publisher;
+pub mod seq;
+pub mod subscriber;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokenim_protocol::ChannelName;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::subscriber::{IDLE, Shared};
+use super::{Meter, connection_figures, teardown};
+use crate::progress::Control;
+use crate::report::{GatewayUsage, LatencySummary, Recorder, RunReport};
+use crate::runner::{ConnStats, Setup, Stopper, Storm, storm};
+use crate::sys;
+
+/// The gateway's error code for a refused publish rate.
+const RATE_LIMITED: u16 = 1203;
+
+/// Parameters of a broadcast run.
+#[derive(Debug, Clone)]
+pub struct BroadcastParams {
+    /// Subscriber connections.
+    pub subscribers: usize,
+    /// Publisher connections.
+    pub publishers: usize,
+    /// Total messages per second over all publishers.
+    pub rate: f64,
+    /// How long publishers publish.
+    pub duration: Duration,
+    /// Most messages published in all (`None`: `rate × duration`).
+    pub messages: Option<u64>,
+    /// Bytes of filler added to each payload (the stamp itself is ~50).
+    pub payload_padding: usize,
+    /// The channel (default: a fresh `loadtest.<pid>.<ms>`).
+    pub channel: Option<String>,
+    /// New subscriber connections per second during setup (0: as fast as
+    /// the concurrency allows).
+    pub subscribe_rate: f64,
+    /// Bound on the setup phase.
+    pub setup_timeout: Duration,
+    /// Bound on the drain phase.
+    pub drain: Duration,
+    /// Close this many subscribers on purpose mid-run (a self-check:
+    /// their missed messages must show up as loss).
+    pub drop_subscribers: usize,
+    /// When, after publishing starts, the chosen subscribers close.
+    pub drop_after: Duration,
+    /// Gateway process to read memory and CPU from.
+    pub gateway_pid: Option<u32>,
+    /// Tokio worker threads (for the saturation check).
+    pub threads: usize,
+}
+
+impl BroadcastParams {
+    /// Defaults: 100 subscribers, 1 publisher, 100 msg/s for 10 s.
+    pub fn new(subscribers: usize, publishers: usize, rate: f64, duration: Duration) -> Self {
+        BroadcastParams {
+            subscribers,
+            publishers,
+            rate,
+            duration,
+            messages: None,
+            payload_padding: 0,
+            channel: None,
+            subscribe_rate: 0.0,
+            setup_timeout: Duration::from_secs(60),
+            drain: Duration::from_secs(2),
+            drop_subscribers: 0,
+            drop_after: Duration::ZERO,
+            gateway_pid: None,
+            threads: sys::available_cores(),
+        }
+    }
+}
+
+/// Why a broadcast could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum BroadcastError {
+    /// The channel name is not valid.
+    #[error("channel {0:?} is not a valid channel name")]
+    Channel(String),
+    /// `rate` must be positive and publishers at least 1.
+    #[error("{0}")]
+    Params(String),
+}
+
+/// Runs a broadcast.
+pub async fn run(
+    setup: Arc<Setup>,
+    params: &BroadcastParams,
+    control: &Control,
+) -> Result<RunReport, BroadcastError> {
+    if !(params.rate > 0.0 && params.rate.is_finite()) || params.publishers == 0 {
+        return Err(BroadcastError::Params(
+            "broadcast needs --rate > 0 and at least one publisher".into(),
+        ));
+    }
+    let name = params.channel.clone().unwrap_or_else(|| {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        format!("loadtest.{}.{ms}", std::process::id())
+    });
+    let channel = ChannelName::new(&name).map_err(|_| BroadcastError::Channel(name.clone()))?;
+    let mut report = RunReport::new("broadcast");
+    record_params(&mut report, params, &name);
+    super::common_params(&mut report, &setup);
+
+    let started = Instant::now();
+    let gateway_before = params.gateway_pid.and_then(sys::rss_bytes);
+    let stats = Arc::new(ConnStats::new(control.progress.clone()));
+    let shared = Arc::new(Shared::new(
+        channel.clone(),
+        setup.codec,
+        params.subscribers,
+        setup.connect_timeout,
+    ));
+    let tasks = TaskTracker::new();
+    let stopper = Stopper::new();
+    let drop_signal = CancellationToken::new();
+
+    // 1. Setup: subscribers, then publishers.
+    let setup_deadline = started + params.setup_timeout;
+    let setup_ticker = {
+        let (stats, shared) = (Arc::clone(&stats), Arc::clone(&shared));
+        let total = params.subscribers;
+        control.progress.ticker(move |_| {
+            format!(
+                "broadcast setup: subscribed {}/{total}  failed {}",
+                shared.ready.load(Ordering::Relaxed),
+                stats.failed.load(Ordering::Relaxed)
+                    + shared.subscribe_failed.load(Ordering::Relaxed),
+            )
+        })
+    };
+    let plan = Storm {
+        first: 0,
+        count: params.subscribers,
+        rate: params.subscribe_rate,
+        deadline: setup_deadline,
+    };
+    let on_open = {
+        let (shared, stopper, drop_signal) =
+            (Arc::clone(&shared), stopper.clone(), drop_signal.clone());
+        let dropped = params.drop_subscribers;
+        move |index, ws| {
+            let drop_signal = (index < dropped).then(|| drop_signal.clone());
+            subscriber::run(
+                index,
+                ws,
+                Arc::clone(&shared),
+                stopper.receiver(),
+                drop_signal,
+            )
+        }
+    };
+    storm(&setup, plan, &stats, &tasks, &control.interrupt, on_open).await;
+    wait_subscribed(&shared, &stats, params.subscribers, setup_deadline, control).await;
+    let publishers = open_publishers(&setup, params, &stats).await;
+    drop(setup_ticker);
+    let gateway_after = params.gateway_pid.and_then(sys::rss_bytes);
+
+    // 2. Measured phase.
+    let meter = Meter::start(params.gateway_pid);
+    let ack = Arc::new(Recorder::new(4));
+    let lag = Arc::new(Recorder::new(4));
+    let start = Instant::now() + Duration::from_millis(20);
+    let end = start + params.duration;
+    let limits = split_limit(params, publishers.len());
+    let interval = Duration::from_secs_f64(params.publishers as f64 / params.rate);
+    let pad = "x".repeat(params.payload_padding);
+    let mut running = JoinSet::new();
+    for (i, ws) in publishers {
+        let plan = publisher::Plan {
+            index: i as u32,
+            channel: channel.clone(),
+            codec: setup.codec,
+            first: start + Duration::from_secs_f64(i as f64 / params.rate),
+            interval,
+            end,
+            limit: limits[i],
+            pad: pad.clone(),
+            drain: params.drain,
+            clock: shared.clock,
+        };
+        let (ack, lag, interrupt) = (
+            Arc::clone(&ack),
+            Arc::clone(&lag),
+            control.interrupt.clone(),
+        );
+        running.spawn(async move { publisher::run(ws, plan, &ack, &lag, &interrupt).await });
+    }
+    if params.drop_subscribers > 0 {
+        let (token, at) = (drop_signal.clone(), start + params.drop_after);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            token.cancel();
+        });
+    }
+    let live_ticker = live_ticker(control, &shared, &ack, params);
+    let mut tallies = Vec::new();
+    while let Some(done) = running.join_next().await {
+        if let Ok(tally) = done {
+            tallies.push(tally);
+        }
+    }
+    let measured = start
+        .elapsed()
+        .min(params.duration.max(Duration::from_millis(1)));
+
+    // 3. Drain: every live subscriber reaches the last sequence.
+    let last_seq = tallies
+        .iter()
+        .map(|t| t.max_seq)
+        .chain(
+            shared
+                .max_seen
+                .iter()
+                .map(|s| s.load(Ordering::Relaxed))
+                .filter(|&s| s != IDLE),
+        )
+        .max()
+        .unwrap_or(0);
+    wait_drained(&shared, last_seq, params.drain, control).await;
+    drop(live_ticker);
+    meter.finish(&mut report, &setup, params.threads);
+    teardown(&stopper, &tasks).await;
+
+    // 4. Add up.
+    connection_figures(&mut report, &stats);
+    add_publisher_figures(&mut report, &tallies, measured);
+    add_subscriber_figures(&mut report, &shared, last_seq, measured);
+    report.latency_us.insert(
+        "delivery".into(),
+        LatencySummary::of(&shared.delivery.merged()),
+    );
+    report
+        .latency_us
+        .insert("publish_ack".into(), LatencySummary::of(&ack.merged()));
+    report
+        .latency_us
+        .insert("send_lag".into(), LatencySummary::of(&lag.merged()));
+    if let (Some(before), Some(after)) = (gateway_before, gateway_after) {
+        let gateway = report.gateway.get_or_insert_with(GatewayUsage::default);
+        gateway.rss_before_bytes = before;
+        gateway.rss_after_bytes = after;
+    }
+    if let Some(gateway) = &report.gateway {
+        let delivered = report.get("delivered");
+        if delivered > 0.0 {
+            let per = gateway.cpu_s * 1e6 / delivered;
+            report.metric("gateway_cpu_us_per_delivery", per);
+        }
+    }
+    report.interrupted = control.interrupt.is_cancelled();
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    control.progress.finish();
+    Ok(report)
+}
+
+fn record_params(report: &mut RunReport, params: &BroadcastParams, channel: &str) {
+    report.param("subscribers", params.subscribers);
+    report.param("publishers", params.publishers);
+    report.param("rate", params.rate);
+    report.param("duration_s", params.duration.as_secs_f64());
+    report.param("messages", params.messages);
+    report.param("payload_padding", params.payload_padding);
+    report.param("channel", channel);
+    if params.drop_subscribers > 0 {
+        report.param("drop_subscribers", params.drop_subscribers);
+        report.param("drop_after_s", params.drop_after.as_secs_f64());
+    }
+}
+
+/// Waits until every subscriber either subscribed or failed, or the
+/// setup deadline / Ctrl-C.
+async fn wait_subscribed(
+    shared: &Shared,
+    stats: &ConnStats,
+    total: usize,
+    deadline: Instant,
+    control: &Control,
+) {
+    loop {
+        let settled = shared.ready.load(Ordering::Relaxed)
+            + shared.subscribe_failed.load(Ordering::Relaxed)
+            + stats.failed.load(Ordering::Relaxed);
+        if settled >= total as u64 || Instant::now() >= deadline || control.interrupt.is_cancelled()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Opens the publisher connections (indexes after the subscribers'), all
+/// at once; failures are counted like any other.
+async fn open_publishers(
+    setup: &Arc<Setup>,
+    params: &BroadcastParams,
+    stats: &Arc<ConnStats>,
+) -> Vec<(usize, crate::wire::Ws)> {
+    let mut dials = JoinSet::new();
+    for i in 0..params.publishers {
+        let (setup, stats) = (Arc::clone(setup), Arc::clone(stats));
+        let index = params.subscribers + i;
+        dials.spawn(async move {
+            stats.attempted.fetch_add(1, Ordering::Relaxed);
+            let began = Instant::now();
+            match setup.dial(index).await {
+                Ok(ws) => {
+                    let us = began.elapsed().as_micros() as u64;
+                    stats.connect_us.record(index, us);
+                    stats.connected.fetch_add(1, Ordering::Relaxed);
+                    Some((i, ws))
+                }
+                Err(e) => {
+                    stats.failed(&e, setup.file_limit);
+                    None
+                }
+            }
+        });
+    }
+    let mut out: Vec<_> = dials.join_all().await.into_iter().flatten().collect();
+    out.sort_by_key(|(i, _)| *i);
+    out
+}
+
+/// Each publisher's share of the `messages` cap.
+fn split_limit(params: &BroadcastParams, publishers: usize) -> Vec<u64> {
+    let p = params.publishers as u64;
+    (0..params.publishers.max(publishers) as u64)
+        .map(|i| match params.messages {
+            Some(m) => m / p + u64::from(i < m % p),
+            None => u64::MAX,
+        })
+        .collect()
+}
+
+/// The live line during the measured phase: deliveries per second and
+/// the interval's p99.
+fn live_ticker(
+    control: &Control,
+    shared: &Arc<Shared>,
+    ack: &Arc<Recorder>,
+    params: &BroadcastParams,
+) -> crate::progress::Ticker {
+    let (shared, ack) = (Arc::clone(shared), Arc::clone(ack));
+    let mut last = (0u64, Duration::ZERO);
+    let expected = params.rate * shared.ready.load(Ordering::Relaxed) as f64;
+    control.progress.ticker(move |elapsed| {
+        let delivered = shared.delivery.count();
+        let dt = (elapsed - last.1).as_secs_f64().max(1e-3);
+        let rate = (delivered - last.0) as f64 / dt;
+        last = (delivered, elapsed);
+        let p99 = shared.delivery.take_interval().value_at_quantile(0.99) as f64 / 1000.0;
+        format!(
+            "broadcast: published {}  deliveries {:.0}/s (expected {:.0}/s)  p99 {p99:.2} ms",
+            ack.count(),
+            rate,
+            expected
+        )
+    })
+}
+
+/// Waits until every live subscriber has seen `last_seq`, at most `drain`.
+async fn wait_drained(shared: &Shared, last_seq: u64, drain: Duration, control: &Control) {
+    let deadline = Instant::now() + drain;
+    while Instant::now() < deadline && !control.interrupt.is_cancelled() {
+        let behind = shared
+            .max_seen
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .any(|s| s != IDLE && s < last_seq);
+        if !behind {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn add_publisher_figures(report: &mut RunReport, tallies: &[publisher::Tally], measured: Duration) {
+    let sum = |f: fn(&publisher::Tally) -> u64| tallies.iter().map(f).sum::<u64>() as f64;
+    let errors = sum(|t| t.errors.values().sum());
+    let rate_limited = sum(|t| t.errors.get(&RATE_LIMITED).copied().unwrap_or(0));
+    report.metric("publishers", tallies.len() as f64);
+    report.metric("published", sum(|t| t.sent));
+    report.metric("acked", sum(|t| t.acked));
+    report.metric("publish_errors", errors);
+    report.metric("rate_limited", rate_limited);
+    report.metric("unacked", sum(publisher::Tally::unacked));
+    report.metric("publish_per_s", sum(|t| t.acked) / measured.as_secs_f64());
+    report.metric("measured_s", measured.as_secs_f64());
+    if rate_limited > 0.0 {
+        report.warnings.push(format!(
+            "{rate_limited} publishes were refused with 1203 rate_limited: the gateway allows limits.publish_rate per connection (default 50/s, burst 100). Raise TOKENIM_LIMITS__PUBLISH_RATE and TOKENIM_LIMITS__PUBLISH_BURST on the gateway, or use more --publishers"
+        ));
+    }
+    for t in tallies {
+        if let Some(code) = t.closed {
+            report.warnings.push(format!(
+                "a publisher's connection closed early (code {})",
+                code.map_or_else(|| "none".to_owned(), |c| c.to_string())
+            ));
+        }
+    }
+}
+
+fn add_subscriber_figures(
+    report: &mut RunReport,
+    shared: &Shared,
+    last_seq: u64,
+    measured: Duration,
+) {
+    let outcomes = shared
+        .results
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let mut expected = 0u64;
+    let (mut delivered, mut lost, mut with_loss) = (0u64, 0u64, 0u64);
+    let (mut duplicates, mut late, mut dropped, mut closed) = (0u64, 0u64, 0u64, 0u64);
+    for o in &outcomes {
+        expected += last_seq.saturating_sub(o.seqs.base());
+        delivered += o.seqs.distinct;
+        let l = o.seqs.lost(last_seq);
+        lost += l;
+        with_loss += u64::from(l > 0);
+        duplicates += o.seqs.duplicates;
+        late += o.seqs.out_of_order;
+        dropped += u64::from(o.dropped);
+        if let Some(code) = o.closed {
+            closed += 1;
+            let key = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
+            *report.closes.entry(key).or_default() += 1;
+        }
+    }
+    report.metric("subscribers", shared.ready.load(Ordering::Relaxed) as f64);
+    report.metric(
+        "subscribe_failed",
+        shared.subscribe_failed.load(Ordering::Relaxed) as f64,
+    );
+    report.metric("expected_deliveries", expected as f64);
+    report.metric("delivered", delivered as f64);
+    report.metric(
+        "deliveries_per_s",
+        delivered as f64 / measured.as_secs_f64(),
+    );
+    report.metric("lost", lost as f64);
+    report.metric(
+        "loss_ratio",
+        if expected > 0 {
+            lost as f64 / expected as f64
+        } else {
+            0.0
+        },
+    );
+    report.metric("subscribers_with_loss", with_loss as f64);
+    report.metric("duplicates", duplicates as f64);
+    report.metric("out_of_order", late as f64);
+    report.metric("dropped_subscribers", dropped as f64);
+    report.metric("closed_subscribers", closed as f64);
+    report.metric(
+        "ignored_frames",
+        shared.ignored.load(Ordering::Relaxed) as f64,
+    );
+    if closed > 0 {
+        report.warnings.push(format!(
+            "{closed} subscriber(s) were closed by the server during the run (see server closes; 4001 = slow consumer)"
+        ));
+    }
+}

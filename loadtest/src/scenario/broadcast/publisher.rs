@@ -1,0 +1,180 @@
+//! One publisher: sends `publish` commands on a fixed schedule and counts
+//! the replies.
+//!
+//! Message `k` of publisher `p` is *meant* to go out at
+//! `start + p/R + k·P/R` (total rate `R` over `P` publishers, interleaved).
+//! Its payload carries that intended time, so a publisher that falls
+//! behind (a slow socket, a busy generator) still charges the delay to the
+//! latency it causes instead of hiding it: no coordinated omission. When
+//! behind, every overdue message is written at once and flushed together.
+//! How late each send actually was is recorded as `send_lag`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokenim_protocol::{ChannelName, Codec};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::subscriber::Clock;
+use crate::report::Recorder;
+use crate::wire::{self, Reply, Stamp, Ws};
+
+/// One publisher's schedule.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Publisher index (goes into each message).
+    pub index: u32,
+    /// The channel.
+    pub channel: ChannelName,
+    /// The codec.
+    pub codec: Codec,
+    /// When message 0 is due.
+    pub first: Instant,
+    /// Time between this publisher's messages.
+    pub interval: Duration,
+    /// No message is due at or after this.
+    pub end: Instant,
+    /// Most messages this publisher sends.
+    pub limit: u64,
+    /// Filler put in each payload.
+    pub pad: String,
+    /// After the last send, how long to wait for outstanding replies.
+    pub drain: Duration,
+    /// The shared clock.
+    pub clock: Clock,
+}
+
+/// What a publisher did.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// Publishes written.
+    pub sent: u64,
+    /// Publishes answered with a result.
+    pub acked: u64,
+    /// Error replies, by error code.
+    pub errors: BTreeMap<u16, u64>,
+    /// Highest `seq` in a reply.
+    pub max_seq: u64,
+    /// The connection ended early: close code (`None` without one).
+    pub closed: Option<Option<u16>>,
+}
+
+impl Tally {
+    /// Publishes with no reply at the end.
+    pub fn unacked(&self) -> u64 {
+        let errors: u64 = self.errors.values().sum();
+        self.sent.saturating_sub(self.acked + errors)
+    }
+}
+
+/// Runs one publisher to its plan's end (or `interrupt`), then waits up to
+/// `plan.drain` for the remaining replies.
+pub async fn run(
+    mut ws: Ws,
+    plan: Plan,
+    ack: &Recorder,
+    lag: &Recorder,
+    interrupt: &CancellationToken,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut pending: VecDeque<(u64, Instant)> = VecDeque::new();
+    let index = plan.index as usize;
+    let mut k = 0u64;
+    let due = |k: u64| plan.first + plan.interval.mul_f64(k as f64);
+    let mut stamp = Stamp {
+        t: 0,
+        p: plan.index,
+        n: 0,
+        pad: plan.pad.clone(),
+    };
+    let mut sending = k < plan.limit && due(0) < plan.end;
+    while sending {
+        tokio::select! {
+            biased;
+            message = ws.next() => {
+                if !on_message(message, plan.codec, &mut pending, &mut tally, ack, index) {
+                    return tally;
+                }
+            }
+            () = tokio::time::sleep_until(due(k).into()) => {
+                let now = Instant::now();
+                while k < plan.limit && due(k) <= now && due(k) < plan.end {
+                    stamp.t = plan.clock.at(due(k));
+                    stamp.n = k;
+                    let id = k + 1;
+                    if ws.feed(wire::publish(plan.codec, id, &plan.channel, &stamp)).await.is_err() {
+                        tally.closed = Some(None);
+                        return tally;
+                    }
+                    lag.record(index, now.saturating_duration_since(due(k)).as_micros() as u64);
+                    pending.push_back((id, now));
+                    tally.sent += 1;
+                    k += 1;
+                }
+                if ws.flush().await.is_err() {
+                    tally.closed = Some(None);
+                    return tally;
+                }
+                sending = k < plan.limit && due(k) < plan.end;
+            }
+            () = interrupt.cancelled() => sending = false,
+        }
+    }
+    let drained = async {
+        while !pending.is_empty() {
+            let message = ws.next().await;
+            if !on_message(message, plan.codec, &mut pending, &mut tally, ack, index) {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(plan.drain, drained).await;
+    if tally.closed.is_none() {
+        wire::close(ws, Duration::from_secs(2)).await;
+    }
+    tally
+}
+
+/// Handles one incoming message; `false` when the connection ended.
+fn on_message(
+    message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    codec: Codec,
+    pending: &mut VecDeque<(u64, Instant)>,
+    tally: &mut Tally,
+    ack: &Recorder,
+    index: usize,
+) -> bool {
+    let Some(Ok(message)) = message else {
+        tally.closed = Some(None);
+        return false;
+    };
+    if let Message::Close(frame) = &message {
+        tally.closed = Some(frame.as_ref().map(|f| u16::from(f.code)));
+        return false;
+    }
+    let Some(frame) = wire::payload(&message).and_then(|b| wire::decode(codec, b)) else {
+        return true;
+    };
+    let Some(id) = frame.id else {
+        return true;
+    };
+    // Replies come in command order; anything older than `id` was lost.
+    while pending.front().is_some_and(|(p, _)| *p < id) {
+        pending.pop_front();
+    }
+    if pending.front().is_some_and(|(p, _)| *p == id) {
+        if let Some((_, sent)) = pending.pop_front() {
+            ack.record(index, sent.elapsed().as_micros() as u64);
+        }
+    }
+    match frame.reply() {
+        Reply::Ok(seq) => {
+            tally.acked += 1;
+            tally.max_seq = tally.max_seq.max(seq.unwrap_or(0));
+        }
+        Reply::Error(code) => *tally.errors.entry(code).or_default() += 1,
+    }
+    true
+}

@@ -1,0 +1,218 @@
+//! The scenarios, one module each, and what they share: holding a
+//! connection open ([`hold`]), measuring the generator's and the
+//! gateway's resource use over the measured phase ([`Meter`]), and the
+//! bounded teardown.
+//!
+//! Every scenario is an `async fn run(setup, params, control) ->
+//! RunReport` that ends by itself: its measured phase lasts at most
+//! `params.duration`, setup and drain have their own bounds, and Ctrl-C
+//! ([`Control::interrupt`]) cuts the measured phase short and still
+//! reports.
+//!
+//! * [`connect`]: connection storm.
+//! * [`idle`]: many idle connections and the gateway's memory per
+//!   connection.
+//! * [`broadcast`]: subscribers on one channel, publishers at a fixed rate;
+//!   delivery rate, loss, order and latency.
+
+pub mod broadcast;
+pub mod connect;
+pub mod idle;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::task::TaskTracker;
+
+use crate::progress::Control;
+use crate::report::{GatewayUsage, LatencySummary, RunReport};
+use crate::runner::{ConnStats, Setup, Stopper};
+use crate::sys::{self, CpuTime, SATURATED};
+use crate::wire::{self, Ws};
+
+/// How long teardown waits for connections to finish their close
+/// handshake before it gives up on them.
+pub const TEARDOWN: Duration = Duration::from_secs(5);
+
+/// Holds a connection open until `stop` fires, reading (so tungstenite
+/// answers the server's pings) and counting pings. A close by the server
+/// is counted in `stats` by code.
+pub async fn hold(
+    mut ws: Ws,
+    mut stop: oneshot::Receiver<()>,
+    stats: Arc<ConnStats>,
+    pings: Arc<AtomicU64>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => {
+                wire::close(ws, Duration::from_secs(2)).await;
+                return;
+            }
+            message = ws.next() => match message {
+                Some(Ok(Message::Ping(_))) => {
+                    pings.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    stats.closed(frame.map(|f| u16::from(f.code)));
+                    return;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    stats.closed(None);
+                    return;
+                }
+            },
+        }
+    }
+}
+
+/// Fires `stopper` and waits (at most [`TEARDOWN`]) for the tasks to end.
+pub async fn teardown(stopper: &Stopper, tasks: &TaskTracker) {
+    stopper.stop();
+    tasks.close();
+    let _ = tokio::time::timeout(TEARDOWN, tasks.wait()).await;
+}
+
+/// Waits until `until`, or until Ctrl-C; returns whether interrupted.
+pub async fn sleep_or_interrupt(until: Instant, control: &Control) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep_until(until.into()) => false,
+        () = control.interrupt.cancelled() => true,
+    }
+}
+
+/// The generator's (and optionally the gateway's) CPU and memory over a
+/// measured phase.
+#[derive(Debug, Clone)]
+pub struct Meter {
+    start: Instant,
+    cpu: CpuTime,
+    gateway_pid: Option<u32>,
+    gateway_cpu: Option<CpuTime>,
+    gateway_rss: Option<u64>,
+}
+
+impl Meter {
+    /// Starts measuring now.
+    pub fn start(gateway_pid: Option<u32>) -> Meter {
+        Meter {
+            start: Instant::now(),
+            cpu: CpuTime::now(),
+            gateway_pid,
+            gateway_cpu: gateway_pid.and_then(CpuTime::of_pid),
+            gateway_rss: gateway_pid.and_then(sys::rss_bytes),
+        }
+    }
+
+    /// Wall time since [`Meter::start`].
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Writes the generator's usage since the start (and the gateway's
+    /// CPU and end RSS, if a pid was given) into `report`; warns when the
+    /// generator was saturated.
+    pub fn finish(&self, report: &mut RunReport, setup: &Setup, threads: usize) {
+        let wall = self.start.elapsed().as_secs_f64().max(1e-9);
+        let used = CpuTime::now().since(&self.cpu);
+        let cores = sys::available_cores();
+        let cores_used = used.total().as_secs_f64() / wall;
+        let ceiling = threads.min(cores).max(1) as f64;
+        let saturated = cores_used > SATURATED * ceiling;
+        let limit = setup.file_limit;
+        report.generator = crate::report::GeneratorUsage {
+            threads,
+            cores,
+            cpu_user_s: used.user.as_secs_f64(),
+            cpu_system_s: used.system.as_secs_f64(),
+            cpu_cores_used: cores_used,
+            saturated,
+            peak_rss_bytes: sys::own_peak_rss_bytes().unwrap_or(0),
+            nofile_soft: limit.map_or(0, |l| l.soft),
+            nofile_hard: limit.map_or(0, |l| l.hard),
+        };
+        if saturated {
+            report.warnings.push(format!(
+                "the generator used {:.0}% of its {} core(s) in the measured phase: it may be the bottleneck; its figures are a lower bound of what the gateway can do (run it on more cores, or several processes)",
+                cores_used / ceiling * 100.0,
+                ceiling
+            ));
+        }
+        if let Some(pid) = self.gateway_pid {
+            let gateway = report.gateway.get_or_insert_with(GatewayUsage::default);
+            gateway.pid = pid;
+            if gateway.rss_before_bytes == 0 {
+                gateway.rss_before_bytes = self.gateway_rss.unwrap_or(0);
+            }
+            gateway.rss_end_bytes = sys::rss_bytes(pid).unwrap_or(0);
+            if gateway.rss_after_bytes == 0 {
+                gateway.rss_after_bytes = gateway.rss_end_bytes;
+            }
+            if let (Some(before), Some(after)) = (self.gateway_cpu, CpuTime::of_pid(pid)) {
+                gateway.cpu_s = after.since(&before).total().as_secs_f64();
+            }
+            if gateway.rss_end_bytes == 0 {
+                report.warnings.push(format!(
+                    "could not read /proc/{pid}/status: is --gateway-pid right, and is the gateway on this machine?"
+                ));
+            }
+        }
+    }
+}
+
+/// Puts the connection counters, the connect-time summary, failures and
+/// closes into `report`, with a warning for each well-known limit hit.
+pub fn connection_figures(report: &mut RunReport, stats: &ConnStats) {
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+    report.metric("attempted", get(&stats.attempted));
+    report.metric("connected", get(&stats.connected));
+    report.metric("failed", get(&stats.failed));
+    report.latency_us.insert(
+        "connect".into(),
+        LatencySummary::of(&stats.connect_us.merged()),
+    );
+    report.failures = stats.failures();
+    report.closes = stats.closes();
+    let failures = &report.failures;
+    if failures.contains_key("http_429") {
+        report.warnings.push(
+            "HTTP 429: the gateway's per-IP connection cap (limits.max_connections_per_ip, default 1,000) was hit; spread over more --source-ips or raise TOKENIM_LIMITS__MAX_CONNECTIONS_PER_IP".into(),
+        );
+    }
+    if failures.contains_key("http_503") {
+        report.warnings.push(
+            "HTTP 503: the gateway is at limits.max_connections (TOKENIM_LIMITS__MAX_CONNECTIONS) or draining".into(),
+        );
+    }
+    if failures.contains_key("http_403") {
+        report.warnings.push(
+            "HTTP 403: the gateway refused the Origin header; the generator sends http://<host:port of --url>, which the gateway accepts unless --url names it differently from the Host it sees".into(),
+        );
+    }
+    if stats.ran_out_of_files() {
+        report.warnings.push(
+            "EMFILE: the generator ran out of file descriptors (see nofile in the generator line); raise the hard limit or use several generator processes".into(),
+        );
+    }
+    if failures.contains_key("eaddrnotavail") {
+        report.warnings.push(
+            "EADDRNOTAVAIL: ephemeral ports ran out for a source address; add --source-ips (e.g. 127.0.0.1-127.0.0.20)".into(),
+        );
+    }
+}
+
+/// Records the connection settings every scenario shares.
+pub fn common_params(report: &mut RunReport, setup: &Setup) {
+    let urls: Vec<&str> = setup.targets.iter().map(|t| t.url.as_str()).collect();
+    report.param("urls", urls);
+    report.param("codec", setup.codec.name());
+    report.param("auth", setup.auth);
+    report.param("source_ips", setup.sources.len());
+    report.param("concurrency", setup.concurrency);
+}

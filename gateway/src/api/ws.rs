@@ -101,16 +101,16 @@ pub async fn upgrade(
         };
         let stream = parts.io.into_inner();
         let config = Some(task_state.ws_config);
-        let ws = if parts.read_buf.is_empty() {
-            WebSocketStream::from_raw_socket(stream, Role::Server, config).await
-        } else {
-            WebSocketStream::from_partially_read(
-                stream,
-                parts.read_buf.to_vec(),
-                Role::Server,
-                config,
-            )
-            .await
+        // `read_buf` may point into hyper's 8 KiB request buffer: copy what
+        // the client sent early and let the buffer go, or every session
+        // would keep 8 KiB alive.
+        let early = (!parts.read_buf.is_empty()).then(|| parts.read_buf.to_vec());
+        drop(parts.read_buf);
+        let ws = match early {
+            None => WebSocketStream::from_raw_socket(stream, Role::Server, config).await,
+            Some(early) => {
+                WebSocketStream::from_partially_read(stream, early, Role::Server, config).await
+            }
         };
         let limits = &task_state.config.limits;
         let conn = Conn::new(

@@ -20,39 +20,76 @@ pub mod conn;
 mod handle;
 pub mod outbound;
 pub mod rate;
+mod serve;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tokenim_auth::UserClaims;
-use tokenim_protocol::reply::Outcome;
 use tokenim_protocol::{ChannelName, DisconnectCode, Reply, ReplyBody, SessionId};
-use tokio::time::{Instant as TokioInstant, MissedTickBehavior};
 
 pub use handle::SessionHandle;
 pub use outbound::{Outbound, PushError};
 
 use self::auth::AuthEnd;
-use self::conn::{Conn, Incoming};
+use self::conn::Conn;
 use self::rate::RateLimiter;
 use crate::limiter::ConnPermit;
 use crate::state::AppState;
 
 /// Runs a session from the upgraded socket to its close. `claims` is set
 /// when the upgrade request carried a valid token.
-pub async fn run(
+///
+/// Memory matters here: every open connection keeps this future alive. So
+/// the arguments are consumed into a boxed opening step before the returned
+/// future exists, the connection and session state sit in one heap block,
+/// and rarely taken steps (authentication, commands, closing) run in boxed
+/// futures that exist only while they run.
+pub fn run(
+    conn: Conn,
+    state: AppState,
+    claims: Option<UserClaims>,
+    permit: Arc<ConnPermit>,
+) -> impl Future<Output = ()> + Send {
+    let opening = Box::pin(open(conn, state, claims, permit));
+    async move {
+        let Some(mut live) = opening.await else {
+            return;
+        };
+        let Live { conn, session, .. } = &mut *live;
+        let serving = Box::pin(session.serve(conn));
+        let end = serving.await;
+        let closing = Box::pin(live.finish(end));
+        closing.await;
+    }
+}
+
+/// An authenticated connection: the socket and the session state.
+#[derive(Debug)]
+struct Live {
+    conn: Conn,
+    session: Session,
+    personal: ChannelName,
+}
+
+/// Authenticates (unless the upgrade request already did), registers the
+/// session and greets the client. `None` if the connection ended.
+async fn open(
     mut conn: Conn,
     state: AppState,
     claims: Option<UserClaims>,
     permit: Arc<ConnPermit>,
-) {
+) -> Option<Box<Live>> {
     let (connect_id, claims) = match claims {
         Some(claims) => (None, claims),
         None => match auth::await_connect(&mut conn, &state).await {
             Ok((id, claims)) => (Some(id), claims),
-            Err(AuthEnd::Close(code)) => return conn.close(code).await,
-            Err(AuthEnd::Gone) => return,
+            Err(AuthEnd::Close(code)) => {
+                conn.close(code).await;
+                return None;
+            }
+            Err(AuthEnd::Gone) => return None,
         },
     };
     let limits = &state.config.limits;
@@ -62,7 +99,7 @@ pub async fn run(
         codec: conn.codec(),
         outbound: Outbound::new(limits.outbound_queue_frames, limits.outbound_queue_bytes),
     });
-    let mut session = Session {
+    let session = Session {
         rate: RateLimiter::new(limits.publish_rate, limits.publish_burst),
         state: state.clone(),
         handle,
@@ -74,23 +111,35 @@ pub async fn run(
     let personal = session.handle.user.personal_channel();
     session.join_hub(&personal).await;
     tracing::debug!(session = %session.handle.id, user = %session.handle.user, "session open");
-
-    let end = match connect_id {
-        Some(id) => {
-            let reply = Reply::ok(id, session.connect_body());
-            match conn.send(&reply).await {
-                Ok(()) => session.serve(&mut conn).await,
-                Err(_) => End::Gone,
-            }
+    let mut live = Box::new(Live {
+        conn,
+        session,
+        personal,
+    });
+    if let Some(id) = connect_id {
+        let reply = Reply::ok(id, live.session.connect_body());
+        if live.conn.send(&reply).await.is_err() {
+            live.finish(End::Gone).await;
+            return None;
         }
-        None => session.serve(&mut conn).await,
-    };
+    }
+    Some(live)
+}
 
-    session.leave_all(&personal).await;
-    state.metrics.sessions.dec();
-    tracing::debug!(session = %session.handle.id, ?end, "session closed");
-    if let End::Close(code) = end {
-        conn.close(code).await;
+impl Live {
+    /// Leaves every channel, then closes the socket if there is a code.
+    async fn finish(self: Box<Self>, end: End) {
+        let Live {
+            conn,
+            mut session,
+            personal,
+        } = *self;
+        session.leave_all(&personal).await;
+        session.state.metrics.sessions.dec();
+        tracing::debug!(session = %session.handle.id, ?end, "session closed");
+        if let End::Close(code) = end {
+            conn.close(code).await;
+        }
     }
 }
 
@@ -122,85 +171,6 @@ impl Session {
             session: self.handle.id,
             expires_at: self.claims.expires_at.map(|s| s * 1000),
             ping_interval_ms: self.state.config.limits.ping_interval.as_millis() as u64,
-        }
-    }
-
-    /// When the token runs out, as a timer deadline.
-    fn expiry(&self) -> Option<TokioInstant> {
-        let exp = self.claims.expires_at?;
-        let left = exp.saturating_sub(crate::unix_secs());
-        Some(TokioInstant::now() + Duration::from_secs(left))
-    }
-
-    async fn serve(&mut self, conn: &mut Conn) -> End {
-        let limits = self.state.config.limits.clone();
-        let mut ping = tokio::time::interval_at(
-            TokioInstant::now() + limits.ping_interval,
-            limits.ping_interval,
-        );
-        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let far_future = TokioInstant::now() + Duration::from_secs(86_400 * 365);
-        let expiry = tokio::time::sleep_until(self.expiry().unwrap_or(far_future));
-        tokio::pin!(expiry);
-        let mut last_heard = Instant::now();
-        let mut batch = VecDeque::new();
-        let state = self.state.clone();
-        loop {
-            tokio::select! {
-                biased;
-                () = state.shutdown.cancelled() => return End::Close(DisconnectCode::Shutdown),
-                () = self.handle.outbound.ready() => {
-                    if let Some(code) = self.handle.outbound.take(&mut batch) {
-                        // A closing session (e.g. a slow consumer) gets no backlog.
-                        batch.clear();
-                        return End::Close(code);
-                    }
-                    if conn.write_batch(&mut batch).await.is_err() {
-                        return self.write_failed();
-                    }
-                }
-                incoming = conn.recv() => {
-                    last_heard = Instant::now();
-                    let reply = match incoming {
-                        Incoming::Command(frame) => {
-                            self.state.metrics.command(frame.command.kind());
-                            let refreshed = matches!(frame.command, tokenim_protocol::Command::Refresh { .. });
-                            let reply = match self.handle(frame.command).await {
-                                Ok(body) => Reply::ok(frame.id, body),
-                                Err(e) => Reply::error(frame.id, e.code, e.message),
-                            };
-                            if refreshed && matches!(reply.outcome, Outcome::Result(_)) {
-                                expiry.as_mut().reset(self.expiry().unwrap_or(far_future));
-                            }
-                            reply
-                        }
-                        Incoming::Invalid(id, e) => Reply::error(id, e.code(), e.to_string()),
-                        Incoming::Control => {
-                            if conn.flush().await.is_err() {
-                                return End::Gone;
-                            }
-                            continue;
-                        }
-                        Incoming::Closed => return End::Gone,
-                        Incoming::Violation(code) => return End::Close(code),
-                    };
-                    if let Outcome::Error(e) = &reply.outcome {
-                        self.state.metrics.error(e.code);
-                    }
-                    if conn.send(&reply).await.is_err() {
-                        return End::Gone;
-                    }
-                }
-                _ = ping.tick() => {
-                    if last_heard.elapsed() >= limits.idle_timeout {
-                        return End::Close(DisconnectCode::IdleTimeout);
-                    }
-                    if conn.ping().await.is_err() {
-                        return End::Gone;
-                    }
-                }
-                () = &mut expiry => return End::Close(DisconnectCode::TokenExpired),
-            }
         }
     }
 

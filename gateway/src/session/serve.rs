@@ -1,0 +1,134 @@
+//! The serving loop of an authenticated session: one `select!` over
+//! shutdown, the outbound queue, the socket, and one timer that covers both
+//! the ping schedule and the token's expiry.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokenim_protocol::reply::Outcome;
+use tokenim_protocol::{Command, DisconnectCode, Reply};
+use tokio::time::Instant;
+
+use super::conn::{Conn, Incoming};
+use super::{End, Session};
+
+/// A deadline far enough away to mean "never".
+const NEVER: Duration = Duration::from_secs(86_400 * 365);
+
+/// What handling one incoming frame asks of the loop.
+enum Flow {
+    /// Keep serving.
+    Continue,
+    /// The token was replaced: recompute the expiry.
+    Refreshed,
+    /// Stop.
+    End(End),
+}
+
+impl Session {
+    /// When the token runs out.
+    fn expiry(&self) -> Instant {
+        match self.claims.expires_at {
+            Some(exp) => {
+                Instant::now() + Duration::from_secs(exp.saturating_sub(crate::unix_secs()))
+            }
+            None => Instant::now() + NEVER,
+        }
+    }
+
+    /// Serves until the connection ends.
+    pub(super) async fn serve(&mut self, conn: &mut Conn) -> End {
+        let state = self.state.clone();
+        let limits = &state.config.limits;
+        let mut expiry = self.expiry();
+        let mut next_ping = Instant::now() + limits.ping_interval;
+        let timer = tokio::time::sleep_until(next_ping.min(expiry));
+        tokio::pin!(timer);
+        let mut last_heard = Instant::now();
+        let mut batch = VecDeque::new();
+        loop {
+            tokio::select! {
+                biased;
+                () = state.shutdown.cancelled() => return End::Close(DisconnectCode::Shutdown),
+                () = self.handle.outbound.ready() => {
+                    if let Some(code) = self.handle.outbound.take(&mut batch) {
+                        // A closing session (e.g. a slow consumer) gets no backlog.
+                        batch.clear();
+                        return End::Close(code);
+                    }
+                    let write = Box::pin(conn.write_batch(&mut batch));
+                    if write.await.is_err() {
+                        return self.write_failed();
+                    }
+                }
+                incoming = conn.recv() => {
+                    last_heard = Instant::now();
+                    let handling = Box::pin(self.on_incoming(conn, incoming));
+                    match handling.await {
+                        Flow::Continue => {}
+                        Flow::Refreshed => {
+                            expiry = self.expiry();
+                            timer.as_mut().reset(next_ping.min(expiry));
+                        }
+                        Flow::End(end) => return end,
+                    }
+                }
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if now >= expiry {
+                        return End::Close(DisconnectCode::TokenExpired);
+                    }
+                    if now >= next_ping {
+                        if now.duration_since(last_heard) >= limits.idle_timeout {
+                            return End::Close(DisconnectCode::IdleTimeout);
+                        }
+                        let ping = Box::pin(conn.ping());
+                        if ping.await.is_err() {
+                            return End::Gone;
+                        }
+                        next_ping = now + limits.ping_interval;
+                    }
+                    timer.as_mut().reset(next_ping.min(expiry));
+                }
+            }
+        }
+    }
+
+    /// Handles one frame from the client: runs a command and replies, or
+    /// answers a bad frame, or notes a close.
+    async fn on_incoming(&mut self, conn: &mut Conn, incoming: Incoming) -> Flow {
+        let mut flow = Flow::Continue;
+        let reply = match incoming {
+            Incoming::Command(frame) => {
+                self.state.metrics.command(frame.command.kind());
+                let refresh = matches!(frame.command, Command::Refresh { .. });
+                match self.handle(frame.command).await {
+                    Ok(body) => {
+                        if refresh {
+                            flow = Flow::Refreshed;
+                        }
+                        Reply::ok(frame.id, body)
+                    }
+                    Err(e) => Reply::error(frame.id, e.code, e.message),
+                }
+            }
+            Incoming::Invalid(id, e) => Reply::error(id, e.code(), e.to_string()),
+            Incoming::Control => {
+                // tungstenite queued a pong; send it now.
+                return match conn.flush().await {
+                    Ok(()) => Flow::Continue,
+                    Err(_) => Flow::End(End::Gone),
+                };
+            }
+            Incoming::Closed => return Flow::End(End::Gone),
+            Incoming::Violation(code) => return Flow::End(End::Close(code)),
+        };
+        if let Outcome::Error(e) = &reply.outcome {
+            self.state.metrics.error(e.code);
+        }
+        match conn.send(&reply).await {
+            Ok(()) => flow,
+            Err(_) => Flow::End(End::Gone),
+        }
+    }
+}

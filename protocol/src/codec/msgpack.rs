@@ -16,14 +16,24 @@ pub(super) fn encode<T: Serialize>(value: &T) -> Result<Bytes, EncodeError> {
 }
 
 pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    let mut cursor = std::io::Cursor::new(bytes);
+    let mut de = rmp_serde::Deserializer::new(&mut cursor);
     de.set_max_depth(MAX_DEPTH);
-    T::deserialize(&mut de).map_err(|e| match e {
+    let value = T::deserialize(&mut de).map_err(|e| match e {
         RmpError::InvalidMarkerRead(_)
         | RmpError::InvalidDataRead(_)
         | RmpError::LengthMismatch(_)
         | RmpError::DepthLimitExceeded
         | RmpError::Utf8Error(_) => DecodeError::Malformed(e.to_string()),
         other => DecodeError::from_data_message(other.to_string()),
-    })
+    })?;
+    drop(de);
+    // Like JSON, a frame is exactly one value: bytes after it are an error.
+    if cursor.position() < bytes.len() as u64 {
+        return Err(DecodeError::Malformed(format!(
+            "{} bytes after the end of the frame",
+            bytes.len() as u64 - cursor.position()
+        )));
+    }
+    Ok(value)
 }

@@ -210,3 +210,27 @@ fn data_crosses_codecs_unchanged() {
     let back = Codec::MsgPack.decode_client(&packed).unwrap();
     assert_eq!(back, frame);
 }
+
+#[test]
+fn msgpack_trailing_bytes_are_refused_like_json() {
+    let mut bytes = Codec::MsgPack
+        .encode(&crate::ClientFrame {
+            id: 1,
+            command: Command::Ping {},
+        })
+        .unwrap()
+        .to_vec();
+    assert!(Codec::MsgPack.decode_client(&bytes).is_ok());
+    bytes.push(0xc0);
+    assert_eq!(
+        Codec::MsgPack.decode_client(&bytes).unwrap_err().code(),
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        Codec::Json
+            .decode_client(br#"{"id":1,"type":"ping"} x"#)
+            .unwrap_err()
+            .code(),
+        ErrorCode::BadRequest
+    );
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use indexmap::IndexMap;
-use tokenim_protocol::{ChannelName, Push, SessionId};
+use tokenim_protocol::{ChannelName, DisconnectCode, Push, SessionId, UserId};
 
 use crate::metrics::Metrics;
 use crate::session::SessionHandle;
@@ -66,6 +66,28 @@ impl Hub {
     /// Local subscribers of a channel.
     pub fn subscriber_count(&self, channel: &ChannelName) -> usize {
         self.channels.get(channel).map_or(0, |s| s.len())
+    }
+
+    /// Every channel with local subscribers (personal channels included).
+    pub fn channels(&self) -> Vec<ChannelName> {
+        self.channels.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// The local subscribers of a channel: session and user.
+    pub fn members(&self, channel: &ChannelName) -> Vec<(SessionId, UserId)> {
+        self.channels
+            .get(channel)
+            .map(|subs| subs.values().map(|s| (s.id, s.user.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Asks every local session of `user` to close with `code`.
+    pub fn close_user(&self, user: &UserId, code: DisconnectCode) {
+        if let Some(subs) = self.channels.get(&user.personal_channel()) {
+            for session in subs.values() {
+                session.outbound.close(code);
+            }
+        }
     }
 
     /// Queues `push` on every local subscriber of `channel` except

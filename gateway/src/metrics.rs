@@ -5,7 +5,9 @@
 //! Hot paths do not touch label maps: per-reason children are resolved
 //! once here, and fan-out adds its delivery count once per publication.
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 use tokenim_protocol::{DisconnectCode, ErrorCode};
 
 /// Why a TCP connection or upgrade was refused before a session started.
@@ -76,6 +78,20 @@ pub struct Metrics {
     pub channels: IntGauge,
     /// Channel subscriptions held by local sessions.
     pub subscriptions: IntGauge,
+    /// Time of a publish round trip to Redis.
+    pub redis_publish_seconds: Histogram,
+    /// Publishes that failed because Redis was unreachable or slow.
+    pub redis_publish_failures: IntCounter,
+    /// Times the subscriber connection to Redis was re-established.
+    pub redis_reconnects: IntCounter,
+    /// Channels subscribed again after a reconnect or a slot move.
+    pub redis_resubscribes: IntCounter,
+    /// Messages received from Redis pub/sub.
+    pub redis_messages_received: IntCounter,
+    /// Messages from Redis dropped because the inbound queue was full.
+    pub redis_inbound_dropped: IntCounter,
+    /// 1 while the Redis subscriber connection is up and answering probes.
+    pub redis_ready: IntGauge,
 }
 
 impl Metrics {
@@ -156,6 +172,19 @@ impl Metrics {
                 "tokenim_subscriptions",
                 "Channel subscriptions held by local sessions",
             ),
+            redis_publish_seconds: {
+                let opts = HistogramOpts::new("tokenim_redis_publish_seconds", "Publish round trip to Redis")
+                    .buckets(vec![0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]);
+                let h = Histogram::with_opts(opts).expect("valid metric");
+                registry.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
+            redis_publish_failures: counter("tokenim_redis_publish_failures_total", "Publishes that failed: Redis unreachable or slow"),
+            redis_reconnects: counter("tokenim_redis_reconnects_total", "Redis subscriber connection re-established"),
+            redis_resubscribes: counter("tokenim_redis_resubscribes_total", "Channels subscribed again after a reconnect or slot move"),
+            redis_messages_received: counter("tokenim_redis_messages_received_total", "Messages received from Redis pub/sub"),
+            redis_inbound_dropped: counter("tokenim_redis_inbound_dropped_total", "Messages from Redis dropped: inbound queue full"),
+            redis_ready: gauge("tokenim_redis_ready", "1 while the Redis subscriber connection is up and answering probes"),
             registry,
         };
         // Pre-create every known child so dashboards see zeros, not gaps.

@@ -50,9 +50,9 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// A configured key is unusable.
-    #[error("auth keys: {0}")]
-    Keys(#[from] tokenim_auth::KeyError),
+    /// The node's state could not be built (keys, Redis).
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
 }
 
 /// A bound, not yet running, gateway node.
@@ -68,7 +68,7 @@ impl Server {
     /// port; see [`Server::local_addr`]).
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
         let addr = config.listen;
-        let state = AppState::new(config)?;
+        let state = AppState::new(config).await?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;

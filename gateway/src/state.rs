@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker::{Broker, LocalBroker};
+use crate::broker::{Broker, LocalBroker, RedisBroker};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::limiter::ConnLimiter;
@@ -42,12 +42,50 @@ pub struct Shared {
     pub limiter: Arc<ConnLimiter>,
     /// tungstenite settings derived from `limits`.
     pub ws_config: WebSocketConfig,
+    /// This node's id (logs, envelopes, presence).
+    pub node_id: String,
+    session_tag: u64,
     next_session: AtomicU64,
+}
+
+/// Session ids are `tag << 32 | counter`: a random 21-bit tag per node
+/// keeps them apart across nodes and under 2^53 (exact in JavaScript).
+const SESSION_TAG_MASK: u32 = (1 << 21) - 1;
+
+/// Why a node's state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A configured key is unusable.
+    #[error("auth keys: {0}")]
+    Keys(#[from] tokenim_auth::KeyError),
+    /// Redis could not be set up.
+    #[error("redis: {0}")]
+    Broker(#[from] crate::broker::BrokerError),
+}
+
+/// A weak random number (time and process id): enough to tell nodes apart.
+fn random_u32() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 40);
+    (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+}
+
+/// `<hostname>-<random hex>`.
+fn default_node_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ""))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into());
+    format!("{host}-{:06x}", random_u32() & 0xff_ffff)
 }
 
 impl AppState {
     /// Builds the state for a validated configuration.
-    pub fn new(config: Config) -> Result<Self, tokenim_auth::KeyError> {
+    pub async fn new(config: Config) -> Result<Self, StateError> {
         let auth = config.effective_auth();
         let verifier = TokenVerifier::new(&auth)?;
         let signer = if config.dev_mode {
@@ -57,7 +95,15 @@ impl AppState {
         };
         let metrics = Metrics::new();
         let hub = Arc::new(Hub::new(metrics.clone()));
-        let broker = Broker::Local(LocalBroker::new(Arc::clone(&hub), metrics.clone()));
+        let shutdown = CancellationToken::new();
+        let node_id = config.node_id.clone().unwrap_or_else(default_node_id);
+        let broker = match &config.redis {
+            None => Broker::Local(LocalBroker::new(Arc::clone(&hub), metrics.clone())),
+            Some(redis) => Broker::Redis(
+                RedisBroker::start(redis.clone(), node_id.clone(), Arc::clone(&hub), metrics.clone(), shutdown.clone())
+                    .await?,
+            ),
+        };
         let l = &config.limits;
         let limiter =
             ConnLimiter::new(l.max_connections, l.max_connections_per_ip, metrics.clone());
@@ -74,7 +120,9 @@ impl AppState {
             hub,
             broker,
             metrics,
-            shutdown: CancellationToken::new(),
+            shutdown,
+            node_id,
+            session_tag: u64::from(random_u32() & SESSION_TAG_MASK) << 32,
             tracker: TaskTracker::new(),
             limiter,
             ws_config,
@@ -84,7 +132,13 @@ impl AppState {
 
     /// A fresh session id.
     pub fn next_session_id(&self) -> u64 {
-        self.next_session.fetch_add(1, Ordering::Relaxed)
+        self.session_tag | (self.next_session.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff)
+    }
+
+    /// Whether the node accepts new clients: not draining, and its broker
+    /// can carry messages between nodes.
+    pub fn is_ready(&self) -> bool {
+        !self.is_draining() && self.broker.is_ready()
     }
 
     /// Whether the node is draining (not ready for new clients).

@@ -66,6 +66,11 @@ pub enum Command {
     },
     /// Application-level ping; the reply is an empty `ping` result.
     Ping {},
+    /// Who is subscribed to a channel now, on every node.
+    Presence {
+        /// The channel (the token must allow subscribing to it).
+        channel: ChannelName,
+    },
 }
 
 impl Command {
@@ -79,6 +84,7 @@ impl Command {
             Command::Publish { .. } => "publish",
             Command::Send { .. } => "send",
             Command::Ping {} => "ping",
+            Command::Presence { .. } => "presence",
         }
     }
 }

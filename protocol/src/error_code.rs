@@ -86,6 +86,10 @@ error_codes! {
     RateLimited = 1203, "rate_limited";
     /// The server failed to handle the command; retry with backoff.
     Internal = 1900, "internal";
+    /// The node cannot reach the service that carries messages between
+    /// nodes (Redis); nothing was published. Retry with backoff, or
+    /// reconnect to another node.
+    Unavailable = 1901, "unavailable";
 }
 
 impl Serialize for ErrorCode {

@@ -16,6 +16,7 @@
 //! * [`codec`]: [`Codec`] (JSON text frames or MessagePack binary frames),
 //!   chosen by WebSocket subprotocol.
 //! * [`error`]: [`DecodeError`] and [`EncodeError`].
+//! * [`envelope`]: [`Envelope`], what crosses Redis between gateway nodes.
 //!
 //! The wire format is specified, with an example of every frame in both
 //! codecs, in `docs/PROTOCOL.md` at the root of the repository.
@@ -34,6 +35,7 @@ pub mod codec;
 pub mod command;
 pub mod data;
 pub mod disconnect;
+pub mod envelope;
 pub mod error;
 pub mod error_code;
 pub mod ids;
@@ -48,7 +50,8 @@ pub use error::{DecodeError, EncodeError};
 pub use error_code::ErrorCode;
 pub use ids::{ChannelName, CommandId, Seq, SessionId, UserId};
 pub use push::{Presence, Publication, Push};
-pub use reply::{ErrorBody, Reply, ReplyBody, ServerFrame};
+pub use envelope::{Envelope, EnvelopeBody};
+pub use reply::{ErrorBody, Outcome, PresenceEntry, Reply, ReplyBody, ServerFrame};
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp on the wire.
 pub type Millis = u64;

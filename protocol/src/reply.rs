@@ -123,6 +123,23 @@ pub enum ReplyBody {
     },
     /// Pong.
     Ping {},
+    /// Who is in a channel.
+    Presence {
+        /// The channel.
+        channel: ChannelName,
+        /// Each user subscribed to it, with how many connections, sorted by
+        /// user id.
+        users: Vec<PresenceEntry>,
+    },
+}
+
+/// One user in a `presence` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceEntry {
+    /// The user.
+    pub user: UserId,
+    /// How many of the user's connections are subscribed.
+    pub connections: u32,
 }
 
 /// Anything a server sends: a reply (has `id`) or a push (has `push`).

@@ -12,10 +12,12 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: 200, or 503 once the node is draining.
+/// Readiness: 200, or 503 while draining or while Redis is unreachable.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if state.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if !state.broker.is_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "broker unavailable")
     } else {
         (StatusCode::OK, "ready")
     }

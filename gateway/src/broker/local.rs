@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
-use tokenim_protocol::{ChannelName, Data, Publication, Push, Seq, SessionId, UserId};
+use tokenim_protocol::{ChannelName, Data, DisconnectCode, Publication, Push, Seq, SessionId, UserId};
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -56,6 +56,14 @@ impl LocalBroker {
         except: Option<SessionId>,
     ) {
         self.hub.deliver(channel, push, except);
+    }
+
+    pub(super) fn disconnect_user(&self, user: &UserId, code: DisconnectCode) {
+        self.hub.close_user(user, code);
+    }
+
+    pub(super) fn presence(&self, channel: &ChannelName) -> Vec<UserId> {
+        self.hub.members(channel).into_iter().map(|(_, user)| user).collect()
     }
 
     pub(super) fn last_seq(&self, channel: &ChannelName) -> Seq {

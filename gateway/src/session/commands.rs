@@ -6,6 +6,7 @@ use std::time::Instant;
 use tokenim_protocol::{ChannelName, Command, Data, ErrorCode, Presence, Push, ReplyBody};
 
 use super::Session;
+use crate::broker::PresenceMember;
 use super::auth::verify;
 
 /// A command that failed, with the code and message of its error reply.
@@ -72,6 +73,13 @@ impl Session {
                 Ok(ReplyBody::Send { to, seq })
             }
             Command::Ping {} => Ok(ReplyBody::Ping {}),
+            Command::Presence { channel } => {
+                if channel.is_personal() || !self.claims.subscribe.allows(&channel) {
+                    return fail(ErrorCode::PermissionDenied, format!("token may not see presence in {channel}"));
+                }
+                let users = self.state.broker.presence(&channel).await?;
+                Ok(ReplyBody::Presence { channel, users })
+            }
         }
     }
 
@@ -136,9 +144,12 @@ impl Session {
                 format!("token may not subscribe to {channel}"),
             );
         }
+        let seq = self.state.broker.last_seq(&channel).await?;
         self.join_hub(&channel).await;
         self.subscriptions.insert(channel.clone());
-        let seq = self.state.broker.last_seq(&channel).await?;
+        if let Err(e) = self.state.broker.joined(&self.member(&channel)).await {
+            tracing::warn!(channel = %channel, error = %e, "presence not recorded");
+        }
         let join = Push::Join(self.presence(&channel));
         self.state
             .broker
@@ -161,6 +172,9 @@ impl Session {
     /// Leaves one channel and tells its other subscribers.
     pub(super) async fn leave_channel(&self, channel: &ChannelName) {
         self.leave_hub(channel).await;
+        if let Err(e) = self.state.broker.left(&self.member(channel)).await {
+            tracing::debug!(channel = %channel, error = %e, "presence not removed; it expires");
+        }
         let leave = Push::Leave(self.presence(channel));
         if let Err(e) = self
             .state
@@ -170,6 +184,10 @@ impl Session {
         {
             tracing::warn!(channel = %channel, error = %e, "leave event not published");
         }
+    }
+
+    fn member(&self, channel: &ChannelName) -> PresenceMember {
+        PresenceMember { channel: channel.clone(), session: self.handle.id, user: self.handle.user.clone() }
     }
 
     fn presence(&self, channel: &ChannelName) -> Presence {

@@ -185,9 +185,7 @@ impl Session {
     /// channel in the broker if it is the first local subscriber.
     async fn join_hub(&self, channel: &ChannelName) {
         if self.state.hub.subscribe(channel, &self.handle) {
-            if let Err(e) = self.state.broker.subscribe(channel).await {
-                tracing::warn!(channel = %channel, error = %e, "broker subscribe failed");
-            }
+            self.state.broker.subscribe(channel).await;
         }
     }
 
@@ -195,9 +193,7 @@ impl Session {
     /// the broker if it was the last local subscriber).
     async fn leave_hub(&self, channel: &ChannelName) {
         if self.state.hub.unsubscribe(channel, self.handle.id) {
-            if let Err(e) = self.state.broker.unsubscribe(channel).await {
-                tracing::warn!(channel = %channel, error = %e, "broker unsubscribe failed");
-            }
+            self.state.broker.unsubscribe(channel).await;
         }
     }
 

@@ -9,6 +9,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+mod limits;
+mod redis;
+
+pub use self::limits::Limits;
+pub use self::redis::RedisConfig;
+
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -38,6 +44,12 @@ pub struct Config {
     pub origins: OriginConfig,
     /// Bounds on connections, frames, queues and rates.
     pub limits: Limits,
+    /// Redis, to run several nodes as one cluster. Absent (the default):
+    /// a single node with the in-process broker.
+    pub redis: Option<RedisConfig>,
+    /// This node's name in logs and in what it publishes to other nodes.
+    /// Default: `<hostname>-<random>`, new at every start.
+    pub node_id: Option<String>,
     /// How long a draining node (SIGTERM, Ctrl-C) waits for sessions to
     /// close before it exits anyway. Default `10s`.
     #[serde(with = "humantime_serde")]
@@ -53,6 +65,8 @@ impl Default for Config {
             auth: VerifierConfig::default(),
             origins: OriginConfig::default(),
             limits: Limits::default(),
+            redis: None,
+            node_id: None,
             drain_timeout: Duration::from_secs(10),
         }
     }
@@ -101,97 +115,6 @@ pub struct OriginConfig {
     pub allow_missing: bool,
 }
 
-/// Every bound the gateway enforces. Each has a default that suits a
-/// public chat service; raise them deliberately.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Open TCP connections (HTTP and WebSocket) per node; more are answered
-    /// `503` and closed. Default 100,000. The process's file limit also
-    /// caps this: raise `ulimit -n` too.
-    pub max_connections: usize,
-    /// Open TCP connections per client IP; more are answered `429`.
-    /// Default 1,000.
-    pub max_connections_per_ip: usize,
-    /// Time a new connection has to send its HTTP request headers; a slow
-    /// or silent socket is closed. Default `10s`.
-    #[serde(with = "humantime_serde")]
-    pub handshake_timeout: Duration,
-    /// Time a WebSocket has to authenticate (token in the upgrade request
-    /// or a `connect` frame); then it is closed with 4004. Default `10s`.
-    #[serde(with = "humantime_serde")]
-    pub auth_timeout: Duration,
-    /// Largest WebSocket frame payload accepted from a client; larger ones
-    /// close the connection with 4502. Default 64 KiB.
-    pub max_frame_size: usize,
-    /// Largest WebSocket message (all frames of one message) accepted from
-    /// a client; larger ones close the connection with 4502. Default 64 KiB.
-    pub max_message_size: usize,
-    /// Largest `data` of a publish or send, in bytes of compact JSON; larger
-    /// ones get error 1004. Default 16 KiB.
-    pub max_data_size: usize,
-    /// Bytes read from a socket at a time; this buffer is allocated per
-    /// connection up front, so it is most of an idle connection's memory.
-    /// Default 512 (tungstenite's own default is 128 KiB).
-    pub read_buffer_size: usize,
-    /// Bytes of outgoing frames gathered before a socket write, within one
-    /// batch; every batch ends with a flush anyway. Default 16 KiB.
-    pub write_buffer_size: usize,
-    /// Bytes of outgoing frames a connection may hold unwritten (socket
-    /// buffer full) before it is closed as a slow consumer. Default 512 KiB.
-    pub max_write_buffer_size: usize,
-    /// Frames waiting to be written to one connection; when full the
-    /// connection is closed with 4001 (slow consumer). Default 1,024.
-    pub outbound_queue_frames: usize,
-    /// Bytes waiting to be written to one connection; when exceeded the
-    /// connection is closed with 4001. Default 1 MiB.
-    pub outbound_queue_bytes: usize,
-    /// How long one write to a socket may block before the connection is
-    /// dropped as a slow consumer. Default `10s`.
-    #[serde(with = "humantime_serde")]
-    pub write_timeout: Duration,
-    /// Channels one connection may subscribe to (its personal channel not
-    /// counted); more get error 1202. Default 128.
-    pub max_subscriptions: usize,
-    /// Sustained publishes (publish and send) per second per connection;
-    /// more get error 1203. Default 50.
-    pub publish_rate: f64,
-    /// Publishes a connection may make in a burst above the rate. Default 100.
-    pub publish_burst: f64,
-    /// Interval of server WebSocket pings. Default `25s`.
-    #[serde(with = "humantime_serde")]
-    pub ping_interval: Duration,
-    /// A connection that sends nothing (no frame, no pong) for this long
-    /// is closed with 4002. Default `60s`; must exceed `ping_interval`.
-    #[serde(with = "humantime_serde")]
-    pub idle_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_connections: 100_000,
-            max_connections_per_ip: 1_000,
-            handshake_timeout: Duration::from_secs(10),
-            auth_timeout: Duration::from_secs(10),
-            max_frame_size: 64 << 10,
-            max_message_size: 64 << 10,
-            max_data_size: 16 << 10,
-            read_buffer_size: 512,
-            write_buffer_size: 16 << 10,
-            max_write_buffer_size: 512 << 10,
-            outbound_queue_frames: 1_024,
-            outbound_queue_bytes: 1 << 20,
-            write_timeout: Duration::from_secs(10),
-            max_subscriptions: 128,
-            publish_rate: 50.0,
-            publish_burst: 100.0,
-            ping_interval: Duration::from_secs(25),
-            idle_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
 /// A configuration that cannot be used; the message names the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -208,7 +131,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field,
         problem: problem.into(),
@@ -303,6 +226,9 @@ impl Config {
             if d.is_zero() {
                 return Err(invalid(field, "must be greater than 0"));
             }
+        }
+        if let Some(redis) = &self.redis {
+            redis.validate()?;
         }
         tokenim_auth::TokenVerifier::new(&self.effective_auth())
             .map_err(|e| invalid("auth.keys", e.to_string()))?;

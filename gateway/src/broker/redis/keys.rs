@@ -1,0 +1,58 @@
+//! Names of everything tokenim keeps in Redis. Every name of one channel
+//! carries the channel in a `{hash tag}`, so on a Redis Cluster the
+//! sequence counter, the presence set and the shard channel of a channel
+//! live in the same slot (and the publish script may touch them together).
+
+use tokenim_protocol::ChannelName;
+
+/// Builds names under one prefix.
+#[derive(Debug, Clone)]
+pub(super) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(super) fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.to_owned() }
+    }
+
+    /// The pub/sub channel (shard channel on a cluster) of a channel.
+    pub(super) fn channel(&self, channel: &ChannelName) -> String {
+        format!("{}:ch:{{{channel}}}", self.prefix)
+    }
+
+    /// The tokenim channel behind a pub/sub channel name, if it is one of
+    /// ours.
+    pub(super) fn parse_channel(&self, name: &[u8]) -> Option<ChannelName> {
+        let name = std::str::from_utf8(name).ok()?;
+        let inner = name.strip_prefix(&self.prefix)?.strip_prefix(":ch:{")?.strip_suffix('}')?;
+        ChannelName::new(inner).ok()
+    }
+
+    /// The sequence counter of a channel.
+    pub(super) fn seq(&self, channel: &ChannelName) -> String {
+        format!("{}:seq:{{{channel}}}", self.prefix)
+    }
+
+    /// The presence set of a channel: members `node|session|user`, scored
+    /// by expiry time in milliseconds.
+    pub(super) fn presence(&self, channel: &ChannelName) -> String {
+        format!("{}:presence:{{{channel}}}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_one_channel_share_a_hash_tag() {
+        let keys = Keys::new("tk");
+        let ch = ChannelName::new("rooms.lobby").unwrap();
+        assert_eq!(keys.channel(&ch), "tk:ch:{rooms.lobby}");
+        assert_eq!(keys.seq(&ch), "tk:seq:{rooms.lobby}");
+        assert_eq!(keys.presence(&ch), "tk:presence:{rooms.lobby}");
+        assert_eq!(keys.parse_channel(keys.channel(&ch).as_bytes()), Some(ch));
+        assert_eq!(keys.parse_channel(b"other:ch:{x}"), None);
+    }
+}

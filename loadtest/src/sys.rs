@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 /// saturated (its numbers then say more about itself than the server).
 pub const SATURATED: f64 = 0.9;
 
+/// Cores' worth of CPU used by *other* processes during a measured phase
+/// above which the report warns that the machine was busy.
+pub const BUSY_MACHINE: f64 = 0.2;
+
 /// The open-file limit in force after [`raise_nofile`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileLimit {
@@ -112,6 +116,25 @@ fn clock_ticks_per_second() -> f64 {
     }
 }
 
+/// CPU time the whole machine spent busy (all cores, all processes) since
+/// boot, from the first line of `/proc/stat`: everything but idle and
+/// iowait.
+pub fn machine_busy() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .map(|t| t.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest counted in user)
+    let busy: u64 = ticks.iter().take(8).sum::<u64>()
+        - ticks.get(3).copied().unwrap_or(0)
+        - ticks.get(4).copied().unwrap_or(0);
+    Some(Duration::from_secs_f64(
+        busy as f64 / clock_ticks_per_second(),
+    ))
+}
+
 /// Resident set size of a process in bytes, from `VmRSS` in
 /// `/proc/<pid>/status`.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
@@ -162,6 +185,7 @@ mod tests {
         let cpu = CpuTime::of_pid(std::process::id()).unwrap();
         assert!(CpuTime::now().total() >= cpu.total() / 2);
         assert!(CpuTime::of_pid(u32::MAX).is_none());
+        assert!(machine_busy().unwrap() > Duration::ZERO);
     }
 
     #[test]

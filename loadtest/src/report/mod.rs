@@ -16,7 +16,7 @@
 //!   "latency_us": {"delivery": {"count": 1, "min": 1, "mean": 1.0, "p50": 1, "p90": 1, "p99": 1, "p999": 1, "max": 1}},
 //!   "failures": {"http_429": 3},
 //!   "closes": {"4001": 2},
-//!   "generator": {"threads": 1, "cores": 1, "cpu_user_s": 1.0, "cpu_system_s": 1.0, "cpu_cores_used": 0.2, "saturated": false, "peak_rss_bytes": 1, "nofile_soft": 20000, "nofile_hard": 20000},
+//!   "generator": {"threads": 1, "cores": 1, "cpu_user_s": 1.0, "cpu_system_s": 1.0, "cpu_cores_used": 0.2, "saturated": false, "other_cores_used": 0.01, "peak_rss_bytes": 1, "nofile_soft": 20000, "nofile_hard": 20000},
 //!   "gateway": {"pid": 1234, "rss_before_bytes": 1, "rss_after_bytes": 1, "rss_end_bytes": 1, "cpu_s": 1.0},
 //!   "warnings": ["..."]
 //! }
@@ -43,6 +43,9 @@
 //! * `generator.saturated`: the generator used more than 90% of the cores
 //!   it ran on during the measured phase; treat its figures as a lower
 //!   bound of what the server can do.
+//! * `generator.other_cores_used`: CPU the machine's other processes used
+//!   meanwhile, in cores (above [`crate::sys::BUSY_MACHINE`] the report
+//!   warns that latencies are unreliable).
 //! * `gateway`: present when `--gateway-pid` was given; RSS from
 //!   `/proc/<pid>/status` before the connections opened, after, and at
 //!   the end; CPU seconds the gateway used during the measured phase.
@@ -120,6 +123,12 @@ pub struct GeneratorUsage {
     pub saturated: bool,
     /// Peak resident memory of the generator.
     pub peak_rss_bytes: u64,
+    /// CPU the machine's *other* processes used in the measured phase, in
+    /// cores (all busy time minus the generator's and, with
+    /// `--gateway-pid`, the gateway's). Above a few tenths, latencies are
+    /// distorted by competition for the cores.
+    #[serde(default)]
+    pub other_cores_used: f64,
     /// Soft open-file limit in force.
     pub nofile_soft: u64,
     /// Hard open-file limit.

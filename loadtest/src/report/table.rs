@@ -135,7 +135,7 @@ pub fn render(report: &RunReport) -> String {
     let g = &r.generator;
     let _ = writeln!(
         out,
-        "\n  generator: {} thread(s) on {} core(s); CPU {:.2} core(s) (user {:.2} s, system {:.2} s){}; peak RSS {}; open files {}/{}",
+        "\n  generator: {} thread(s) on {} core(s); CPU {:.2} core(s) (user {:.2} s, system {:.2} s){}; peak RSS {}; open files {}/{}; other processes {:.2} core(s)",
         g.threads,
         g.cores,
         g.cpu_cores_used,
@@ -145,6 +145,7 @@ pub fn render(report: &RunReport) -> String {
         bytes(g.peak_rss_bytes as f64),
         g.nofile_soft,
         g.nofile_hard,
+        g.other_cores_used,
     );
     if let Some(gw) = &r.gateway {
         let grown = gw.rss_after_bytes as f64 - gw.rss_before_bytes as f64;

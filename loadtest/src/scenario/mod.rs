@@ -96,6 +96,7 @@ pub struct Meter {
     gateway_pid: Option<u32>,
     gateway_cpu: Option<CpuTime>,
     gateway_rss: Option<u64>,
+    machine: Option<Duration>,
 }
 
 impl Meter {
@@ -107,6 +108,7 @@ impl Meter {
             gateway_pid,
             gateway_cpu: gateway_pid.and_then(CpuTime::of_pid),
             gateway_rss: gateway_pid.and_then(sys::rss_bytes),
+            machine: sys::machine_busy(),
         }
     }
 
@@ -126,6 +128,18 @@ impl Meter {
         let ceiling = threads.min(cores).max(1) as f64;
         let saturated = cores_used > SATURATED * ceiling;
         let limit = setup.file_limit;
+        let gateway_cpu = self.gateway_pid.and_then(CpuTime::of_pid);
+        let gateway_used = match (self.gateway_cpu, gateway_cpu) {
+            (Some(before), Some(after)) => after.since(&before).total(),
+            _ => Duration::ZERO,
+        };
+        let other_cores = match (self.machine, sys::machine_busy()) {
+            (Some(before), Some(after)) => {
+                let busy = after.saturating_sub(before).as_secs_f64();
+                (busy - used.total().as_secs_f64() - gateway_used.as_secs_f64()).max(0.0) / wall
+            }
+            _ => 0.0,
+        };
         report.generator = crate::report::GeneratorUsage {
             threads,
             cores,
@@ -133,6 +147,7 @@ impl Meter {
             cpu_system_s: used.system.as_secs_f64(),
             cpu_cores_used: cores_used,
             saturated,
+            other_cores_used: other_cores,
             peak_rss_bytes: sys::own_peak_rss_bytes().unwrap_or(0),
             nofile_soft: limit.map_or(0, |l| l.soft),
             nofile_hard: limit.map_or(0, |l| l.hard),
@@ -142,6 +157,16 @@ impl Meter {
                 "the generator used {:.0}% of its {} core(s) in the measured phase: it may be the bottleneck; its figures are a lower bound of what the gateway can do (run it on more cores, or several processes)",
                 cores_used / ceiling * 100.0,
                 ceiling
+            ));
+        }
+        if other_cores > sys::BUSY_MACHINE {
+            report.warnings.push(format!(
+                "other processes on this machine used {other_cores:.2} core(s) during the measured phase{}: latencies and rates are distorted by competition for the cores; rerun on a quiet machine",
+                if self.gateway_pid.is_none() {
+                    " (the gateway's own CPU is included without --gateway-pid)"
+                } else {
+                    ""
+                }
             ));
         }
         if let Some(pid) = self.gateway_pid {
@@ -154,9 +179,7 @@ impl Meter {
             if gateway.rss_after_bytes == 0 {
                 gateway.rss_after_bytes = gateway.rss_end_bytes;
             }
-            if let (Some(before), Some(after)) = (self.gateway_cpu, CpuTime::of_pid(pid)) {
-                gateway.cpu_s = after.since(&before).total().as_secs_f64();
-            }
+            gateway.cpu_s = gateway_used.as_secs_f64();
             if gateway.rss_end_bytes == 0 {
                 report.warnings.push(format!(
                     "could not read /proc/{pid}/status: is --gateway-pid right, and is the gateway on this machine?"

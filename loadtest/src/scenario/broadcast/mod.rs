@@ -28,6 +28,7 @@
 //! `gateway_cpu_us_per_delivery` (with `--gateway-pid`). Latency:
 //! `delivery`, `publish_ack`, `send_lag`, `connect`.
 
+mod figures;
 pub mod publisher;
 pub mod seq;
 pub mod subscriber;
@@ -47,9 +48,6 @@ use crate::progress::Control;
 use crate::report::{GatewayUsage, LatencySummary, Recorder, RunReport};
 use crate::runner::{ConnStats, Setup, Stopper, Storm, storm};
 use crate::sys;
-
-/// The gateway's error code for a refused publish rate.
-const RATE_LIMITED: u16 = 1203;
 
 /// Parameters of a broadcast run.
 #[derive(Debug, Clone)]
@@ -263,8 +261,8 @@ pub async fn run(
 
     // 4. Add up.
     connection_figures(&mut report, &stats);
-    add_publisher_figures(&mut report, &tallies, measured);
-    add_subscriber_figures(&mut report, &shared, last_seq, measured);
+    figures::publishers(&mut report, &tallies, measured);
+    figures::subscribers(&mut report, &shared, last_seq, measured);
     report.latency_us.insert(
         "delivery".into(),
         LatencySummary::of(&shared.delivery.merged()),
@@ -411,97 +409,5 @@ async fn wait_drained(shared: &Shared, last_seq: u64, drain: Duration, control: 
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn add_publisher_figures(report: &mut RunReport, tallies: &[publisher::Tally], measured: Duration) {
-    let sum = |f: fn(&publisher::Tally) -> u64| tallies.iter().map(f).sum::<u64>() as f64;
-    let errors = sum(|t| t.errors.values().sum());
-    let rate_limited = sum(|t| t.errors.get(&RATE_LIMITED).copied().unwrap_or(0));
-    report.metric("publishers", tallies.len() as f64);
-    report.metric("published", sum(|t| t.sent));
-    report.metric("acked", sum(|t| t.acked));
-    report.metric("publish_errors", errors);
-    report.metric("rate_limited", rate_limited);
-    report.metric("unacked", sum(publisher::Tally::unacked));
-    report.metric("publish_per_s", sum(|t| t.acked) / measured.as_secs_f64());
-    report.metric("measured_s", measured.as_secs_f64());
-    if rate_limited > 0.0 {
-        report.warnings.push(format!(
-            "{rate_limited} publishes were refused with 1203 rate_limited: the gateway allows limits.publish_rate per connection (default 50/s, burst 100). Raise TOKENIM_LIMITS__PUBLISH_RATE and TOKENIM_LIMITS__PUBLISH_BURST on the gateway, or use more --publishers"
-        ));
-    }
-    for t in tallies {
-        if let Some(code) = t.closed {
-            report.warnings.push(format!(
-                "a publisher's connection closed early (code {})",
-                code.map_or_else(|| "none".to_owned(), |c| c.to_string())
-            ));
-        }
-    }
-}
-
-fn add_subscriber_figures(
-    report: &mut RunReport,
-    shared: &Shared,
-    last_seq: u64,
-    measured: Duration,
-) {
-    let outcomes = shared
-        .results
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    let mut expected = 0u64;
-    let (mut delivered, mut lost, mut with_loss) = (0u64, 0u64, 0u64);
-    let (mut duplicates, mut late, mut dropped, mut closed) = (0u64, 0u64, 0u64, 0u64);
-    for o in &outcomes {
-        expected += last_seq.saturating_sub(o.seqs.base());
-        delivered += o.seqs.distinct;
-        let l = o.seqs.lost(last_seq);
-        lost += l;
-        with_loss += u64::from(l > 0);
-        duplicates += o.seqs.duplicates;
-        late += o.seqs.out_of_order;
-        dropped += u64::from(o.dropped);
-        if let Some(code) = o.closed {
-            closed += 1;
-            let key = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
-            *report.closes.entry(key).or_default() += 1;
-        }
-    }
-    report.metric("subscribers", shared.ready.load(Ordering::Relaxed) as f64);
-    report.metric(
-        "subscribe_failed",
-        shared.subscribe_failed.load(Ordering::Relaxed) as f64,
-    );
-    report.metric("expected_deliveries", expected as f64);
-    report.metric("delivered", delivered as f64);
-    report.metric(
-        "deliveries_per_s",
-        delivered as f64 / measured.as_secs_f64(),
-    );
-    report.metric("lost", lost as f64);
-    report.metric(
-        "loss_ratio",
-        if expected > 0 {
-            lost as f64 / expected as f64
-        } else {
-            0.0
-        },
-    );
-    report.metric("subscribers_with_loss", with_loss as f64);
-    report.metric("duplicates", duplicates as f64);
-    report.metric("out_of_order", late as f64);
-    report.metric("dropped_subscribers", dropped as f64);
-    report.metric("closed_subscribers", closed as f64);
-    report.metric(
-        "ignored_frames",
-        shared.ignored.load(Ordering::Relaxed) as f64,
-    );
-    if closed > 0 {
-        report.warnings.push(format!(
-            "{closed} subscriber(s) were closed by the server during the run (see server closes; 4001 = slow consumer)"
-        ));
     }
 }

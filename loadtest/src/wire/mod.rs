@@ -14,9 +14,13 @@
 //! * [`dial`]: TCP (optionally bound to a source IP), WebSocket upgrade with
 //!   the codec's subprotocol and the token, and for [`AuthMode::Frame`] the
 //!   `connect` round trip.
-//! * [`Inbound`]: the lean view of a server frame; [`decode`] reads one.
-//! * [`Stamp`]: the payload the broadcast publishers send: the intended
-//!   send time travels inside the message.
+//! * [`frame`]: commands out, and [`Inbound`], the lean view of a server
+//!   frame; [`Stamp`], the broadcast payload that carries its intended
+//!   send time.
+
+pub mod frame;
+
+pub use frame::{Inbound, PushKind, Reply, Stamp, decode, encode, payload, publish, subscribe};
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -24,21 +28,17 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokenim_protocol::{ChannelName, ClientFrame, Codec, Command, Data};
+use tokenim_protocol::{Codec, Command};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::http::header::{AUTHORIZATION, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
 /// An open WebSocket to a gateway.
 pub type Ws = WebSocketStream<TcpStream>;
-
-/// Largest server frame [`decode`] accepts (the gateway's frames are far
-/// smaller; this only bounds a misbehaving peer).
-const MAX_FRAME: usize = 1 << 20;
 
 /// `errno` values the generator names in its failure table.
 mod errno {
@@ -312,16 +312,6 @@ fn with_query_token(url: &str, token: &str) -> String {
     }
     out
 }
-
-/// The outcome of a command, as far as the generator cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reply {
-    /// A result; the `seq` it carried, if any (subscribe, publish, send).
-    Ok(Option<u64>),
-    /// An error reply with this code.
-    Error(u16),
-}
-
 /// Reads frames until the reply to command `id`, skipping pushes (join
 /// events arrive while a channel fills up). Pings are answered by
 /// tungstenite as the stream is read.
@@ -341,146 +331,6 @@ pub async fn next_reply(ws: &mut Ws, codec: Codec, id: u64) -> Result<Reply, Dia
     }
     Err(DialError::Closed)
 }
-
-/// The bytes of a text or binary message; `None` for control messages.
-pub fn payload(message: &Message) -> Option<&[u8]> {
-    match message {
-        Message::Text(text) => Some(text.as_bytes()),
-        Message::Binary(bytes) => Some(bytes),
-        _ => None,
-    }
-}
-
-/// Encodes a command as the WebSocket message its codec uses.
-pub fn encode(codec: Codec, id: u64, command: Command) -> Message {
-    let bytes = codec
-        .encode(&ClientFrame { id, command })
-        .expect("commands built here always encode");
-    if codec.is_text() {
-        Message::Text(tungstenite::Utf8Bytes::try_from(bytes).expect("the JSON codec writes UTF-8"))
-    } else {
-        Message::Binary(bytes)
-    }
-}
-
-/// A `subscribe` command.
-pub fn subscribe(codec: Codec, id: u64, channel: &ChannelName) -> Message {
-    encode(
-        codec,
-        id,
-        Command::Subscribe {
-            channel: channel.clone(),
-        },
-    )
-}
-
-/// A `publish` command carrying `stamp` (and `padding` bytes of filler).
-pub fn publish(codec: Codec, id: u64, channel: &ChannelName, stamp: &Stamp) -> Message {
-    let data = Data::from_value(stamp).expect("a stamp is plain JSON");
-    encode(
-        codec,
-        id,
-        Command::Publish {
-            channel: channel.clone(),
-            data,
-        },
-    )
-}
-
-/// The payload of a broadcast message: who sent it, which of theirs it is,
-/// and when it was *meant* to be sent (so latency includes any time the
-/// publisher fell behind: no coordinated omission).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stamp {
-    /// Intended send time, microseconds since the Unix epoch.
-    pub t: u64,
-    /// Publisher index.
-    #[serde(default)]
-    pub p: u32,
-    /// The publisher's message number, from 0.
-    #[serde(default)]
-    pub n: u64,
-    /// Filler to reach the requested payload size; never decoded.
-    #[serde(default, skip_serializing_if = "String::is_empty", skip_deserializing)]
-    pub pad: String,
-}
-
-/// The push kinds of protocol version 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PushKind {
-    /// A published message.
-    Message,
-    /// Someone subscribed.
-    Join,
-    /// Someone left.
-    Leave,
-    /// The server is closing the connection.
-    Disconnect,
-    /// A kind this generator does not know.
-    #[serde(other)]
-    Other,
-}
-
-/// The lean view of any server frame: every field the generator reads and
-/// nothing else (channel names, user ids and unknown payload fields are
-/// skipped without allocating).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Inbound {
-    /// A reply's command id.
-    pub id: Option<u64>,
-    /// A push's kind.
-    pub push: Option<PushKind>,
-    /// A message push's sequence number.
-    pub seq: Option<u64>,
-    /// A message push's payload, when it is a [`Stamp`].
-    pub data: Option<StampView>,
-    /// A successful reply's body.
-    pub result: Option<ResultView>,
-    /// An error reply's body.
-    pub error: Option<CodeView>,
-    /// A disconnect push's code.
-    pub code: Option<u16>,
-}
-
-/// The part of a [`Stamp`] the receive path reads.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct StampView {
-    /// Intended send time, microseconds since the Unix epoch.
-    pub t: u64,
-}
-
-/// The part of a reply's `result` the generator reads.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct ResultView {
-    /// The sequence number of subscribe, publish and send replies.
-    pub seq: Option<u64>,
-}
-
-/// The code of an error reply.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct CodeView {
-    /// The stable error code.
-    pub code: u16,
-}
-
-impl Inbound {
-    /// The reply outcome (meaningful when [`Inbound::id`] is set).
-    pub fn reply(&self) -> Reply {
-        match (&self.error, &self.result) {
-            (Some(error), _) => Reply::Error(error.code),
-            (None, Some(result)) => Reply::Ok(result.seq),
-            (None, None) => Reply::Ok(None),
-        }
-    }
-}
-
-/// Decodes the lean view of a server frame; `None` if it is not one (for
-/// example a message whose data is not a [`Stamp`]).
-pub fn decode(codec: Codec, bytes: &[u8]) -> Option<Inbound> {
-    codec.decode(bytes, MAX_FRAME).ok()
-}
-
 /// Sends a close frame and waits briefly for the server's, so the gateway
 /// sees a clean close rather than a reset.
 pub async fn close(mut ws: Ws, wait: Duration) {
@@ -491,7 +341,6 @@ pub async fn close(mut ws: Ws, wait: Duration) {
     })
     .await;
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,57 +356,6 @@ mod tests {
         assert!(Target::parse("ws://10.1.2.3:8080/ws", true).is_ok());
         assert!(Target::parse("wss://127.0.0.1/ws", false).is_err());
         assert!(Target::parse("http://127.0.0.1/ws", false).is_err());
-    }
-
-    #[test]
-    fn lean_decode_reads_seq_and_stamp_in_both_codecs() {
-        let stamp = Stamp {
-            t: 1_700_000_000_123_456,
-            p: 3,
-            n: 9,
-            pad: "xxxx".into(),
-        };
-        let push = tokenim_protocol::Push::Message(tokenim_protocol::Publication {
-            channel: ChannelName::new("loadtest.a").unwrap(),
-            seq: 42,
-            from: None,
-            data: Data::from_value(&stamp).unwrap(),
-            time: 1,
-        });
-        for codec in Codec::ALL {
-            let bytes = codec.encode(&push).unwrap();
-            let lean = decode(codec, &bytes).unwrap();
-            assert_eq!(lean.push, Some(PushKind::Message));
-            assert_eq!(lean.seq, Some(42));
-            assert_eq!(lean.data.unwrap().t, stamp.t);
-            assert_eq!(lean.id, None);
-        }
-    }
-
-    #[test]
-    fn lean_decode_reads_replies_and_skips_unknown_pushes() {
-        let json = Codec::Json;
-        let ok = decode(
-            json,
-            br#"{"id":5,"result":{"type":"publish","channel":"c","seq":18}}"#,
-        )
-        .unwrap();
-        assert_eq!((ok.id, ok.reply()), (Some(5), Reply::Ok(Some(18))));
-        let err = decode(
-            json,
-            br#"{"id":6,"error":{"code":1203,"name":"rate_limited","message":"x"}}"#,
-        )
-        .unwrap();
-        assert_eq!(err.reply(), Reply::Error(1203));
-        let join = decode(
-            json,
-            br#"{"push":"join","channel":"c","user":"u","session":4}"#,
-        )
-        .unwrap();
-        assert_eq!(join.push, Some(PushKind::Join));
-        let odd = decode(json, br#"{"push":"typing","channel":"c"}"#).unwrap();
-        assert_eq!(odd.push, Some(PushKind::Other));
-        assert!(decode(json, b"not json").is_none());
     }
 
     #[test]

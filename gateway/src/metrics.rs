@@ -6,7 +6,8 @@
 //! once here, and fan-out adds its delivery count once per publication.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 use tokenim_protocol::{DisconnectCode, ErrorCode};
 
@@ -173,18 +174,44 @@ impl Metrics {
                 "Channel subscriptions held by local sessions",
             ),
             redis_publish_seconds: {
-                let opts = HistogramOpts::new("tokenim_redis_publish_seconds", "Publish round trip to Redis")
-                    .buckets(vec![0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]);
+                let opts = HistogramOpts::new(
+                    "tokenim_redis_publish_seconds",
+                    "Publish round trip to Redis",
+                )
+                .buckets(vec![
+                    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+                    0.25, 1.0,
+                ]);
                 let h = Histogram::with_opts(opts).expect("valid metric");
-                registry.register(Box::new(h.clone())).expect("unique metric");
+                registry
+                    .register(Box::new(h.clone()))
+                    .expect("unique metric");
                 h
             },
-            redis_publish_failures: counter("tokenim_redis_publish_failures_total", "Publishes that failed: Redis unreachable or slow"),
-            redis_reconnects: counter("tokenim_redis_reconnects_total", "Redis subscriber connection re-established"),
-            redis_resubscribes: counter("tokenim_redis_resubscribes_total", "Channels subscribed again after a reconnect or slot move"),
-            redis_messages_received: counter("tokenim_redis_messages_received_total", "Messages received from Redis pub/sub"),
-            redis_inbound_dropped: counter("tokenim_redis_inbound_dropped_total", "Messages from Redis dropped: inbound queue full"),
-            redis_ready: gauge("tokenim_redis_ready", "1 while the Redis subscriber connection is up and answering probes"),
+            redis_publish_failures: counter(
+                "tokenim_redis_publish_failures_total",
+                "Publishes that failed: Redis unreachable or slow",
+            ),
+            redis_reconnects: counter(
+                "tokenim_redis_reconnects_total",
+                "Redis subscriber connection re-established",
+            ),
+            redis_resubscribes: counter(
+                "tokenim_redis_resubscribes_total",
+                "Channels subscribed again after a reconnect or slot move",
+            ),
+            redis_messages_received: counter(
+                "tokenim_redis_messages_received_total",
+                "Messages received from Redis pub/sub",
+            ),
+            redis_inbound_dropped: counter(
+                "tokenim_redis_inbound_dropped_total",
+                "Messages from Redis dropped: inbound queue full",
+            ),
+            redis_ready: gauge(
+                "tokenim_redis_ready",
+                "1 while the Redis subscriber connection is up and answering probes",
+            ),
             registry,
         };
         // Pre-create every known child so dashboards see zeros, not gaps.

@@ -77,7 +77,10 @@ fn default_node_id() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ""))
+        .map(|h| {
+            h.trim()
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "")
+        })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "node".into());
     format!("{host}-{:06x}", random_u32() & 0xff_ffff)
@@ -100,8 +103,14 @@ impl AppState {
         let broker = match &config.redis {
             None => Broker::Local(LocalBroker::new(Arc::clone(&hub), metrics.clone())),
             Some(redis) => Broker::Redis(
-                RedisBroker::start(redis.clone(), node_id.clone(), Arc::clone(&hub), metrics.clone(), shutdown.clone())
-                    .await?,
+                RedisBroker::start(
+                    redis.clone(),
+                    node_id.clone(),
+                    Arc::clone(&hub),
+                    metrics.clone(),
+                    shutdown.clone(),
+                )
+                .await?,
             ),
         };
         let l = &config.limits;

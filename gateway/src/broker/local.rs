@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
-use tokenim_protocol::{ChannelName, Data, DisconnectCode, Publication, Push, Seq, SessionId, UserId};
+use tokenim_protocol::{
+    ChannelName, Data, DisconnectCode, Publication, Push, Seq, SessionId, UserId,
+};
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -63,7 +65,11 @@ impl LocalBroker {
     }
 
     pub(super) fn presence(&self, channel: &ChannelName) -> Vec<UserId> {
-        self.hub.members(channel).into_iter().map(|(_, user)| user).collect()
+        self.hub
+            .members(channel)
+            .into_iter()
+            .map(|(_, user)| user)
+            .collect()
     }
 
     pub(super) fn last_seq(&self, channel: &ChannelName) -> Seq {

@@ -18,7 +18,9 @@ pub mod redis;
 pub use self::local::LocalBroker;
 pub use self::redis::{PresenceMember, RedisBroker};
 
-use tokenim_protocol::{ChannelName, Data, DisconnectCode, ErrorCode, PresenceEntry, Push, Seq, SessionId, UserId};
+use tokenim_protocol::{
+    ChannelName, Data, DisconnectCode, ErrorCode, PresenceEntry, Push, Seq, SessionId, UserId,
+};
 
 /// A publish or subscription that could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +51,12 @@ impl Broker {
     /// Publishes a message to a channel: gives it the channel's next
     /// sequence number and delivers it to every subscriber on every node.
     /// Returns the sequence number.
-    pub async fn publish(&self, channel: &ChannelName, from: Option<UserId>, data: Data) -> Result<Seq, BrokerError> {
+    pub async fn publish(
+        &self,
+        channel: &ChannelName,
+        from: Option<UserId>,
+        data: Data,
+    ) -> Result<Seq, BrokerError> {
         match self {
             Broker::Local(b) => Ok(b.publish(channel, from, data)),
             Broker::Redis(b) => b.publish(channel, from, data).await,
@@ -59,7 +66,12 @@ impl Broker {
     /// Delivers an ephemeral push (join, leave) to a channel's
     /// subscribers on every node, without a sequence number, skipping the
     /// local session `except`.
-    pub async fn publish_event(&self, channel: &ChannelName, push: &Push, except: Option<SessionId>) -> Result<(), BrokerError> {
+    pub async fn publish_event(
+        &self,
+        channel: &ChannelName,
+        push: &Push,
+        except: Option<SessionId>,
+    ) -> Result<(), BrokerError> {
         match self {
             Broker::Local(b) => {
                 b.publish_event(channel, push, except);
@@ -70,7 +82,11 @@ impl Broker {
     }
 
     /// Closes every connection of `user`, on every node, with `code`.
-    pub async fn disconnect_user(&self, user: &UserId, code: DisconnectCode) -> Result<(), BrokerError> {
+    pub async fn disconnect_user(
+        &self,
+        user: &UserId,
+        code: DisconnectCode,
+    ) -> Result<(), BrokerError> {
         match self {
             Broker::Local(b) => {
                 b.disconnect_user(user, code);
@@ -148,7 +164,10 @@ fn count_connections(mut users: Vec<UserId>) -> Vec<PresenceEntry> {
     for user in users {
         match entries.last_mut() {
             Some(last) if last.user == user => last.connections += 1,
-            _ => entries.push(PresenceEntry { user, connections: 1 }),
+            _ => entries.push(PresenceEntry {
+                user,
+                connections: 1,
+            }),
         }
     }
     entries
@@ -165,8 +184,14 @@ mod tests {
         assert_eq!(
             entries,
             vec![
-                PresenceEntry { user: u("alice"), connections: 1 },
-                PresenceEntry { user: u("bob"), connections: 2 }
+                PresenceEntry {
+                    user: u("alice"),
+                    connections: 1
+                },
+                PresenceEntry {
+                    user: u("bob"),
+                    connections: 2
+                }
             ]
         );
     }

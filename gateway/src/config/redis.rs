@@ -65,19 +65,36 @@ impl Default for RedisConfig {
 impl RedisConfig {
     /// The seed URLs.
     pub fn urls(&self) -> Vec<&str> {
-        self.url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect()
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect()
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let urls = self.urls();
-        if urls.is_empty() || urls.iter().any(|u| !(u.starts_with("redis://") || u.starts_with("rediss://"))) {
-            return Err(invalid("redis.url", "one or more redis://host:port URLs, comma-separated"));
+        if urls.is_empty()
+            || urls
+                .iter()
+                .any(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
+        {
+            return Err(invalid(
+                "redis.url",
+                "one or more redis://host:port URLs, comma-separated",
+            ));
         }
         if !self.cluster && urls.len() > 1 {
-            return Err(invalid("redis.url", "several URLs need redis.cluster = true"));
+            return Err(invalid(
+                "redis.url",
+                "several URLs need redis.cluster = true",
+            ));
         }
         if self.prefix.is_empty() || self.prefix.contains(['{', '}', ' ']) {
-            return Err(invalid("redis.prefix", "a non-empty name without braces or spaces"));
+            return Err(invalid(
+                "redis.prefix",
+                "a non-empty name without braces or spaces",
+            ));
         }
         for (field, d) in [
             ("redis.command_timeout", self.command_timeout),

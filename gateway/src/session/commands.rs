@@ -6,8 +6,8 @@ use std::time::Instant;
 use tokenim_protocol::{ChannelName, Command, Data, ErrorCode, Presence, Push, ReplyBody};
 
 use super::Session;
-use crate::broker::PresenceMember;
 use super::auth::verify;
+use crate::broker::PresenceMember;
 
 /// A command that failed, with the code and message of its error reply.
 #[derive(Debug)]
@@ -75,7 +75,10 @@ impl Session {
             Command::Ping {} => Ok(ReplyBody::Ping {}),
             Command::Presence { channel } => {
                 if channel.is_personal() || !self.claims.subscribe.allows(&channel) {
-                    return fail(ErrorCode::PermissionDenied, format!("token may not see presence in {channel}"));
+                    return fail(
+                        ErrorCode::PermissionDenied,
+                        format!("token may not see presence in {channel}"),
+                    );
                 }
                 let users = self.state.broker.presence(&channel).await?;
                 Ok(ReplyBody::Presence { channel, users })
@@ -187,7 +190,11 @@ impl Session {
     }
 
     fn member(&self, channel: &ChannelName) -> PresenceMember {
-        PresenceMember { channel: channel.clone(), session: self.handle.id, user: self.handle.user.clone() }
+        PresenceMember {
+            channel: channel.clone(),
+            session: self.handle.id,
+            user: self.handle.user.clone(),
+        }
     }
 
     fn presence(&self, channel: &ChannelName) -> Presence {

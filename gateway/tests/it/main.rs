@@ -4,9 +4,12 @@
 mod support;
 
 mod auth;
+mod broker_contract;
 mod http;
 mod lifecycle;
 mod limits;
 mod malformed;
 mod pubsub;
+mod redis_cluster;
+mod scale_out;
 mod slow_consumer;

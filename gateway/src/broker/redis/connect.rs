@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use prometheus::IntCounter;
-use redis::aio::{AsyncPushSender, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection, SendError};
+use redis::aio::{
+    AsyncPushSender, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection, SendError,
+};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, ProtocolVersion, PushInfo, RedisResult};
@@ -49,7 +51,9 @@ impl Commands {
                 .set_connection_timeout(Some(config.command_timeout))
                 .set_response_timeout(Some(config.command_timeout))
                 .set_max_delay(config.max_backoff);
-            Ok(Commands::Single(ConnectionManager::new_lazy_with_config(client, manager)?))
+            Ok(Commands::Single(ConnectionManager::new_lazy_with_config(
+                client, manager,
+            )?))
         }
     }
 
@@ -62,7 +66,10 @@ impl Commands {
     }
 
     /// Runs a pipeline (all of whose keys share one slot on a cluster).
-    pub(super) async fn pipeline<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> RedisResult<T> {
+    pub(super) async fn pipeline<T: FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> RedisResult<T> {
         match self {
             Commands::Single(c) => pipe.query_async(&mut c.clone()).await,
             Commands::Cluster(c) => pipe.query_async(&mut c.clone()).await,
@@ -70,7 +77,10 @@ impl Commands {
     }
 
     /// Runs a script (EVALSHA, loading it on first use).
-    pub(super) async fn script<T: FromRedisValue>(&self, invocation: &redis::ScriptInvocation<'_>) -> RedisResult<T> {
+    pub(super) async fn script<T: FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> RedisResult<T> {
         match self {
             Commands::Single(c) => invocation.invoke_async(&mut c.clone()).await,
             Commands::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
@@ -105,7 +115,11 @@ impl Subscriber {
                 .set_connection_timeout(Some(config.command_timeout))
                 .set_response_timeout(Some(config.probe_timeout))
                 .set_push_sender(inbound);
-            Ok(Subscriber::Single(client.get_multiplexed_async_connection_with_config(&options).await?))
+            Ok(Subscriber::Single(
+                client
+                    .get_multiplexed_async_connection_with_config(&options)
+                    .await?,
+            ))
         }
     }
 

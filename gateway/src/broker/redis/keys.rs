@@ -13,7 +13,9 @@ pub(super) struct Keys {
 
 impl Keys {
     pub(super) fn new(prefix: &str) -> Self {
-        Self { prefix: prefix.to_owned() }
+        Self {
+            prefix: prefix.to_owned(),
+        }
     }
 
     /// The pub/sub channel (shard channel on a cluster) of a channel.
@@ -25,7 +27,10 @@ impl Keys {
     /// ours.
     pub(super) fn parse_channel(&self, name: &[u8]) -> Option<ChannelName> {
         let name = std::str::from_utf8(name).ok()?;
-        let inner = name.strip_prefix(&self.prefix)?.strip_prefix(":ch:{")?.strip_suffix('}')?;
+        let inner = name
+            .strip_prefix(&self.prefix)?
+            .strip_prefix(":ch:{")?
+            .strip_suffix('}')?;
         ChannelName::new(inner).ok()
     }
 

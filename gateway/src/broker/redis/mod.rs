@@ -29,7 +29,8 @@ use std::time::Instant;
 
 use tokenim_protocol::envelope::encode_seq;
 use tokenim_protocol::{
-    ChannelName, Data, DisconnectCode, Envelope, EnvelopeBody, Publication, Push, Seq, SessionId, UserId,
+    ChannelName, Data, DisconnectCode, Envelope, EnvelopeBody, Publication, Push, Seq, SessionId,
+    UserId,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -76,14 +77,29 @@ impl Shared {
     fn deliver(&self, seq: Option<Seq>, envelope: Envelope) {
         let own = envelope.origin == self.node_id;
         match envelope.body {
-            EnvelopeBody::Message { channel, from, data, time } => {
+            EnvelopeBody::Message {
+                channel,
+                from,
+                data,
+                time,
+            } => {
                 let Some(seq) = seq else {
                     return tracing::warn!(channel = %channel, "message from redis without a sequence");
                 };
-                let push = Push::Message(Publication { channel: channel.clone(), seq, from, data, time });
+                let push = Push::Message(Publication {
+                    channel: channel.clone(),
+                    seq,
+                    from,
+                    data,
+                    time,
+                });
                 self.hub.deliver(&channel, &push, None);
             }
-            EnvelopeBody::Event { channel, push, except } => {
+            EnvelopeBody::Event {
+                channel,
+                push,
+                except,
+            } => {
                 self.hub.deliver(&channel, &push, except.filter(|_| own));
             }
             EnvelopeBody::DisconnectUser { user, code } => {
@@ -114,7 +130,7 @@ impl RedisBroker {
         metrics: Metrics,
         shutdown: CancellationToken,
     ) -> Result<Self, BrokerError> {
-        let commands = Commands::open(&config).await.map_err(unavailable)?;
+        let commands = Commands::open(&config).await.map_err(BrokerError::from)?;
         let shared = Arc::new(Shared {
             keys: Keys::new(&config.prefix),
             config,
@@ -125,9 +141,22 @@ impl RedisBroker {
         });
         shared.metrics.redis_ready.set(0);
         let (control, requests) = mpsc::channel(CONTROL_QUEUE);
-        tokio::spawn(subscriber::run(Arc::clone(&shared), requests, shutdown.clone()));
-        tokio::spawn(presence::heartbeat(Arc::clone(&shared), commands.clone(), shutdown));
-        Ok(Self { shared, commands, control, script: redis::Script::new(PUBLISH_SCRIPT) })
+        tokio::spawn(subscriber::run(
+            Arc::clone(&shared),
+            requests,
+            shutdown.clone(),
+        ));
+        tokio::spawn(presence::heartbeat(
+            Arc::clone(&shared),
+            commands.clone(),
+            shutdown,
+        ));
+        Ok(Self {
+            shared,
+            commands,
+            control,
+            script: redis::Script::new(PUBLISH_SCRIPT),
+        })
     }
 
     /// Whether the subscriber connection is up and answering probes.
@@ -136,27 +165,54 @@ impl RedisBroker {
     }
 
     /// Bounds a Redis call by `redis.command_timeout`.
-    async fn bounded<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, BrokerError> {
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, BrokerError> {
         match tokio::time::timeout(self.shared.config.command_timeout, call).await {
-            Ok(result) => result.map_err(unavailable),
-            Err(_) => Err(BrokerError::Unavailable("redis did not answer in time".into())),
+            Ok(result) => result.map_err(BrokerError::from),
+            Err(_) => Err(BrokerError::Unavailable(
+                "redis did not answer in time".into(),
+            )),
         }
     }
 
-    pub(super) async fn publish(&self, channel: &ChannelName, from: Option<UserId>, data: Data) -> Result<Seq, BrokerError> {
+    pub(super) async fn publish(
+        &self,
+        channel: &ChannelName,
+        from: Option<UserId>,
+        data: Data,
+    ) -> Result<Seq, BrokerError> {
         let envelope = Envelope {
             origin: self.shared.node_id.clone(),
-            body: EnvelopeBody::Message { channel: channel.clone(), from, data, time: crate::unix_millis() },
+            body: EnvelopeBody::Message {
+                channel: channel.clone(),
+                from,
+                data,
+                time: crate::unix_millis(),
+            },
         };
-        let bytes = envelope.encode().map_err(|e| BrokerError::Unavailable(e.to_string()))?;
-        let publish = if self.shared.config.cluster { "SPUBLISH" } else { "PUBLISH" };
+        let bytes = envelope
+            .encode()
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        let publish = if self.shared.config.cluster {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
         let mut invocation = self.script.key(self.shared.keys.seq(channel));
-        invocation.arg(self.shared.keys.channel(channel)).arg(bytes).arg(publish);
+        invocation
+            .arg(self.shared.keys.channel(channel))
+            .arg(bytes)
+            .arg(publish);
         let started = Instant::now();
         let result = self.bounded(self.commands.script::<Seq>(&invocation)).await;
         match &result {
             Ok(_) => {
-                self.shared.metrics.redis_publish_seconds.observe(started.elapsed().as_secs_f64());
+                self.shared
+                    .metrics
+                    .redis_publish_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 self.shared.metrics.publications.inc();
             }
             Err(_) => self.shared.metrics.redis_publish_failures.inc(),
@@ -165,12 +221,30 @@ impl RedisBroker {
     }
 
     /// Publishes an envelope without a sequence (events, disconnects).
-    async fn publish_unsequenced(&self, channel: &ChannelName, body: EnvelopeBody) -> Result<(), BrokerError> {
-        let envelope = Envelope { origin: self.shared.node_id.clone(), body };
+    async fn publish_unsequenced(
+        &self,
+        channel: &ChannelName,
+        body: EnvelopeBody,
+    ) -> Result<(), BrokerError> {
+        let envelope = Envelope {
+            origin: self.shared.node_id.clone(),
+            body,
+        };
         let mut bytes = encode_seq(None);
-        bytes.extend(envelope.encode().map_err(|e| BrokerError::Unavailable(e.to_string()))?);
-        let publish = if self.shared.config.cluster { "SPUBLISH" } else { "PUBLISH" };
-        let cmd = redis::cmd(publish).arg(self.shared.keys.channel(channel)).arg(bytes).to_owned();
+        bytes.extend(
+            envelope
+                .encode()
+                .map_err(|e| BrokerError::Unavailable(e.to_string()))?,
+        );
+        let publish = if self.shared.config.cluster {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        let cmd = redis::cmd(publish)
+            .arg(self.shared.keys.channel(channel))
+            .arg(bytes)
+            .to_owned();
         let result = self.bounded(self.commands.query::<i64>(&cmd)).await;
         if result.is_err() {
             self.shared.metrics.redis_publish_failures.inc();
@@ -178,15 +252,32 @@ impl RedisBroker {
         result.map(drop)
     }
 
-    pub(super) async fn publish_event(&self, channel: &ChannelName, push: &Push, except: Option<SessionId>) -> Result<(), BrokerError> {
-        let body = EnvelopeBody::Event { channel: channel.clone(), push: push.clone(), except };
+    pub(super) async fn publish_event(
+        &self,
+        channel: &ChannelName,
+        push: &Push,
+        except: Option<SessionId>,
+    ) -> Result<(), BrokerError> {
+        let body = EnvelopeBody::Event {
+            channel: channel.clone(),
+            push: push.clone(),
+            except,
+        };
         self.publish_unsequenced(channel, body).await
     }
 
     /// Closes every connection of `user` on every node.
-    pub(super) async fn disconnect_user(&self, user: &UserId, code: DisconnectCode) -> Result<(), BrokerError> {
-        let body = EnvelopeBody::DisconnectUser { user: user.clone(), code: code.code() };
-        self.publish_unsequenced(&user.personal_channel(), body).await
+    pub(super) async fn disconnect_user(
+        &self,
+        user: &UserId,
+        code: DisconnectCode,
+    ) -> Result<(), BrokerError> {
+        let body = EnvelopeBody::DisconnectUser {
+            user: user.clone(),
+            code: code.code(),
+        };
+        self.publish_unsequenced(&user.personal_channel(), body)
+            .await
     }
 
     /// Brings the subscriber connection in line with the hub for
@@ -195,7 +286,10 @@ impl RedisBroker {
     /// channel is subscribed on reconnection.
     pub(super) async fn reconcile(&self, channel: &ChannelName, wait: bool) {
         let (done, confirmed) = oneshot::channel();
-        let request = Reconcile { channel: channel.clone(), done: wait.then_some(done) };
+        let request = Reconcile {
+            channel: channel.clone(),
+            done: wait.then_some(done),
+        };
         if self.control.try_send(request).is_err() {
             tracing::warn!(channel = %channel, "subscriber task busy or stopped; the channel is reconciled on reconnection");
             return;
@@ -206,8 +300,13 @@ impl RedisBroker {
     }
 
     pub(super) async fn last_seq(&self, channel: &ChannelName) -> Result<Seq, BrokerError> {
-        let cmd = redis::cmd("GET").arg(self.shared.keys.seq(channel)).to_owned();
-        Ok(self.bounded(self.commands.query::<Option<Seq>>(&cmd)).await?.unwrap_or(0))
+        let cmd = redis::cmd("GET")
+            .arg(self.shared.keys.seq(channel))
+            .to_owned();
+        Ok(self
+            .bounded(self.commands.query::<Option<Seq>>(&cmd))
+            .await?
+            .unwrap_or(0))
     }
 
     pub(super) async fn joined(&self, member: &PresenceMember) -> Result<(), BrokerError> {
@@ -223,6 +322,8 @@ impl RedisBroker {
     }
 }
 
-fn unavailable(e: redis::RedisError) -> BrokerError {
-    BrokerError::Unavailable(e.to_string())
+impl From<redis::RedisError> for BrokerError {
+    fn from(e: redis::RedisError) -> Self {
+        BrokerError::Unavailable(e.to_string())
+    }
 }

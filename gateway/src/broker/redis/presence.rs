@@ -10,7 +10,7 @@ use tokenim_protocol::{ChannelName, SessionId, UserId};
 use tokio_util::sync::CancellationToken;
 
 use super::connect::Commands;
-use super::{BrokerError, Shared, unavailable};
+use super::{BrokerError, Shared};
 
 /// One local session in one channel.
 #[derive(Debug, Clone)]
@@ -36,22 +36,36 @@ fn key_ttl_ms(shared: &Shared) -> u64 {
     shared.config.presence_ttl.as_millis() as u64 * 2
 }
 
-async fn bounded<T>(shared: &Shared, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, BrokerError> {
+async fn bounded<T>(
+    shared: &Shared,
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, BrokerError> {
     match tokio::time::timeout(shared.config.command_timeout, call).await {
-        Ok(result) => result.map_err(unavailable),
-        Err(_) => Err(BrokerError::Unavailable("redis did not answer in time".into())),
+        Ok(result) => result.map_err(BrokerError::from),
+        Err(_) => Err(BrokerError::Unavailable(
+            "redis did not answer in time".into(),
+        )),
     }
 }
 
-pub(super) async fn add(shared: &Shared, commands: &Commands, m: &PresenceMember) -> Result<(), BrokerError> {
+pub(super) async fn add(
+    shared: &Shared,
+    commands: &Commands,
+    m: &PresenceMember,
+) -> Result<(), BrokerError> {
     let key = shared.keys.presence(&m.channel);
     let mut pipe = redis::pipe();
-    pipe.zadd(&key, member(shared, m.session, &m.user), expiry(shared)).ignore();
+    pipe.zadd(&key, member(shared, m.session, &m.user), expiry(shared))
+        .ignore();
     pipe.pexpire(&key, key_ttl_ms(shared) as i64).ignore();
     bounded(shared, commands.pipeline::<()>(&pipe)).await
 }
 
-pub(super) async fn remove(shared: &Shared, commands: &Commands, m: &PresenceMember) -> Result<(), BrokerError> {
+pub(super) async fn remove(
+    shared: &Shared,
+    commands: &Commands,
+    m: &PresenceMember,
+) -> Result<(), BrokerError> {
     let cmd = redis::cmd("ZREM")
         .arg(shared.keys.presence(&m.channel))
         .arg(member(shared, m.session, &m.user))
@@ -60,7 +74,11 @@ pub(super) async fn remove(shared: &Shared, commands: &Commands, m: &PresenceMem
 }
 
 /// Every unexpired member's user, one entry per connection.
-pub(super) async fn list(shared: &Shared, commands: &Commands, channel: &ChannelName) -> Result<Vec<UserId>, BrokerError> {
+pub(super) async fn list(
+    shared: &Shared,
+    commands: &Commands,
+    channel: &ChannelName,
+) -> Result<Vec<UserId>, BrokerError> {
     let cmd = redis::cmd("ZRANGEBYSCORE")
         .arg(shared.keys.presence(channel))
         .arg(crate::unix_millis())
@@ -76,7 +94,11 @@ pub(super) async fn list(shared: &Shared, commands: &Commands, channel: &Channel
 
 /// Refreshes this node's members of every channel it has listeners in,
 /// and drops expired members, until `shutdown`.
-pub(super) async fn heartbeat(shared: Arc<Shared>, commands: Commands, shutdown: CancellationToken) {
+pub(super) async fn heartbeat(
+    shared: Arc<Shared>,
+    commands: Commands,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(shared.config.presence_ttl / 3);
     loop {
         tokio::select! {
@@ -95,9 +117,14 @@ pub(super) async fn heartbeat(shared: Arc<Shared>, commands: Commands, shutdown:
             let key = shared.keys.presence(&channel);
             let mut pipe = redis::pipe();
             for (session, user) in &members {
-                pipe.zadd(&key, member(&shared, *session, user), score).ignore();
+                pipe.zadd(&key, member(&shared, *session, user), score)
+                    .ignore();
             }
-            pipe.cmd("ZREMRANGEBYSCORE").arg(&key).arg("-inf").arg(crate::unix_millis()).ignore();
+            pipe.cmd("ZREMRANGEBYSCORE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(crate::unix_millis())
+                .ignore();
             pipe.pexpire(&key, key_ttl_ms(&shared) as i64).ignore();
             if let Err(e) = bounded(&shared, commands.pipeline::<()>(&pipe)).await {
                 tracing::debug!(channel = %channel, error = %e, "presence heartbeat failed");

@@ -37,12 +37,19 @@ enum Lost {
 }
 
 /// Runs until `shutdown`.
-pub(super) async fn run(shared: Arc<Shared>, mut control: mpsc::Receiver<Reconcile>, shutdown: CancellationToken) {
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    mut control: mpsc::Receiver<Reconcile>,
+    shutdown: CancellationToken,
+) {
     let mut backoff = MIN_BACKOFF;
     let mut first = true;
     loop {
         let (tx, mut inbound) = mpsc::channel(shared.config.inbound_queue);
-        let pushes = Inbound { tx, dropped: shared.metrics.redis_inbound_dropped.clone() };
+        let pushes = Inbound {
+            tx,
+            dropped: shared.metrics.redis_inbound_dropped.clone(),
+        };
         let opened = tokio::select! {
             () = shutdown.cancelled() => return,
             opened = Subscriber::open(&shared.config, pushes) => opened,
@@ -152,7 +159,12 @@ async fn reconcile(
 }
 
 /// Handles one push: a message to deliver, or news about the connection.
-async fn on_push(shared: &Shared, conn: &mut Subscriber, subscribed: &HashSet<ChannelName>, push: PushInfo) -> Result<(), String> {
+async fn on_push(
+    shared: &Shared,
+    conn: &mut Subscriber,
+    subscribed: &HashSet<ChannelName>,
+    push: PushInfo,
+) -> Result<(), String> {
     match push.kind {
         PushKind::Message | PushKind::SMessage => {
             shared.metrics.redis_messages_received.inc();
@@ -175,7 +187,9 @@ async fn on_push(shared: &Shared, conn: &mut Subscriber, subscribed: &HashSet<Ch
             };
             if let Some(channel) = channel.filter(|c| subscribed.contains(c)) {
                 shared.metrics.redis_resubscribes.inc();
-                conn.subscribe(&shared.keys.channel(&channel)).await.map_err(|e| e.to_string())?;
+                conn.subscribe(&shared.keys.channel(&channel))
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             Ok(())
         }

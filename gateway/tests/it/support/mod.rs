@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod redis;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -35,6 +37,47 @@ impl TestGateway {
     }
 
     /// A gateway with test defaults changed by `tweak`.
+    /// A gateway joined to others through Redis at `url`.
+    pub(crate) async fn with_redis(
+        url: &str,
+        cluster: bool,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let url = url.to_owned();
+        Self::with(move |c| {
+            c.redis = Some(tokenim_gateway::config::RedisConfig {
+                url,
+                cluster,
+                probe_interval: Duration::from_millis(200),
+                probe_timeout: Duration::from_millis(600),
+                command_timeout: Duration::from_millis(800),
+                max_backoff: Duration::from_millis(500),
+                presence_ttl: Duration::from_secs(2),
+                ..Default::default()
+            });
+            tweak(c);
+        })
+        .await
+    }
+
+    /// Waits until `/readyz` answers `status`.
+    pub(crate) async fn wait_ready(&self, status: u16) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            // A node that is still starting refuses connections: not ready yet.
+            if TcpStream::connect(self.addr).await.is_ok()
+                && self.get("/readyz", &[]).await.0 == status
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "/readyz never answered {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub(crate) async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -57,6 +100,17 @@ impl TestGateway {
             state,
             stop: Some(stop),
             task: Some(task),
+        }
+    }
+
+    /// A handle on a gateway running elsewhere (e.g. a child process) at
+    /// `addr`, for connecting clients; metrics and state come from `like`.
+    pub(crate) fn attach(addr: SocketAddr, like: &TestGateway) -> Self {
+        Self {
+            addr,
+            state: like.state.clone(),
+            stop: None,
+            task: None,
         }
     }
 

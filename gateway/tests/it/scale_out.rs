@@ -1,0 +1,255 @@
+//! Several gateway nodes joined through a real `redis-server`: cross-node
+//! fan-out in both codecs, direct messages, presence, reference-counted
+//! subscriptions, and Redis outages (killed and restarted, frozen).
+
+use std::time::Duration;
+
+use tokenim_client::Error;
+use tokenim_protocol::{ChannelName, Codec, Data, ErrorCode, Push, UserId};
+
+use crate::support::redis::{RedisServer, numsub};
+use crate::support::{TestGateway, WAIT, assert_quiet, next_push};
+
+fn room() -> ChannelName {
+    ChannelName::new("rooms.lobby").unwrap()
+}
+
+fn n(i: u64) -> Data {
+    Data::from_value(&serde_json::json!({ "n": i })).unwrap()
+}
+
+/// The next message push, skipping joins and leaves.
+async fn next_message(client: &mut tokenim_client::Client) -> tokenim_protocol::Publication {
+    loop {
+        match next_push(client).await {
+            Push::Message(m) => return m,
+            Push::Join(_) | Push::Leave(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+async fn two_nodes(redis: &RedisServer) -> (TestGateway, TestGateway) {
+    let a = TestGateway::with_redis(&redis.url(), false, |_| {}).await;
+    let b = TestGateway::with_redis(&redis.url(), false, |_| {}).await;
+    a.wait_ready(200).await;
+    b.wait_ready(200).await;
+    (a, b)
+}
+
+#[tokio::test]
+async fn messages_published_on_one_node_reach_subscribers_on_every_node_once_in_order() {
+    let redis = RedisServer::start();
+    let (a, b) = two_nodes(&redis).await;
+    let mut on_a = a.client("alice", Codec::Json).await;
+    let mut on_b = b.client("bob", Codec::MsgPack).await;
+    let mut also_b = b.client("bea", Codec::Json).await;
+    for c in [&on_a, &on_b, &also_b] {
+        c.subscribe(&room()).await.unwrap();
+    }
+    let publisher = b.client("pub", Codec::MsgPack).await;
+    let other = a.client("pub2", Codec::Json).await;
+    for i in 1..=20 {
+        let client = if i % 2 == 0 { &publisher } else { &other };
+        assert_eq!(client.publish(&room(), n(i)).await.unwrap(), i);
+    }
+    for c in [&mut on_a, &mut on_b, &mut also_b] {
+        for i in 1..=20 {
+            let m = next_message(c).await;
+            assert_eq!((m.seq, m.data), (i, n(i)), "one order for every node");
+        }
+        assert_quiet(c).await;
+    }
+    assert!(a.metric("tokenim_redis_messages_received_total") >= 20.0);
+    assert!(a.metric("tokenim_redis_publish_seconds_count") >= 10.0);
+}
+
+#[tokio::test]
+async fn direct_messages_reach_the_user_on_another_node() {
+    let redis = RedisServer::start();
+    let (a, b) = two_nodes(&redis).await;
+    let sender = a.client("alice", Codec::Json).await;
+    let mut bob = b.client("bob", Codec::MsgPack).await;
+    let mut bob_on_a = a.client("bob", Codec::Json).await;
+    sender
+        .send(&UserId::new("bob").unwrap(), n(7))
+        .await
+        .unwrap();
+    for c in [&mut bob, &mut bob_on_a] {
+        let m = next_message(c).await;
+        assert_eq!((m.channel.as_str(), m.data.clone()), ("#bob", n(7)));
+        assert_eq!(m.from.unwrap().as_str(), "alice");
+    }
+}
+
+#[tokio::test]
+async fn a_node_subscribes_once_and_unsubscribes_when_its_last_listener_leaves() {
+    let redis = RedisServer::start();
+    let (a, b) = two_nodes(&redis).await;
+    let name = "tokenim:ch:{rooms.lobby}";
+    let count = || numsub(&redis.cli(&["PUBSUB", "NUMSUB", name]));
+    let mut on_a = Vec::new();
+    for i in 0..3 {
+        let c = a.client(&format!("a{i}"), Codec::Json).await;
+        c.subscribe(&room()).await.unwrap();
+        on_a.push(c);
+    }
+    assert_eq!(count(), 1, "three listeners on one node: one subscription");
+    let on_b = b.client("b", Codec::Json).await;
+    on_b.subscribe(&room()).await.unwrap();
+    assert_eq!(count(), 2);
+    for c in &on_a {
+        c.unsubscribe(&room()).await.unwrap();
+    }
+    wait_for(|| count() == 1).await;
+    drop(on_b);
+    wait_for(|| count() == 0).await;
+}
+
+#[tokio::test]
+async fn presence_is_the_same_whichever_node_is_asked() {
+    let redis = RedisServer::start();
+    let (a, b) = two_nodes(&redis).await;
+    let alice = a.client("alice", Codec::Json).await;
+    let bob1 = b.client("bob", Codec::Json).await;
+    let bob2 = a.client("bob", Codec::MsgPack).await;
+    for c in [&alice, &bob1, &bob2] {
+        c.subscribe(&room()).await.unwrap();
+    }
+    for asker in [&alice, &bob1] {
+        let users = presence(asker).await;
+        assert_eq!(users, vec![("alice".to_owned(), 1), ("bob".to_owned(), 2)]);
+    }
+    bob1.unsubscribe(&room()).await.unwrap();
+    assert_eq!(
+        presence(&alice).await,
+        vec![("alice".to_owned(), 1), ("bob".to_owned(), 1)]
+    );
+}
+
+async fn presence(client: &tokenim_client::Client) -> Vec<(String, u32)> {
+    match client
+        .request(tokenim_protocol::Command::Presence { channel: room() })
+        .await
+        .unwrap()
+    {
+        tokenim_protocol::ReplyBody::Presence { users, .. } => users
+            .into_iter()
+            .map(|e| (e.user.to_string(), e.connections))
+            .collect(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+async fn wait_for(mut ok: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in time"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn nodes_survive_redis_being_killed_and_restarted() {
+    let mut redis = RedisServer::start();
+    let (a, b) = two_nodes(&redis).await;
+    let mut on_a = a.client("alice", Codec::Json).await;
+    on_a.subscribe(&room()).await.unwrap();
+    let publisher = b.client("pub", Codec::MsgPack).await;
+    assert_eq!(publisher.publish(&room(), n(1)).await.unwrap(), 1);
+    assert_eq!(next_message(&mut on_a).await.seq, 1);
+
+    redis.kill();
+    a.wait_ready(503).await;
+    b.wait_ready(503).await;
+    match publisher.publish(&room(), n(2)).await {
+        Err(Error::Server(body)) => assert_eq!(body.code, ErrorCode::Unavailable),
+        other => panic!("publishing without redis must fail clearly, got {other:?}"),
+    }
+    assert!(b.metric("tokenim_redis_publish_failures_total") >= 1.0);
+    on_a.ping()
+        .await
+        .expect("clients stay connected through the outage");
+
+    redis.restart();
+    a.wait_ready(200).await;
+    b.wait_ready(200).await;
+    // Redis came back empty: sequences start again; delivery resumes.
+    let seq = publisher.publish(&room(), n(3)).await.unwrap();
+    let m = next_message(&mut on_a).await;
+    assert_eq!((m.seq, m.data), (seq, n(3)));
+    assert!(a.metric("tokenim_redis_reconnects_total") >= 1.0);
+    assert!(a.metric("tokenim_redis_resubscribes_total") >= 1.0);
+}
+
+#[tokio::test]
+async fn a_frozen_redis_is_detected_by_the_probe_and_recovered_from() {
+    let redis = RedisServer::start();
+    let (a, b) = two_nodes(&redis).await;
+    let mut on_a = a.client("alice", Codec::Json).await;
+    on_a.subscribe(&room()).await.unwrap();
+    let publisher = b.client("pub", Codec::Json).await;
+
+    redis.signal("STOP");
+    a.wait_ready(503).await;
+    assert!(
+        publisher.publish(&room(), n(1)).await.is_err(),
+        "no silent drop while frozen"
+    );
+    redis.signal("CONT");
+    a.wait_ready(200).await;
+    b.wait_ready(200).await;
+    let seq = publisher.publish(&room(), n(2)).await.unwrap();
+    loop {
+        let m = next_message(&mut on_a).await;
+        if m.seq == seq {
+            assert_eq!(m.data, n(2));
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_killed_nodes_presence_expires() {
+    let redis = RedisServer::start();
+    let a = TestGateway::with_redis(&redis.url(), false, |_| {}).await;
+    a.wait_ready(200).await;
+    // The other node is a real process, so it can be killed outright.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut node = std::process::Command::new(env!("CARGO_BIN_EXE_tokenim"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("TOKENIM_REDIS__URL", redis.url())
+        .env("TOKENIM_REDIS__PRESENCE_TTL", "2s")
+        .env("TOKENIM_ORIGINS__ALLOW_MISSING", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let other = TestGateway::attach(format!("127.0.0.1:{port}").parse().unwrap(), &a);
+    other.wait_ready(200).await;
+    let ghost = other.client("ghost", Codec::Json).await;
+    ghost.subscribe(&room()).await.unwrap();
+    let alice = a.client("alice", Codec::Json).await;
+    alice.subscribe(&room()).await.unwrap();
+    assert_eq!(presence(&alice).await.len(), 2);
+
+    node.kill().unwrap();
+    node.wait().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while presence(&alice).await.len() == 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dead node's user never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(presence(&alice).await, vec![("alice".to_owned(), 1)]);
+    drop(ghost);
+}

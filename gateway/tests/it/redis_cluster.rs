@@ -62,3 +62,96 @@ async fn sharded_pub_sub_fans_out_across_nodes_and_shards() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
+
+/// The id of every master and the slot ranges it serves, from `CLUSTER NODES`.
+fn owner_of(cluster: &RedisCluster, slot: u16) -> (usize, String) {
+    let nodes = cluster.nodes[0].cli(&["CLUSTER", "NODES"]);
+    for line in nodes.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port: u16 = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+        for range in &fields[8..] {
+            let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+            if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>()) {
+                if (lo..=hi).contains(&slot) {
+                    let index = cluster.nodes.iter().position(|n| n.port == port).unwrap();
+                    return (index, fields[0].to_owned());
+                }
+            }
+        }
+    }
+    panic!("no owner for slot {slot}");
+}
+
+#[tokio::test]
+async fn a_channel_whose_slot_moves_is_resubscribed_on_the_new_owner() {
+    let cluster = RedisCluster::start();
+    let a = TestGateway::with_redis(&cluster.url(), true, |_| {}).await;
+    let b = TestGateway::with_redis(&cluster.url(), true, |_| {}).await;
+    a.wait_ready(200).await;
+    b.wait_ready(200).await;
+    let ch = ChannelName::new("rooms.moving").unwrap();
+    let name = format!("tokenim:ch:{{{ch}}}");
+    let mut listener = a.client("alice", Codec::Json).await;
+    listener.subscribe(&ch).await.unwrap();
+    let publisher = b.client("pub", Codec::Json).await;
+    assert_eq!(
+        publisher
+            .publish(&ch, Data::from_json("1").unwrap())
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(matches!(next_push(&mut listener).await, Push::Message(m) if m.seq == 1));
+
+    // Move the channel's slot (and its keys) to another master.
+    let slot: u16 = cluster.nodes[0]
+        .cli(&["CLUSTER", "KEYSLOT", &name])
+        .trim()
+        .parse()
+        .unwrap();
+    let (src, src_id) = owner_of(&cluster, slot);
+    let dst = (src + 1) % cluster.nodes.len();
+    let dst_id = cluster.nodes[dst]
+        .cli(&["CLUSTER", "MYID"])
+        .trim()
+        .to_owned();
+    let slot_arg = slot.to_string();
+    cluster.nodes[dst].cli(&["CLUSTER", "SETSLOT", &slot_arg, "IMPORTING", &src_id]);
+    cluster.nodes[src].cli(&["CLUSTER", "SETSLOT", &slot_arg, "MIGRATING", &dst_id]);
+    let keys = cluster.nodes[src].cli(&["CLUSTER", "GETKEYSINSLOT", &slot_arg, "100"]);
+    let dst_port = cluster.nodes[dst].port.to_string();
+    for key in keys.lines().filter(|k| !k.is_empty()) {
+        cluster.nodes[src].cli(&["MIGRATE", "127.0.0.1", &dst_port, key, "0", "5000"]);
+    }
+    for node in [dst, src, (src + 2) % 3] {
+        cluster.nodes[node].cli(&["CLUSTER", "SETSLOT", &slot_arg, "NODE", &dst_id]);
+    }
+    assert_eq!(owner_of(&cluster, slot).0, dst);
+
+    // Redis told the old owner's subscribers to leave; the node must be
+    // listening on the new owner now.
+    let deadline = tokio::time::Instant::now() + crate::support::WAIT;
+    while numsub_on(&cluster, dst, &name) != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node a never resubscribed on the new owner"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(a.metric("tokenim_redis_resubscribes_total") >= 1.0);
+    let seq = publisher
+        .publish(&ch, Data::from_json("2").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(seq, 2, "the sequence counter moved with the slot");
+    loop {
+        if let Push::Message(m) = next_push(&mut listener).await {
+            assert_eq!(m.seq, 2);
+            break;
+        }
+    }
+}
+
+fn numsub_on(cluster: &RedisCluster, node: usize, channel: &str) -> u64 {
+    crate::support::redis::numsub(&cluster.nodes[node].cli(&["PUBSUB", "SHARDNUMSUB", channel]))
+}

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use tokenim_protocol::{
     ChannelName, ClientFrame, Codec, Command, Data, Disconnect, DisconnectCode, ErrorCode,
-    Presence, Publication, Push, Reply, ReplyBody, ServerFrame, SessionId, UserId,
+    Presence, Publication, PresenceEntry, Push, Reply, ReplyBody, ServerFrame, SessionId, UserId,
 };
 
 // ---------------------------------------------------------------- names
@@ -122,6 +122,7 @@ fn command() -> impl Strategy<Value = Command> {
         (channel(), data()).prop_map(|(channel, data)| Command::Publish { channel, data }),
         (user_id(), data()).prop_map(|(to, data)| Command::Send { to, data }),
         Just(Command::Ping {}),
+        channel().prop_map(|channel| Command::Presence { channel }),
     ]
 }
 
@@ -151,6 +152,10 @@ fn reply_body() -> impl Strategy<Value = ReplyBody> {
         (channel(), any::<u64>()).prop_map(|(channel, seq)| ReplyBody::Publish { channel, seq }),
         (user_id(), any::<u64>()).prop_map(|(to, seq)| ReplyBody::Send { to, seq }),
         Just(ReplyBody::Ping {}),
+        (channel(), vec((user_id(), any::<u32>()), 0..4)).prop_map(|(channel, users)| ReplyBody::Presence {
+            channel,
+            users: users.into_iter().map(|(user, connections)| PresenceEntry { user, connections }).collect(),
+        }),
     ]
 }
 

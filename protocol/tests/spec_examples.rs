@@ -193,6 +193,7 @@ const COMMAND_KINDS: &[&str] = &[
     "publish",
     "send",
     "ping",
+    "presence",
 ];
 
 /// Every kind of server frame that needs an example.
@@ -204,6 +205,7 @@ const SERVER_KINDS: &[&str] = &[
     "result publish",
     "result send",
     "result ping",
+    "result presence",
     "error",
     "push message with from",
     "push message without from",
@@ -221,6 +223,7 @@ fn command_kind(frame: &ClientFrame) -> &'static str {
         Command::Publish { .. } => "publish",
         Command::Send { .. } => "send",
         Command::Ping {} => "ping",
+        Command::Presence { .. } => "presence",
     }
 }
 
@@ -235,6 +238,7 @@ fn server_kinds(frame: &ServerFrame) -> Vec<&'static str> {
                 ReplyBody::Publish { .. } => "result publish",
                 ReplyBody::Send { .. } => "result send",
                 ReplyBody::Ping {} => "result ping",
+                ReplyBody::Presence { .. } => "result presence",
             },
             Outcome::Error(err) => {
                 // A documented error must be self-consistent too.

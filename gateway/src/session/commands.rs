@@ -147,8 +147,17 @@ impl Session {
                 format!("token may not subscribe to {channel}"),
             );
         }
-        let seq = self.state.broker.last_seq(&channel).await?;
+        // Listen first, then read the latest sequence: every message above
+        // the sequence in the reply is then certain to arrive (one at or
+        // below it may arrive too, just before the reply).
         self.join_hub(&channel).await;
+        let seq = match self.state.broker.last_seq(&channel).await {
+            Ok(seq) => seq,
+            Err(e) => {
+                self.leave_hub(&channel).await;
+                return Err(e.into());
+            }
+        };
         self.subscriptions.insert(channel.clone());
         if let Err(e) = self.state.broker.joined(&self.member(&channel)).await {
             tracing::warn!(channel = %channel, error = %e, "presence not recorded");

@@ -2,19 +2,32 @@
 """A tokenim client written from docs/PROTOCOL.md alone, and a test of a live gateway with it.
 
 Environment:
-  TOKENIM_URL   base URL of a running gateway in development mode, e.g. http://127.0.0.1:8080
+  TOKENIM_URL                   base URL of a running gateway in development mode with the default
+                                configuration, e.g. http://127.0.0.1:8080
+  TOKENIM_SPEC_ALLOWED_ORIGIN   optional: an origin listed in that gateway's `origins.allowed`
+                                (its case may differ from the configured entry)
+  TOKENIM_SPEC_LIMITED_URL      optional: a second gateway configured with
+                                limits.max_connections = 2, limits.max_connections_per_ip = 1
+                                and origins.allow_missing = true (checks 429, 503 and allow_missing)
+  TOKENIM_STRICT_DOC            strict by default: a place where the server contradicts the
+                                document (a DOC-GAP line) fails the run. Set to 0 to only report.
 
-Every scenario runs once per codec (JSON and MessagePack), then the mixed-codec ones.
+run.sh sets all of these. Checks whose optional gateway is not given are reported as SKIP.
+
+Every scenario runs once per codec (JSON and MessagePack), then the mixed-codec ones, then the
+transport ones (upgrade, Origin, message kinds, limits, the HTTP endpoints around the protocol).
 Exit status is 0 only when every check passed; the last line is 'N passed, N failed'.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import os
 import secrets
+import socket
 import sys
 import time
 import traceback
@@ -32,7 +45,11 @@ RUN_TIMEOUT = 55.0  # seconds for the whole run
 
 BASE_URL = os.environ.get("TOKENIM_URL", "http://127.0.0.1:8080").rstrip("/")
 WS_URL = "ws" + BASE_URL[len("http"):] + "/ws"
-ORIGIN = BASE_URL  # same-origin, as a browser page served by the gateway would send
+# PROTOCOL.md, Connecting > Origin: the gateway's own address (scheme + Host header) is always
+# accepted; a native client sends it because an upgrade without Origin is refused by default.
+ORIGIN = BASE_URL
+ALLOWED_ORIGIN = os.environ.get("TOKENIM_SPEC_ALLOWED_ORIGIN") or None
+LIMITED_URL = (os.environ.get("TOKENIM_SPEC_LIMITED_URL") or "").rstrip("/") or None
 
 JSON = "tokenim.v1.json"
 MSGPACK = "tokenim.v1.msgpack"
@@ -93,6 +110,131 @@ def dev_token(user: str) -> dict:
         assert doc.get("user") == user and isinstance(doc.get("token"), str), f"/dev/token reply: {doc!r}"
         return doc
     raise AssertionError(f"/dev/token for {user}: still 429 after retries")
+
+
+def token_exp(token: str) -> int:
+    """The `exp` claim (seconds) of a JWT: what a client that got no connect reply goes by."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims["exp"]
+
+
+class RawConn:
+    """A plain TCP connection read through the kernel's own buffer, so that an answer followed
+    at once by a reset (as a node at its connection limit sends) is still read in full."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.buf = sock, b""
+        self.loop = asyncio.get_running_loop()
+
+    @classmethod
+    async def open(cls, base_url: str, source: str | None) -> "RawConn":
+        parsed = urllib.parse.urlsplit(base_url)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        if source:
+            sock.bind((source, 0))
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (parsed.hostname, parsed.port)),
+                               STEP_TIMEOUT)
+        return cls(sock)
+
+    async def send(self, data: bytes) -> None:
+        await self.loop.sock_sendall(self.sock, data)
+
+    async def _more(self, what: str) -> None:
+        try:
+            chunk = await asyncio.wait_for(self.loop.sock_recv(self.sock, 65536), STEP_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no {what} within {STEP_TIMEOUT}s (have {self.buf[:200]!r})")
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            raise AssertionError(f"connection ended before the {what} (have {self.buf[:200]!r})")
+        self.buf += chunk
+
+    async def until(self, delim: bytes, what: str) -> bytes:
+        while delim not in self.buf:
+            await self._more(what)
+        i = self.buf.index(delim) + len(delim)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    async def exactly(self, n: int, what: str) -> bytes:
+        while len(self.buf) < n:
+            await self._more(what)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class RawResponse:
+    """The answer to a hand-written upgrade request; for 101 the connection stays open."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, conn: RawConn):
+        self.status, self.headers, self.body, self.conn = status, headers, body, conn
+
+    def error_body(self, code: int, name: str, what: str) -> dict:
+        """The body must be the protocol's error body (Connecting > When the upgrade is refused)."""
+        ctype = self.headers.get("content-type", "")
+        assert "application/json" in ctype, f"{what}: HTTP {self.status} body has Content-Type {ctype!r}"
+        body = json.loads(self.body)
+        assert (body.get("code"), body.get("name")) == (code, name), (
+            f"{what}: HTTP {self.status} body {body!r}, expected {code} {name}")
+        assert isinstance(body.get("message"), str), f"{what}: body has no string message: {body!r}"
+        return body
+
+    async def read_frame(self) -> tuple[int, bytes]:
+        """One unfragmented WebSocket frame from the server (servers do not mask): (opcode, payload)."""
+        b0, b1 = await self.conn.exactly(2, "WebSocket frame")
+        length = b1 & 0x7F
+        if length == 126:
+            length = int.from_bytes(await self.conn.exactly(2, "frame length"), "big")
+        elif length == 127:
+            length = int.from_bytes(await self.conn.exactly(8, "frame length"), "big")
+        return b0 & 0x0F, await self.conn.exactly(length, "frame payload")
+
+    async def close(self) -> None:
+        self.conn.close()
+
+
+async def raw_upgrade(
+    base_url: str = BASE_URL,
+    origin: str | None = ORIGIN,
+    host: str | None = None,
+    extra: dict[str, str] | None = None,
+    websocket: bool = True,
+    source: str | None = None,
+) -> RawResponse:
+    """GET /ws written by hand, so Host, Origin and the source address are under the test's control."""
+    conn = await RawConn.open(base_url, source)
+    lines = ["GET /ws HTTP/1.1", f"Host: {host or urllib.parse.urlsplit(base_url).netloc}"]
+    if websocket:
+        lines += ["Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+                  "Sec-WebSocket-Key: " + base64.b64encode(secrets.token_bytes(16)).decode()]
+    if origin is not None:
+        lines.append(f"Origin: {origin}")
+    lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
+    try:
+        await conn.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # a node over a connection limit answers without reading the request
+    head = await conn.until(b"\r\n\r\n", "HTTP answer")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    status = int(status_line.split()[1])
+    headers = {}
+    for line in header_lines:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    body = b""
+    if status != 101 and "content-length" in headers:
+        body = await conn.exactly(int(headers["content-length"]), "HTTP body")
+    response = RawResponse(status, headers, body, conn)
+    if status != 101:
+        await response.close()
+    return response
 
 
 # ---------------------------------------------------------------- the client
@@ -200,6 +342,29 @@ class Client:
         except asyncio.TimeoutError:
             raise AssertionError(f"{self.name}: no reply to {type_} (id {cid}) within {STEP_TIMEOUT}s")
         assert reply["id"] == cid
+        return reply
+
+    async def with_id(self, cid: Any, type_: str, **fields: Any) -> dict:
+        """Send a command with a chosen id (any value); return the reply that carries `cid`
+        (for id 0, the next id-0 reply)."""
+        fut = None
+        if cid != 0:
+            fut = asyncio.get_running_loop().create_future()
+            self.pending[cid] = fut
+        await self.ws.send(encode(self.codec, {"id": cid, "type": type_, **fields}))
+        return await self.reply_to(cid, fut, f"{type_} with id {cid!r}")
+
+    async def raw_with_reply(self, message: str | bytes, what: str) -> dict:
+        """Send a raw message whose id the server cannot read; return the id-0 reply."""
+        await self.ws.send(message)
+        return await self.reply_to(0, None, what)
+
+    async def reply_to(self, cid: Any, fut: asyncio.Future | None, what: str) -> dict:
+        try:
+            reply = await asyncio.wait_for(fut if fut is not None else self.id0.get(), STEP_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"{self.name}: no reply with id {cid} to {what} within {STEP_TIMEOUT}s")
+        assert reply["id"] == cid, f"{self.name}: reply {reply!r} to {what}"
         return reply
 
     async def ok(self, type_: str, **fields: Any) -> dict:
@@ -347,10 +512,22 @@ async def scenario_codec(codec: str, check) -> None:
             clients.append(c)
             assert c.codec == codec
             b.user, c.user = bob, carol
+            # Authentication: no connect reply, and no other frame in its place.
+            await asyncio.sleep(0.3)
             for cl in (b, c):
-                await cl.ok("ping")  # ready at once, no connect reply expected
+                assert not cl.raw, f"{cl.name}: frames after header/query auth, before any command: {cl.raw!r}"
+            for cl, tok in ((b, tb), (c, tc)):
+                await cl.ok("ping")  # ready at once
                 await cl.fail("connect", 1101, "already_connected", token=ta["token"])
-            await asyncio.sleep(0.1)
+                # it knows its expiry from the token it holds (exp in seconds, expires_at in ms)
+                assert token_exp(tok["token"]) * 1000 == tok["expires_at"], (
+                    f"token exp {token_exp(tok['token'])} s vs /dev/token expires_at {tok['expires_at']} ms")
+            # it may still refresh; the reply carries the new expiry
+            fresh = dev_token(bob)
+            r = await b.ok("refresh", token=fresh["token"])
+            if r.get("expires_at") is not None:
+                assert r["expires_at"] == token_exp(fresh["token"]) * 1000, f"refresh reply {r!r}"
+            await b.fail("refresh", 1104, "permission_denied", token=tc["token"])  # another user's token
             for cl in (b, c):
                 stray = [p for p in cl.drain_pushes() if p["push"] != "join"]
                 assert not stray, f"{cl.name}: unexpected frames after header/query auth: {stray!r}"
@@ -402,20 +579,47 @@ async def scenario_codec(codec: str, check) -> None:
             await a.fail("send", 1003, "invalid_user", to="no body", data=1)
 
         async with check(f"{label}: command before connect"):
+            # Authentication, way 3: a frame is decoded first (decode errors, id when readable,
+            # else 0); only a well-formed command other than connect gets 1100 not_connected.
             f = await Client.open(codec, "fresh")
             clients.append(f)
             await f.fail("subscribe", 1100, "not_connected", channel=room)
             await f.fail("ping", 1100, "not_connected")
-            reply = await f.command("frobnicate")
-            err = reply.get("error", {})
-            if err.get("code") != 1100:
-                check_error(reply, 1001, "unknown_command", "unknown command before connect")
-                check.gap("Authentication, way 3 ('Until then every other command is answered with 1100')",
-                          "no order between decode errors (1000-1003) and 1100 not_connected",
-                          "before connect an unknown command gets 1001 unknown_command, not 1100 "
-                          "(decode errors come first)")
+            await f.fail("frobnicate", 1001, "unknown_command")
+            await f.fail("subscribe", 1002, "invalid_channel", channel="a b")
+            await f.fail("send", 1003, "invalid_user", to="no body", data=1)
+            await f.fail("publish", 1000, "bad_request", data=1)  # missing channel
+            await f.fail("connect", 1000, "bad_request")  # connect without its token
+            reply = await f.raw_with_reply("{not json" if codec == JSON else b"\xc1", "undecodable frame")
+            check_error(reply, 1000, "bad_request", "undecodable frame before connect")
             r = await f.ok("connect", token=tc["token"])  # still usable afterwards
-            assert r.get("user") == carol, f"connect after not_connected: {r!r}"
+            assert r.get("user") == carol, f"connect after errors before authentication: {r!r}"
+
+        async with check(f"{label}: command ids"):
+            # Command ids: the server echoes any unsigned integer id it reads, 0 included.
+            for cid in (2**53, 2**53 + 1, 2**64 - 1):
+                reply = await a.with_id(cid, "ping")
+                assert reply.get("result") == {"type": "ping"}, f"ping with id {cid}: {reply!r}"
+            reply = await a.with_id(0, "ping")
+            assert reply.get("result") == {"type": "ping"}, f"ping with id 0 is answered with id 0: {reply!r}"
+            # ids that cannot be read: reply with id 0
+            for bad in (-1, 1.5, 5.0, "7"):
+                reply = await a.raw_with_reply(encode(codec, {"id": bad, "type": "ping"}), f"ping with id {bad!r}")
+                check_error(reply, 1000, "bad_request", f"ping with id {bad!r}")
+            reply = await a.raw_with_reply(encode(codec, {"type": "ping"}), "ping without id")
+            check_error(reply, 1000, "bad_request", "ping without id")
+            # anything after the object / map: the whole frame is unreadable, even its id
+            trailing = ('{"id":5,"type":"ping"} x' if codec == JSON
+                        else encode(codec, {"id": 5, "type": "ping"}) + b"\xc0")
+            reply = await a.raw_with_reply(trailing, "frame with trailing garbage")
+            check_error(reply, 1000, "bad_request", "frame with trailing garbage")
+            if codec == JSON:  # trailing whitespace is not "text after the object"
+                cid = 2**40 + 6
+                fut = a.pending[cid] = asyncio.get_running_loop().create_future()
+                await a.send_raw(f'{{"id":{cid},"type":"ping"}} \n')
+                reply = await a.reply_to(cid, fut, "ping with trailing whitespace")
+                assert reply.get("result") == {"type": "ping"}, f"ping with trailing whitespace: {reply!r}"
+            await a.ok("ping")  # the connection survives all of it
 
         async with check(f"{label}: undecodable frame"):
             bad = "{not json" if codec == JSON else b"\xc1"  # 0xc1 is never used in MessagePack
@@ -543,7 +747,11 @@ async def scenario_mixed(check) -> None:
 
 
 async def scenario_transport(check) -> None:
-    """Connecting: subprotocol negotiation, Origin, wrong kind of WebSocket message."""
+    """Connecting: subprotocols, refusals and their bodies, Origin, message kinds, 4501, limits;
+    and the HTTP endpoints around the protocol (/healthz, /dev/token)."""
+    port = urllib.parse.urlsplit(BASE_URL).port
+    host = urllib.parse.urlsplit(BASE_URL).netloc
+
     async with check("transport: subprotocol negotiation"):
         cl = await Client.open(None, "multi", subprotocols=["x.unknown", MSGPACK, JSON])
         assert cl.codec == MSGPACK
@@ -555,32 +763,58 @@ async def scenario_transport(check) -> None:
         except InvalidStatus as exc:
             assert exc.response.status_code == 400, f"unknown subprotocol: HTTP {exc.response.status_code}"
 
-    async with check("transport: foreign Origin refused with 403"):
-        try:
-            cl = await Client.open(JSON, "foreign-origin", origin="http://evil.example")
-            await cl.close()
-            raise AssertionError("a foreign Origin was accepted")
-        except InvalidStatus as exc:
-            resp = exc.response
-            assert resp.status_code == 403, f"foreign Origin: HTTP {resp.status_code}, expected 403"
-            ctype = resp.headers.get("Content-Type", "")
-            if "json" in ctype:
-                check.gap("Connecting, upgrade answers table, row 403",
-                          "body is 'text'",
-                          f"body is {ctype}: {bytes(resp.body).decode(errors='replace')}")
+    async with check("transport: every refused upgrade has the protocol's error body"):
+        r = await raw_upgrade(extra={"Sec-WebSocket-Protocol": "x.unknown"})
+        assert r.status == 400, f"unknown subprotocol: HTTP {r.status}"
+        r.error_body(1000, "bad_request", "unknown subprotocol")
+        r = await raw_upgrade(websocket=False)  # GET /ws that is not a WebSocket upgrade
+        assert r.status == 400, f"not an upgrade: HTTP {r.status}"
+        r.error_body(1000, "bad_request", "not an upgrade")
+        r = await raw_upgrade(origin="http://evil.example")
+        assert r.status == 403, f"foreign Origin: HTTP {r.status}"
+        r.error_body(1104, "permission_denied", "foreign Origin")  # message: for humans, not checked
+        forged = dev_token(user("forged", JSON))["token"][:-4] + "AAAA"
+        r = await raw_upgrade(extra={"Authorization": f"Bearer {forged}"})
+        assert r.status == 401, f"forged header token: HTTP {r.status}"
+        r.error_body(1102, "invalid_token", "forged header token")
 
-    async with check("transport: no Origin header (native client)"):
+    async with check("transport: Origin policy"):
+        # the gateway's own address: http:// or https:// + Host, port included, host case-insensitive
+        for origin, host_header in ((f"http://{host}", None), (f"https://{host}", None),
+                                    (f"http://LocalHost:{port}", f"localhost:{port}"),
+                                    (f"https://chat.example.com:{port}", f"Chat.Example.COM:{port}"),
+                                    ("https://chat.example.com", "chat.example.com")):
+            r = await raw_upgrade(origin=origin, host=host_header)
+            await r.close()
+            assert r.status == 101, f"Origin {origin} with Host {host_header or host}: HTTP {r.status}"
+        # everything else is refused with 403 1104
+        for origin, host_header in (("http://evil.example", None), ("null", None),
+                                    (f"http://127.0.0.1:{port + 1}", None),   # another port
+                                    ("http://127.0.0.1", None),              # port missing
+                                    (f"http://{host}/", None),               # not a bare origin
+                                    (f"ws://{host}", None),                  # scheme is not http(s)
+                                    ("https://chat.example.com:443", "chat.example.com")):
+            r = await raw_upgrade(origin=origin, host=host_header)
+            assert r.status == 403, f"Origin {origin!r} with Host {host_header or host}: HTTP {r.status}"
+            r.error_body(1104, "permission_denied", f"Origin {origin!r}")
+        # no Origin at all: refused by default (origins.allow_missing = false)
+        r = await raw_upgrade(origin=None)
+        assert r.status == 403, f"no Origin header: HTTP {r.status}, expected 403 by default"
+        r.error_body(1104, "permission_denied", "no Origin header")
         try:
             cl = await Client.open(JSON, "no-origin", origin=None)
             await cl.close()
+            raise AssertionError("an upgrade without Origin was accepted by a default gateway")
         except InvalidStatus as exc:
-            resp = exc.response
-            assert resp.status_code == 403, f"no Origin: HTTP {resp.status_code}"
-            check.gap("Connecting (403 row) / Writing a client step 1",
-                      "only a browser Origin that is not allowed gets 403; nothing says a native client "
-                      "must send an Origin header, nor which Origin the default configuration allows",
-                      f"an upgrade with no Origin header is refused: HTTP 403 "
-                      f"{bytes(resp.body).decode(errors='replace')}")
+            assert exc.response.status_code == 403, f"no Origin: HTTP {exc.response.status_code}"
+
+    if ALLOWED_ORIGIN:
+        async with check("transport: origin listed in origins.allowed"):
+            cl = await Client.open(JSON, "allowed-origin", origin=ALLOWED_ORIGIN)
+            await cl.fail("ping", 1100, "not_connected")
+            await cl.close()
+    else:
+        check.skip("transport: origin listed in origins.allowed", "TOKENIM_SPEC_ALLOWED_ORIGIN not set")
 
     async with check("transport: text that is not UTF-8 closes 4501"):
         cl = await Client.open(JSON, "not-utf8")
@@ -594,31 +828,74 @@ async def scenario_transport(check) -> None:
         finally:
             await cl.close()
 
-    async with check("transport: wrong kind of message"):
+    async with check("transport: unmasked frame closes 4501"):
+        r = await raw_upgrade()
+        assert r.status == 101, f"upgrade: HTTP {r.status}"
+        try:
+            await r.conn.send(b"\x81\x16" + b'{"id":1,"type":"ping"}')  # text frame, no mask bit
+            op, payload = await r.read_frame()
+            assert op == 1, f"expected the disconnect push in a text frame, got opcode {op}: {payload!r}"
+            d = decode(JSON, payload.decode())
+            assert d.get("push") == "disconnect" and d.get("code") == 4501 and d.get("reconnect") is False, (
+                f"unmasked frame: {d!r}")
+            op, payload = await r.read_frame()
+            assert op == 8 and int.from_bytes(payload[:2], "big") == 4501, (
+                f"expected a close frame with 4501, got opcode {op} {payload!r}")
+        finally:
+            await r.close()
+
+    async with check("transport: wrong kind of message gets id-0 1000, connection stays open"):
         for codec, wrong in ((JSON, b'{"id":1,"type":"ping"}'), (MSGPACK, '{"id":1,"type":"ping"}')):
             cl = await Client.open(codec, "wrongkind")
             try:
-                await cl.send_raw(wrong)
-                done, _ = await asyncio.wait(
-                    [asyncio.ensure_future(cl.closed.wait()), asyncio.ensure_future(cl.id0.get())],
-                    timeout=STEP_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
-                assert done, f"{codec}: neither a close nor a reply after a message of the wrong kind"
-                if cl.closed.is_set():
-                    assert cl.close_code == 4501, f"{codec}: close code {cl.close_code}, expected 4501"
-                else:
-                    reply = next(iter(done)).result()
-                    check_error(reply, 1000, "bad_request", f"{codec}: wrong kind of message")
-                    await cl.command("ping")  # any reply (1100 here: not authenticated) shows it is open
-                    if not cl.closed.is_set():
-                        check.gap("Connecting, paragraph on sending a message of the other kind",
-                                  "the server closes the connection with 4501 protocol violation "
-                                  "(also Disconnect codes, 4501)",
-                                  f"{codec}: the server answers an id-0 error {reply['error']['code']} "
-                                  f"{reply['error']['name']} ({reply['error']['message']!r}) and keeps the "
-                                  "connection open (consistent with 'A frame that cannot be decoded never "
-                                  "closes the connection' in Command ids, so the document contradicts itself)")
+                reply = await cl.raw_with_reply(wrong, f"{codec}: message of the wrong kind")
+                check_error(reply, 1000, "bad_request", f"{codec}: wrong kind of message")
+                await cl.fail("ping", 1100, "not_connected")  # still open, still waiting for connect
+                await cl.ok("connect", token=dev_token(user("wrongkind", codec))["token"])
+                reply = await cl.raw_with_reply(wrong, f"{codec}: message of the wrong kind, authenticated")
+                check_error(reply, 1000, "bad_request", f"{codec}: wrong kind of message, authenticated")
+                await cl.ok("ping")
+                assert not cl.closed.is_set(), f"{codec}: closed after a message of the wrong kind"
             finally:
                 await cl.close()
+
+    if LIMITED_URL:
+        async with check("transport: 429 and 503 with the protocol's error body; origins.allow_missing"):
+            held: list[RawResponse] = []
+            try:
+                # origins.allow_missing = true on this gateway: no Origin is accepted
+                first = await raw_upgrade(LIMITED_URL, origin=None, source="127.0.0.1")
+                held.append(first)
+                assert first.status == 101, f"no Origin with allow_missing: HTTP {first.status}"
+                # a second connection from the same address: per-address cap (1) -> 429
+                r = await raw_upgrade(LIMITED_URL, origin=None, source="127.0.0.1")
+                assert r.status == 429, f"second connection from one address: HTTP {r.status}"
+                r.error_body(1203, "rate_limited", "429")
+                # another address fills the node (2 connections) ...
+                second = await raw_upgrade(LIMITED_URL, origin=None, source="127.0.0.2")
+                held.append(second)
+                assert second.status == 101, f"connection from 127.0.0.2: HTTP {second.status}"
+                # ... so a third address finds it full -> 503
+                r = await raw_upgrade(LIMITED_URL, origin=None, source="127.0.0.3")
+                assert r.status == 503, f"node at its connection limit: HTTP {r.status}"
+                r.error_body(1203, "rate_limited", "503 (node full)")
+            finally:
+                for r in held:
+                    await r.close()
+    else:
+        check.skip("transport: 429 and 503 with the protocol's error body; origins.allow_missing",
+                   "TOKENIM_SPEC_LIMITED_URL not set")
+
+    async with check("around the protocol: /healthz and /dev/token"):
+        status, _ = http_get("/healthz")
+        assert status == 200, f"/healthz: HTTP {status}"
+        t0 = now_ms()
+        doc = dev_token(user("devtoken", JSON))
+        assert set(doc) >= {"token", "user", "expires_at"}, f"/dev/token reply {doc!r}"
+        # expires_at in milliseconds, one hour ahead by default
+        assert t0 + 3_590_000 <= doc["expires_at"] <= now_ms() + 3_610_000, (
+            f"/dev/token expires_at {doc['expires_at']} is not ~1 h ahead in ms (now {t0})")
+        assert doc["expires_at"] == token_exp(doc["token"]) * 1000, f"/dev/token reply {doc!r}"
 
 
 # ---------------------------------------------------------------- runner
@@ -628,11 +905,18 @@ class Checks:
     def __init__(self) -> None:
         self.passed: list[str] = []
         self.failed: list[tuple[str, str]] = []
+        self.skipped: list[str] = []
         self.gaps: list[str] = []
-        self.strict = os.environ.get("TOKENIM_STRICT_DOC") == "1"
+        self.strict = os.environ.get("TOKENIM_STRICT_DOC", "1") != "0"
+
+    def skip(self, name: str, why: str) -> None:
+        self.skipped.append(name)
+        print(f"SKIP {name}: {why}", flush=True)
 
     def gap(self, section: str, doc_says: str, server_did: str) -> None:
-        """The server contradicts (or goes beyond) the document: reported, fatal only when strict."""
+        """The server contradicts (or goes beyond) the document: a failure of the check that
+        found it, unless TOKENIM_STRICT_DOC=0, which only reports it. Use this (not a plain
+        assertion) where the document is more likely to be wrong than the server."""
         line = f"[{section}] document: {doc_says} | server: {server_did}"
         if line not in self.gaps:
             self.gaps.append(line)
@@ -682,9 +966,10 @@ async def main() -> int:
         checks.failed.append(("whole run", repr(exc)))
         print(f"FAIL whole run: {exc!r}", flush=True)
     if checks.gaps:
-        print(f"{len(checks.gaps)} documentation gap(s) observed (DOC-GAP lines above; "
-              "TOKENIM_STRICT_DOC=1 makes them failures)", flush=True)
-    print(f"spec_client: {len(checks.passed)} passed, {len(checks.failed)} failed", flush=True)
+        how = "each failed its check" if checks.strict else "reported only: TOKENIM_STRICT_DOC=0"
+        print(f"{len(checks.gaps)} documentation gap(s) observed (DOC-GAP lines above; {how})", flush=True)
+    skipped = f", {len(checks.skipped)} skipped" if checks.skipped else ""
+    print(f"spec_client: {len(checks.passed)} passed, {len(checks.failed)} failed{skipped}", flush=True)
     return 0 if checks.passed and not checks.failed else 1
 
 

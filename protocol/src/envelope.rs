@@ -97,7 +97,9 @@ impl Envelope {
     /// The channel this envelope is for, if it is for one.
     pub fn channel(&self) -> Option<&ChannelName> {
         match &self.body {
-            EnvelopeBody::Message { channel, .. } | EnvelopeBody::Event { channel, .. } => Some(channel),
+            EnvelopeBody::Message { channel, .. } | EnvelopeBody::Event { channel, .. } => {
+                Some(channel)
+            }
             EnvelopeBody::DisconnectUser { .. } => None,
         }
     }
@@ -115,7 +117,11 @@ mod tests {
             origin: "n1".into(),
             body: EnvelopeBody::Event {
                 channel: channel.clone(),
-                push: Push::Join(Presence { channel, user: UserId::new("bob").unwrap(), session: SessionId(3) }),
+                push: Push::Join(Presence {
+                    channel,
+                    user: UserId::new("bob").unwrap(),
+                    session: SessionId(3),
+                }),
                 except: Some(SessionId(3)),
             },
         };
@@ -130,7 +136,10 @@ mod tests {
         for (prefix, seq) in [(vec![0x07], 7), (vec![0xcd, 0x01, 0x2c], 300)] {
             let envelope = Envelope {
                 origin: "n".into(),
-                body: EnvelopeBody::DisconnectUser { user: UserId::new("u").unwrap(), code: 4000 },
+                body: EnvelopeBody::DisconnectUser {
+                    user: UserId::new("u").unwrap(),
+                    code: 4000,
+                },
             };
             let mut wire = prefix;
             wire.extend(envelope.encode().unwrap());

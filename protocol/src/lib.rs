@@ -46,11 +46,11 @@ pub use codec::Codec;
 pub use command::{ClientFrame, Command};
 pub use data::Data;
 pub use disconnect::{Disconnect, DisconnectCode};
+pub use envelope::{Envelope, EnvelopeBody};
 pub use error::{DecodeError, EncodeError};
 pub use error_code::ErrorCode;
 pub use ids::{ChannelName, CommandId, Seq, SessionId, UserId};
 pub use push::{Presence, Publication, Push};
-pub use envelope::{Envelope, EnvelopeBody};
 pub use reply::{ErrorBody, Outcome, PresenceEntry, Reply, ReplyBody, ServerFrame};
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp on the wire.

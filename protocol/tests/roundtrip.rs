@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use tokenim_protocol::{
     ChannelName, ClientFrame, Codec, Command, Data, Disconnect, DisconnectCode, ErrorCode,
-    Presence, Publication, PresenceEntry, Push, Reply, ReplyBody, ServerFrame, SessionId, UserId,
+    Presence, PresenceEntry, Publication, Push, Reply, ReplyBody, ServerFrame, SessionId, UserId,
 };
 
 // ---------------------------------------------------------------- names
@@ -152,9 +152,14 @@ fn reply_body() -> impl Strategy<Value = ReplyBody> {
         (channel(), any::<u64>()).prop_map(|(channel, seq)| ReplyBody::Publish { channel, seq }),
         (user_id(), any::<u64>()).prop_map(|(to, seq)| ReplyBody::Send { to, seq }),
         Just(ReplyBody::Ping {}),
-        (channel(), vec((user_id(), any::<u32>()), 0..4)).prop_map(|(channel, users)| ReplyBody::Presence {
-            channel,
-            users: users.into_iter().map(|(user, connections)| PresenceEntry { user, connections }).collect(),
+        (channel(), vec((user_id(), any::<u32>()), 0..4)).prop_map(|(channel, users)| {
+            ReplyBody::Presence {
+                channel,
+                users: users
+                    .into_iter()
+                    .map(|(user, connections)| PresenceEntry { user, connections })
+                    .collect(),
+            }
         }),
     ]
 }

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokenim_protocol::{
-    ChannelName, ClientFrame, Codec, Command, CommandId, Data, Millis, Push, ReplyBody, Seq,
-    SessionId, UserId, reply::Outcome,
+    ChannelName, ClientFrame, Codec, Command, CommandId, Data, Millis, PresenceEntry, Push,
+    ReplyBody, Seq, SessionId, UserId, reply::Outcome,
 };
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
@@ -201,6 +201,18 @@ impl Client {
     pub async fn ping(&self) -> Result<(), Error> {
         match self.request(Command::Ping {}).await? {
             ReplyBody::Ping {} => Ok(()),
+            other => Err(Error::UnexpectedReply(other)),
+        }
+    }
+
+    /// Who is subscribed to `channel` on every node: each user with its
+    /// number of subscribed connections, sorted by user id.
+    pub async fn presence(&self, channel: &ChannelName) -> Result<Vec<PresenceEntry>, Error> {
+        let command = Command::Presence {
+            channel: channel.clone(),
+        };
+        match self.request(command).await? {
+            ReplyBody::Presence { users, .. } => Ok(users),
             other => Err(Error::UnexpectedReply(other)),
         }
     }

@@ -253,6 +253,10 @@ impl Session {
                 expires_at: Some(123),
             },
             Command::Ping {} => ReplyBody::Ping {},
+            Command::Presence { channel } => ReplyBody::Presence {
+                channel,
+                users: Vec::new(),
+            },
         };
         self.send(&Reply::ok(id, body)).await;
     }

@@ -7,7 +7,7 @@
 #
 # Needs: Rust with cargo-nextest, python3, node + npm, and Debian's chromium
 # (/usr/bin/chromium). Without chromium the browser test is skipped with a
-# note, unless TOKENIM_REQUIRE_BROWSER=1 (as in CI), which makes it fail.
+# note, unless REQUIRE_BROWSER_TEST=1 (as in CI), which makes it fail.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -28,8 +28,8 @@ fi
 echo "== demo page in headless Chromium"
 if [[ -x /usr/bin/chromium ]]; then
   tests/browser/run.sh
-elif [[ ${TOKENIM_REQUIRE_BROWSER:-0} == 1 ]]; then
-  echo "chromium is required (TOKENIM_REQUIRE_BROWSER=1) but /usr/bin/chromium is missing" >&2
+elif [[ ${REQUIRE_BROWSER_TEST:-0} == 1 ]]; then
+  echo "chromium is required (REQUIRE_BROWSER_TEST=1) but /usr/bin/chromium is missing" >&2
   exit 1
 else
   echo "skipped: /usr/bin/chromium is missing (apt-get install -y chromium to run it)"

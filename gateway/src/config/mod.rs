@@ -148,7 +148,8 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         let config: Config = figment
-            .merge(Env::prefixed("TOKENIM_").split("__"))
+            // TOKENIM_CONFIG names the file (a flag), not a setting.
+            .merge(Env::prefixed("TOKENIM_").ignore(&["CONFIG"]).split("__"))
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)?;

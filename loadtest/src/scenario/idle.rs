@@ -5,7 +5,10 @@
 //! `/proc/<pid>/status`) is read before the first connection, once every
 //! connection is open and `settle` has passed, and at the end. The cost
 //! of a connection is the growth divided by the connections held at that
-//! moment. The generator's own RSS per connection is reported too.
+//! moment. The generator's own RSS per connection is reported too. Measure
+//! against a freshly started gateway: one that already held connections
+//! keeps their freed memory in its allocator and reuses it, so its RSS
+//! hardly grows and the figure comes out far too low.
 //!
 //! Metrics: those of [`super::connect`], plus `gateway_rss_per_connection_bytes`,
 //! `gateway_rss_growth_bytes`, `generator_rss_per_connection_bytes`, and

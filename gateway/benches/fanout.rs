@@ -17,7 +17,7 @@ use tokenim_protocol::{ChannelName, Codec, Data, Publication, Push, SessionId, U
 const SUBSCRIBERS: usize = 1_000;
 
 fn setup(codecs: &[Codec]) -> (Hub, Vec<Arc<SessionHandle>>, ChannelName) {
-    let hub = Hub::new(Metrics::new());
+    let hub = Hub::new(Metrics::new(), 0);
     let channel = ChannelName::new("rooms.lobby").unwrap();
     let sessions: Vec<_> = (0..SUBSCRIBERS)
         .map(|i| {

@@ -23,14 +23,17 @@ type Subscribers = IndexMap<SessionId, Arc<SessionHandle>>;
 pub struct Hub {
     channels: DashMap<ChannelName, Subscribers>,
     metrics: Metrics,
+    max_join_leave: usize,
 }
 
 impl Hub {
-    /// An empty hub.
-    pub fn new(metrics: Metrics) -> Self {
+    /// An empty hub that pushes joins and leaves only in channels with at
+    /// most `max_join_leave` local subscribers.
+    pub fn new(metrics: Metrics, max_join_leave: usize) -> Self {
         Self {
             channels: DashMap::new(),
             metrics,
+            max_join_leave,
         }
     }
 
@@ -88,6 +91,20 @@ impl Hub {
                 session.outbound.close(code);
             }
         }
+    }
+
+    /// Queues a join or leave like [`Hub::deliver`], unless the channel is
+    /// larger than the join/leave limit here.
+    pub fn deliver_event(
+        &self,
+        channel: &ChannelName,
+        push: &Push,
+        except: Option<SessionId>,
+    ) -> usize {
+        if self.subscriber_count(channel) > self.max_join_leave {
+            return 0;
+        }
+        self.deliver(channel, push, except)
     }
 
     /// Queues `push` on every local subscriber of `channel` except

@@ -97,7 +97,10 @@ impl AppState {
             None
         };
         let metrics = Metrics::new();
-        let hub = Arc::new(Hub::new(metrics.clone()));
+        let hub = Arc::new(Hub::new(
+            metrics.clone(),
+            config.limits.max_join_leave_subscribers,
+        ));
         let shutdown = CancellationToken::new();
         let node_id = config.node_id.clone().unwrap_or_else(default_node_id);
         let broker = match &config.redis {

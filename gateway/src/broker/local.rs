@@ -57,7 +57,7 @@ impl LocalBroker {
         push: &Push,
         except: Option<SessionId>,
     ) {
-        self.hub.deliver(channel, push, except);
+        self.hub.deliver_event(channel, push, except);
     }
 
     pub(super) fn disconnect_user(&self, user: &UserId, code: DisconnectCode) {

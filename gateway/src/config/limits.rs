@@ -62,6 +62,11 @@ pub struct Limits {
     pub publish_rate: f64,
     /// Publishes a connection may make in a burst above the rate. Default 100.
     pub publish_burst: f64,
+    /// Channels with more local subscribers than this get no `join` /
+    /// `leave` pushes on this node (each join would cost a push to every
+    /// subscriber: quadratic in the channel's size); clients of large
+    /// channels use the `presence` command instead. Default 100.
+    pub max_join_leave_subscribers: usize,
     /// Interval of server WebSocket pings. Default `25s`.
     #[serde(with = "humantime_serde")]
     pub ping_interval: Duration,
@@ -90,6 +95,7 @@ impl Default for Limits {
             max_subscriptions: 128,
             publish_rate: 50.0,
             publish_burst: 100.0,
+            max_join_leave_subscribers: 100,
             ping_interval: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(60),
         }

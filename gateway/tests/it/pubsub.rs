@@ -123,3 +123,23 @@ async fn join_and_leave_are_pushed_to_the_others_in_the_channel() {
         assert_eq!(gw.state.hub.subscriber_count(&lobby()), 1);
     }
 }
+
+#[tokio::test]
+async fn large_channels_get_no_join_or_leave_pushes() {
+    let gw = TestGateway::with(|c| c.limits.max_join_leave_subscribers = 2).await;
+    let mut alice = gw.client("alice", Codec::Json).await;
+    alice.subscribe(&lobby()).await.unwrap();
+    let bob = gw.client("bob", Codec::Json).await;
+    bob.subscribe(&lobby()).await.unwrap();
+    assert!(
+        matches!(next_push(&mut alice).await, Push::Join(_)),
+        "two subscribers: joins still pushed"
+    );
+    let carol = gw.client("carol", Codec::Json).await;
+    carol.subscribe(&lobby()).await.unwrap();
+    assert_quiet(&mut alice).await;
+    carol.unsubscribe(&lobby()).await.unwrap();
+    // Back at two: leaves are pushed again.
+    bob.unsubscribe(&lobby()).await.unwrap();
+    assert!(matches!(next_push(&mut alice).await, Push::Leave(_)));
+}

@@ -100,7 +100,8 @@ impl Shared {
                 push,
                 except,
             } => {
-                self.hub.deliver(&channel, &push, except.filter(|_| own));
+                self.hub
+                    .deliver_event(&channel, &push, except.filter(|_| own));
             }
             EnvelopeBody::DisconnectUser { user, code } => {
                 let code = DisconnectCode::from_code(code).unwrap_or(DisconnectCode::Internal);

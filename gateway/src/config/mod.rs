@@ -148,8 +148,7 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         let config: Config = figment
-            // TOKENIM_CONFIG names the file (a flag), not a setting.
-            .merge(Env::prefixed("TOKENIM_").ignore(&["CONFIG"]).split("__"))
+            .merge(settings_from_env())
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(Box::new)?;
@@ -237,6 +236,36 @@ impl Config {
     }
 }
 
+/// The top-level settings, the only `TOKENIM_*` variables read as
+/// configuration.
+const SETTINGS: [&str; 9] = [
+    "listen",
+    "dev_mode",
+    "log",
+    "auth",
+    "origins",
+    "limits",
+    "redis",
+    "node_id",
+    "drain_timeout",
+];
+
+/// `TOKENIM_<SETTING>[__<FIELD>...]` variables. Other `TOKENIM_*` variables
+/// are not settings and are left alone: `TOKENIM_CONFIG` (the file flag),
+/// the load generator's, or those Kubernetes derives from a Service named
+/// `tokenim-…`. A misspelled field below a setting is still an error.
+fn settings_from_env() -> Env {
+    Env::prefixed("TOKENIM_")
+        .filter(|key| is_setting(key.as_str()))
+        .split("__")
+}
+
+/// Whether `TOKENIM_<key>` names a setting.
+fn is_setting(key: &str) -> bool {
+    let top = key.split("__").next().unwrap_or_default();
+    SETTINGS.iter().any(|s| s.eq_ignore_ascii_case(top))
+}
+
 /// The built-in development key (HS256, kid `dev`).
 pub fn dev_key() -> KeyConfig {
     KeyConfig {
@@ -251,6 +280,26 @@ pub fn dev_key() -> KeyConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_setting_variables_are_read() {
+        for key in [
+            "LISTEN",
+            "limits__max_connections",
+            "REDIS__URL",
+            "DRAIN_TIMEOUT",
+        ] {
+            assert!(is_setting(key), "{key}");
+        }
+        for key in [
+            "CONFIG",
+            "LOADTEST_HS256_SECRET",
+            "GATEWAY_SERVICE_PORT",
+            "LIMITSX",
+        ] {
+            assert!(!is_setting(key), "{key}");
+        }
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -12,7 +12,7 @@ use super::{ConfigError, invalid};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// `redis://host:port[/db]`. For a Redis Cluster, several seed nodes
+    /// `redis://host:port[/db]` (no TLS yet). For a Redis Cluster, several seed nodes
     /// separated by commas (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`).
     pub url: String,
     /// The Redis is a Redis Cluster (7+): sharded pub/sub (`SPUBLISH` /

@@ -131,6 +131,16 @@ pub enum ConfigError {
     },
 }
 
+/// The first of `durations` that is zero, as an error naming its field.
+pub(crate) fn nonzero(
+    durations: &[(&'static str, std::time::Duration)],
+) -> Result<(), ConfigError> {
+    match durations.iter().find(|(_, d)| d.is_zero()) {
+        Some((field, _)) => Err(invalid(field, "must be greater than 0")),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field,
@@ -218,15 +228,11 @@ impl Config {
                 "must exceed limits.ping_interval (> 0)",
             ));
         }
-        for (field, d) in [
+        nonzero(&[
             ("limits.handshake_timeout", l.handshake_timeout),
             ("limits.auth_timeout", l.auth_timeout),
             ("limits.write_timeout", l.write_timeout),
-        ] {
-            if d.is_zero() {
-                return Err(invalid(field, "must be greater than 0"));
-            }
-        }
+        ])?;
         if let Some(redis) = &self.redis {
             redis.validate()?;
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, invalid, nonzero};
 
 /// Redis settings. Setting `url` (e.g. `TOKENIM_REDIS__URL=redis://127.0.0.1:6379`)
 /// switches the node from the in-process broker to Redis pub/sub.
@@ -96,17 +96,13 @@ impl RedisConfig {
                 "a non-empty name without braces or spaces",
             ));
         }
-        for (field, d) in [
+        nonzero(&[
             ("redis.command_timeout", self.command_timeout),
             ("redis.probe_interval", self.probe_interval),
             ("redis.probe_timeout", self.probe_timeout),
             ("redis.max_backoff", self.max_backoff),
             ("redis.presence_ttl", self.presence_ttl),
-        ] {
-            if d.is_zero() {
-                return Err(invalid(field, "must be greater than 0"));
-            }
-        }
+        ])?;
         if self.inbound_queue == 0 {
             return Err(invalid("redis.inbound_queue", "must be greater than 0"));
         }

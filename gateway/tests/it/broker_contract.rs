@@ -88,9 +88,6 @@ async fn local_broker_keeps_the_contract() {
 #[tokio::test]
 async fn redis_broker_keeps_the_contract() {
     let redis = RedisServer::start();
-    let a = TestGateway::with_redis(&redis.url(), false, |_| {}).await;
-    let b = TestGateway::with_redis(&redis.url(), false, |_| {}).await;
-    a.wait_ready(200).await;
-    b.wait_ready(200).await;
+    let (a, b) = TestGateway::pair(&redis.url(), false).await;
     contract(&a, &b).await;
 }

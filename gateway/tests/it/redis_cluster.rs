@@ -8,10 +8,7 @@ use crate::support::{TestGateway, next_push};
 #[tokio::test]
 async fn sharded_pub_sub_fans_out_across_nodes_and_shards() {
     let cluster = RedisCluster::start();
-    let a = TestGateway::with_redis(&cluster.url(), true, |_| {}).await;
-    let b = TestGateway::with_redis(&cluster.url(), true, |_| {}).await;
-    a.wait_ready(200).await;
-    b.wait_ready(200).await;
+    let (a, b) = TestGateway::pair(&cluster.url(), true).await;
     // Enough channels to land on every shard.
     let channels: Vec<_> = (0..12)
         .map(|i| ChannelName::new(&format!("rooms.{i}")).unwrap())
@@ -85,10 +82,7 @@ fn owner_of(cluster: &RedisCluster, slot: u16) -> (usize, String) {
 #[tokio::test]
 async fn a_channel_whose_slot_moves_is_resubscribed_on_the_new_owner() {
     let cluster = RedisCluster::start();
-    let a = TestGateway::with_redis(&cluster.url(), true, |_| {}).await;
-    let b = TestGateway::with_redis(&cluster.url(), true, |_| {}).await;
-    a.wait_ready(200).await;
-    b.wait_ready(200).await;
+    let (a, b) = TestGateway::pair(&cluster.url(), true).await;
     let ch = ChannelName::new("rooms.moving").unwrap();
     let name = format!("tokenim:ch:{{{ch}}}");
     let mut listener = a.client("alice", Codec::Json).await;

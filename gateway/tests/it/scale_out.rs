@@ -30,11 +30,7 @@ async fn next_message(client: &mut tokenim_client::Client) -> tokenim_protocol::
 }
 
 async fn two_nodes(redis: &RedisServer) -> (TestGateway, TestGateway) {
-    let a = TestGateway::with_redis(&redis.url(), false, |_| {}).await;
-    let b = TestGateway::with_redis(&redis.url(), false, |_| {}).await;
-    a.wait_ready(200).await;
-    b.wait_ready(200).await;
-    (a, b)
+    TestGateway::pair(&redis.url(), false).await
 }
 
 #[tokio::test]

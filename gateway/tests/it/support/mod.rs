@@ -60,6 +60,15 @@ impl TestGateway {
         .await
     }
 
+    /// Two ready nodes joined through the Redis at `url`.
+    pub(crate) async fn pair(url: &str, cluster: bool) -> (Self, Self) {
+        let a = Self::with_redis(url, cluster, |_| {}).await;
+        let b = Self::with_redis(url, cluster, |_| {}).await;
+        a.wait_ready(200).await;
+        b.wait_ready(200).await;
+        (a, b)
+    }
+
     /// Waits until `/readyz` answers `status`.
     pub(crate) async fn wait_ready(&self, status: u16) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# System benchmarks behind BENCHMARKS.md. The gateway (and Redis, for the
+# cluster run) is pinned to core 0, the load generator to core 1; every
+# scenario runs three times against a freshly started gateway, and the
+# summary gives the median and the spread (min–max) of each figure.
+#
+#   scripts/bench.sh                       # every scenario
+#   scripts/bench.sh idle10k broadcast1000 # some of them
+#
+# Scenarios: idle10k idle19k storm broadcast100 broadcast1000 redis2nodes
+# Results (one JSON file per run) go to target/bench/. Traffic stays on
+# loopback; each run is bounded by its --duration.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+OUT=target/bench
+RUNS=${BENCH_RUNS:-3}
+GEN=(taskset -c 1 target/release/tokenim-loadtest)
+SOURCES=(--source-ips 127.0.0.1-127.0.0.40)
+mkdir -p "$OUT"
+cargo build --release -p tokenim-gateway -p tokenim-loadtest
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_ready() {
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "node on port $1 never became ready" >&2
+  return 1
+}
+
+# start_node PORT [ENV=VALUE...]: a gateway with load-test limits on core 0.
+start_node() {
+  local port=$1
+  shift
+  env TOKENIM_LIMITS__MAX_CONNECTIONS_PER_IP=100000 TOKENIM_LIMITS__PUBLISH_RATE=100000 \
+    TOKENIM_LIMITS__PUBLISH_BURST=100000 TOKENIM_LOG__FILTER=warn "$@" \
+    taskset -c 0 target/release/tokenim --listen "127.0.0.1:$port" >"$OUT/gateway-$port.log" 2>&1 &
+  PIDS+=($!)
+  LAST_PID=$!
+  wait_ready "$port"
+}
+
+# single NAME LOADTEST-ARGS...: RUNS runs against one fresh node each.
+single() {
+  local name=$1
+  shift
+  for i in $(seq "$RUNS"); do
+    local port
+    port=$(free_port)
+    start_node "$port"
+    "${GEN[@]}" "$@" --url "ws://127.0.0.1:$port/ws" "${SOURCES[@]}" --gateway-pid "$LAST_PID" \
+      --no-progress --json "$OUT/$name-$i.json" >"$OUT/$name-$i.txt" 2>&1
+    cleanup
+    echo "$name run $i done"
+  done
+}
+
+# Two nodes joined by a redis-server, all on core 0; subscribers alternate
+# between the nodes.
+redis2nodes() {
+  for i in $(seq "$RUNS"); do
+    local rport p1 p2
+    rport=$(free_port)
+    taskset -c 0 redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no >"$OUT/redis.log" 2>&1 &
+    PIDS+=($!)
+    until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.05; done
+    p1=$(free_port)
+    start_node "$p1" TOKENIM_REDIS__URL="redis://127.0.0.1:$rport"
+    p2=$(free_port)
+    start_node "$p2" TOKENIM_REDIS__URL="redis://127.0.0.1:$rport"
+    "${GEN[@]}" broadcast -s 1000 -p 1 -r 1000 --duration 10s --url "ws://127.0.0.1:$p1/ws" \
+      --url "ws://127.0.0.1:$p2/ws" "${SOURCES[@]}" --no-progress --json "$OUT/redis2nodes-$i.json" \
+      >"$OUT/redis2nodes-$i.txt" 2>&1
+    cleanup
+    echo "redis2nodes run $i done"
+  done
+}
+
+run() {
+  case $1 in
+    idle10k) single idle10k idle -n 10000 --rate 2000 --duration 20s --settle 3s ;;
+    idle19k) single idle19k idle -n 19000 --rate 2000 --duration 25s --settle 3s ;;
+    storm) single storm connect -n 10000 --duration 10s ;;
+    broadcast100) single broadcast100 broadcast -s 1000 -p 1 -r 100 --duration 10s ;;
+    broadcast1000) single broadcast1000 broadcast -s 1000 -p 1 -r 1000 --duration 10s ;;
+    redis2nodes) redis2nodes ;;
+    *) echo "unknown scenario $1" >&2; exit 2 ;;
+  esac
+}
+
+SCENARIOS=("$@")
+((${#SCENARIOS[@]})) || SCENARIOS=(idle10k idle19k storm broadcast100 broadcast1000 redis2nodes)
+for s in "${SCENARIOS[@]}"; do run "$s"; done
+
+python3 - "$OUT" "${SCENARIOS[@]}" <<'PY'
+import json, statistics, sys
+out, names = sys.argv[1], sys.argv[2:]
+def load(name):
+    runs = []
+    i = 1
+    while True:
+        try:
+            runs.append(json.load(open(f"{out}/{name}-{i}.json")))
+        except FileNotFoundError:
+            return runs
+        i += 1
+def figure(runs, get, unit, scale=1.0):
+    values = [get(r) * scale for r in runs]
+    med = statistics.median(values)
+    return f"{med:,.1f} {unit} (range {min(values):,.1f}–{max(values):,.1f})"
+for name in names:
+    runs = load(name)
+    if not runs:
+        continue
+    m = lambda k: (lambda r: r["metrics"][k])
+    lat = lambda which, p: (lambda r: r["latency_us"][which][p])
+    print(f"{name} ({len(runs)} runs)")
+    if name.startswith("idle"):
+        print("  gateway RSS per connection:", figure(runs, m("gateway_rss_per_connection_bytes"), "B"))
+    elif name == "storm":
+        print("  connections per second:", figure(runs, m("connects_per_s"), "/s"))
+        print("  connect p99:", figure(runs, lat("connect", "p99"), "ms", 1e-3))
+    else:
+        print("  deliveries per second:", figure(runs, m("deliveries_per_s"), "/s"))
+        print("  lost:", figure(runs, m("lost"), ""))
+        for p in ("p50", "p99", "p999"):
+            print(f"  delivery {p}:", figure(runs, lat("delivery", p), "ms", 1e-3))
+        print("  generator saturated in", sum(r["generator"]["saturated"] for r in runs), "of", len(runs), "runs")
+PY

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokenim_protocol::{
     ChannelName, ClientFrame, Codec, Command, CommandId, Data, Millis, PresenceEntry, Push,
-    ReplyBody, Seq, SessionId, UserId, reply::Outcome,
+    ReplyBody, Seq, SessionId, StreamPosition, UserId, reply::Outcome,
 };
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
@@ -153,9 +153,55 @@ impl Client {
     pub async fn subscribe(&self, channel: &ChannelName) -> Result<Seq, Error> {
         let command = Command::Subscribe {
             channel: channel.clone(),
+            since: None,
         };
         match self.request(command).await? {
             ReplyBody::Subscribe { seq, .. } => Ok(seq),
+            other => Err(Error::UnexpectedReply(other)),
+        }
+    }
+
+    /// Subscribes, recovering what was missed since `since` (when given):
+    /// the whole `subscribe` result, with the recovered messages in
+    /// `publications`.
+    pub async fn subscribe_from(
+        &self,
+        channel: &ChannelName,
+        since: Option<StreamPosition>,
+    ) -> Result<ReplyBody, Error> {
+        let command = Command::Subscribe {
+            channel: channel.clone(),
+            since,
+        };
+        match self.request(command).await? {
+            body @ ReplyBody::Subscribe { .. } => Ok(body),
+            other => Err(Error::UnexpectedReply(other)),
+        }
+    }
+
+    /// Reads a channel's history: the last `limit` messages, or the first
+    /// `limit` after `since`. The whole `history` result.
+    pub async fn history(
+        &self,
+        channel: &ChannelName,
+        since: Option<Seq>,
+        limit: Option<u32>,
+    ) -> Result<ReplyBody, Error> {
+        let command = Command::History {
+            channel: channel.clone(),
+            since,
+            limit,
+        };
+        match self.request(command).await? {
+            body @ ReplyBody::History { .. } => Ok(body),
+            other => Err(Error::UnexpectedReply(other)),
+        }
+    }
+
+    /// Confirms direct messages up to `seq` of the personal channel.
+    pub async fn ack(&self, seq: Seq) -> Result<Seq, Error> {
+        match self.request(Command::Ack { seq }).await? {
+            ReplyBody::Ack { seq } => Ok(seq),
             other => Err(Error::UnexpectedReply(other)),
         }
     }
@@ -173,9 +219,22 @@ impl Client {
 
     /// Publishes to a channel; returns the sequence the message was given.
     pub async fn publish(&self, channel: &ChannelName, data: Data) -> Result<Seq, Error> {
+        self.publish_with_id(channel, data, None).await
+    }
+
+    /// Publishes with a client message id: a retry with the same id within
+    /// the server's idempotency window publishes nothing new and returns
+    /// the first one's sequence.
+    pub async fn publish_with_id(
+        &self,
+        channel: &ChannelName,
+        data: Data,
+        msg_id: Option<String>,
+    ) -> Result<Seq, Error> {
         let command = Command::Publish {
             channel: channel.clone(),
             data,
+            msg_id,
         };
         match self.request(command).await? {
             ReplyBody::Publish { seq, .. } => Ok(seq),

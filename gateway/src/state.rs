@@ -104,10 +104,16 @@ impl AppState {
         let shutdown = CancellationToken::new();
         let node_id = config.node_id.clone().unwrap_or_else(default_node_id);
         let broker = match &config.redis {
-            None => Broker::Local(LocalBroker::new(Arc::clone(&hub), metrics.clone())),
+            None => Broker::Local(LocalBroker::new(
+                Arc::clone(&hub),
+                metrics.clone(),
+                config.history.clone(),
+                node_id.clone(),
+            )),
             Some(redis) => Broker::Redis(
                 RedisBroker::start(
                     redis.clone(),
+                    config.history.clone(),
                     node_id.clone(),
                     Arc::clone(&hub),
                     metrics.clone(),

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ChannelName, CommandId, Data, UserId};
+use crate::{ChannelName, CommandId, Data, Seq, UserId};
 
 /// One command from a client, with the id its reply will carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,10 +40,15 @@ pub enum Command {
         /// A new JWT for the same user.
         token: String,
     },
-    /// Start receiving messages published to a channel.
+    /// Start receiving messages published to a channel. With `since`, a
+    /// client that was connected before gets what it missed first (in the
+    /// reply), then live messages.
     Subscribe {
         /// The channel.
         channel: ChannelName,
+        /// The last position the client saw in this channel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<StreamPosition>,
     },
     /// Stop receiving a channel's messages.
     Unsubscribe {
@@ -56,6 +61,11 @@ pub enum Command {
         channel: ChannelName,
         /// The payload, any JSON value.
         data: Data,
+        /// A client-chosen id (1–64 characters): a publish retried with the
+        /// same id within the server's idempotency window is stored and
+        /// delivered once, and answered with the first one's sequence.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        msg_id: Option<String>,
     },
     /// Send a direct message to a user, on every connection of theirs.
     Send {
@@ -71,6 +81,37 @@ pub enum Command {
         /// The channel (the token must allow subscribing to it).
         channel: ChannelName,
     },
+    /// Messages kept in a channel's history: the last `limit`, or the
+    /// first `limit` after `since`.
+    History {
+        /// The channel (the token must allow subscribing to it; your own
+        /// personal channel is allowed).
+        channel: ChannelName,
+        /// Only messages with a sequence above this one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<Seq>,
+        /// At most this many (default and maximum set by the server).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// Confirms that direct messages up to `seq` of your personal channel
+    /// were received; unconfirmed ones are delivered again on the next
+    /// connection.
+    Ack {
+        /// The highest sequence of your personal channel received.
+        seq: Seq,
+    },
+}
+
+/// A position in a channel: a sequence number within an epoch. The epoch
+/// changes when the channel's history was lost (e.g. the store restarted
+/// empty); a position from another epoch cannot be resumed from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StreamPosition {
+    /// The last sequence seen.
+    pub seq: Seq,
+    /// The epoch it belongs to.
+    pub epoch: String,
 }
 
 impl Command {
@@ -85,6 +126,8 @@ impl Command {
             Command::Send { .. } => "send",
             Command::Ping {} => "ping",
             Command::Presence { .. } => "presence",
+            Command::History { .. } => "history",
+            Command::Ack { .. } => "ack",
         }
     }
 }

@@ -9,6 +9,7 @@
 //! | 1000–1099 | the request itself is wrong: fix the client |
 //! | 1100–1199 | authentication and permission |
 //! | 1200–1299 | state and limits: retry later or change what is asked |
+//! | 1300–1399 | history and recovery: some messages cannot be recovered |
 //! | 1900–1999 | the server failed: retry with backoff |
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +85,13 @@ error_codes! {
     TooManySubscriptions = 1202, "too_many_subscriptions";
     /// Too many publishes in a short time: slow down and retry.
     RateLimited = 1203, "rate_limited";
+    /// Messages after the requested position are no longer in the
+    /// channel's history (too old, or too many since). Fetch what remains
+    /// with `history`; some messages are lost to this client.
+    HistoryGap = 1300, "history_gap";
+    /// The channel's history was lost (its epoch changed): positions from
+    /// the old epoch mean nothing now. Start over from `history`.
+    EpochChanged = 1301, "epoch_changed";
     /// The server failed to handle the command; retry with backoff.
     Internal = 1900, "internal";
     /// The node cannot reach the service that carries messages between

@@ -43,7 +43,7 @@ pub mod push;
 pub mod reply;
 
 pub use codec::Codec;
-pub use command::{ClientFrame, Command};
+pub use command::{ClientFrame, Command, StreamPosition};
 pub use data::Data;
 pub use disconnect::{Disconnect, DisconnectCode};
 pub use envelope::{Envelope, EnvelopeBody};

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ChannelName, CommandId, ErrorCode, Millis, Push, Seq, SessionId, UserId};
+use crate::{ChannelName, CommandId, ErrorCode, Millis, Publication, Push, Seq, SessionId, UserId};
 
 /// The one reply to a command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,13 +94,25 @@ pub enum ReplyBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expires_at: Option<Millis>,
     },
-    /// Subscribed; messages with a sequence above `seq` will be delivered.
+    /// Subscribed; every message with a sequence above `seq` will be
+    /// delivered (a message at or below it may arrive too: ignore it).
     Subscribe {
         /// The channel.
         channel: ChannelName,
-        /// The channel's latest sequence at the time of subscribing (0 if
-        /// nothing was published yet).
+        /// The channel's latest sequence (0 if nothing was published yet).
         seq: Seq,
+        /// The channel's current epoch.
+        epoch: String,
+        /// With `since`: whether everything after it was recovered.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
+        /// With `since` and not recovered: why (`history_gap`,
+        /// `epoch_changed`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gap: Option<ErrorCode>,
+        /// With `since`: the missed messages still kept, oldest first.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        publications: Vec<Publication>,
     },
     /// Unsubscribed.
     Unsubscribe {
@@ -113,6 +125,10 @@ pub enum ReplyBody {
         channel: ChannelName,
         /// The sequence the message was given.
         seq: Seq,
+        /// The publish repeated an earlier one's `msg_id`: nothing new was
+        /// published; `seq` is the earlier one's.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        duplicate: bool,
     },
     /// Direct message delivered to the recipient's personal channel.
     Send {
@@ -123,6 +139,25 @@ pub enum ReplyBody {
     },
     /// Pong.
     Ping {},
+    /// Messages from a channel's history, oldest first.
+    History {
+        /// The channel.
+        channel: ChannelName,
+        /// The channel's latest sequence.
+        seq: Seq,
+        /// The channel's current epoch.
+        epoch: String,
+        /// The messages.
+        publications: Vec<Publication>,
+        /// More messages follow the last one returned: ask again with
+        /// `since` set to its sequence.
+        more: bool,
+    },
+    /// Acknowledged.
+    Ack {
+        /// The highest acknowledged sequence of your personal channel.
+        seq: Seq,
+    },
     /// Who is in a channel.
     Presence {
         /// The channel.
@@ -140,6 +175,25 @@ pub struct PresenceEntry {
     pub user: UserId,
     /// How many of the user's connections are subscribed.
     pub connections: u32,
+}
+
+impl ReplyBody {
+    /// A plain `subscribe` result (no recovery asked).
+    pub fn subscribed(channel: ChannelName, seq: Seq, epoch: impl Into<String>) -> Self {
+        ReplyBody::Subscribe {
+            channel,
+            seq,
+            epoch: epoch.into(),
+            recovered: None,
+            gap: None,
+            publications: Vec::new(),
+        }
+    }
+
+    /// A `publish` result for a new message.
+    pub fn published(channel: ChannelName, seq: Seq) -> Self {
+        ReplyBody::Publish { channel, seq, duplicate: false }
+    }
 }
 
 /// Anything a server sends: a reply (has `id`) or a push (has `push`).

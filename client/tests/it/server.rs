@@ -206,43 +206,31 @@ impl Session {
                 let reply = Reply::error(id, ErrorCode::NotConnected, "connect first");
                 return self.send(&reply).await;
             }
-            Command::Subscribe { channel } => match channel.as_str() {
+            Command::Subscribe { channel, .. } => match channel.as_str() {
                 "kick" => return self.kick(DisconnectCode::SlowConsumer).await,
                 "ping.me" => {
-                    self.after_pong = Some(Reply::ok(id, ReplyBody::Subscribe { channel, seq: 0 }));
+                    self.after_pong = Some(Reply::ok(id, ReplyBody::subscribed(channel, 0, "e")));
                     let _ = self.ws.send(Message::Ping(Bytes::from_static(b"hb"))).await;
                     return;
                 }
-                _ => ReplyBody::Subscribe {
-                    channel,
-                    seq: self.seq,
-                },
+                _ => ReplyBody::subscribed(channel, self.seq, "e"),
             },
             Command::Publish { channel, .. } if channel.as_str() == "forbidden" => {
                 let reply = Reply::error(id, ErrorCode::PermissionDenied, "not allowed here");
                 return self.send(&reply).await;
             }
-            Command::Publish { channel, data } if channel.as_str() == "flood" => {
+            Command::Publish { channel, data, .. } if channel.as_str() == "flood" => {
                 for _ in 0..20 {
                     self.seq += 1;
                     let push = self.message(&channel, data.clone());
                     self.push(&push).await;
                 }
-                ReplyBody::Publish {
-                    channel,
-                    seq: self.seq,
-                }
+                ReplyBody::published(channel, self.seq)
             }
-            Command::Publish { channel, data } => {
+            Command::Publish { channel, data, .. } => {
                 self.seq += 1;
                 let seq = self.seq;
-                let reply = Reply::ok(
-                    id,
-                    ReplyBody::Publish {
-                        channel: channel.clone(),
-                        seq,
-                    },
-                );
+                let reply = Reply::ok(id, ReplyBody::published(channel.clone(), seq));
                 self.send(&reply).await;
                 let push = self.message(&channel, data);
                 return self.push(&push).await;
@@ -257,6 +245,14 @@ impl Session {
                 channel,
                 users: Vec::new(),
             },
+            Command::History { channel, .. } => ReplyBody::History {
+                channel,
+                seq: self.seq,
+                epoch: "e".into(),
+                publications: Vec::new(),
+                more: false,
+            },
+            Command::Ack { seq } => ReplyBody::Ack { seq },
         };
         self.send(&Reply::ok(id, body)).await;
     }

@@ -13,14 +13,49 @@
 //! [`Hub`]: crate::hub::Hub
 
 mod local;
+mod log;
 pub mod redis;
 
 pub use self::local::LocalBroker;
 pub use self::redis::{PresenceMember, RedisBroker};
 
 use tokenim_protocol::{
-    ChannelName, Data, DisconnectCode, ErrorCode, PresenceEntry, Push, Seq, SessionId, UserId,
+    ChannelName, Data, DisconnectCode, ErrorCode, PresenceEntry, Publication, Push, Seq, SessionId,
+    StreamPosition, UserId,
 };
+
+/// What a publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The message's sequence (the earlier one's, for a duplicate).
+    pub seq: Seq,
+    /// The `msg_id` was seen before: nothing new was published.
+    pub duplicate: bool,
+}
+
+/// A page of a channel's history.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// The channel's latest sequence.
+    pub seq: Seq,
+    /// The channel's epoch.
+    pub epoch: String,
+    /// Kept messages, oldest first.
+    pub publications: Vec<Publication>,
+    /// More messages follow the last one.
+    pub more: bool,
+}
+
+/// What a resuming subscriber gets.
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    /// The channel's latest sequence and epoch, and the recovered messages.
+    pub page: Page,
+    /// Everything after the client's position is in `page.publications`.
+    pub recovered: bool,
+    /// Why not, when not.
+    pub gap: Option<ErrorCode>,
+}
 
 /// A publish or subscription that could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -49,17 +84,20 @@ pub enum Broker {
 
 impl Broker {
     /// Publishes a message to a channel: gives it the channel's next
-    /// sequence number and delivers it to every subscriber on every node.
-    /// Returns the sequence number.
+    /// sequence number, keeps it in the channel's history and delivers it
+    /// to every subscriber on every node. A `msg_id` seen in the
+    /// idempotency window publishes nothing and returns the first
+    /// sequence.
     pub async fn publish(
         &self,
         channel: &ChannelName,
         from: Option<UserId>,
         data: Data,
-    ) -> Result<Seq, BrokerError> {
+        msg_id: Option<&str>,
+    ) -> Result<Published, BrokerError> {
         match self {
-            Broker::Local(b) => Ok(b.publish(channel, from, data)),
-            Broker::Redis(b) => b.publish(channel, from, data).await,
+            Broker::Local(b) => Ok(b.publish(channel, from, data, msg_id)),
+            Broker::Redis(b) => b.publish(channel, from, data, msg_id).await,
         }
     }
 
@@ -113,11 +151,79 @@ impl Broker {
         }
     }
 
-    /// The latest sequence number of a channel (0 before its first message).
-    pub async fn last_seq(&self, channel: &ChannelName) -> Result<Seq, BrokerError> {
+    /// The latest sequence number (0 before the first message) and the
+    /// epoch of a channel.
+    pub async fn position(&self, channel: &ChannelName) -> Result<(Seq, String), BrokerError> {
         match self {
-            Broker::Local(b) => Ok(b.last_seq(channel)),
-            Broker::Redis(b) => b.last_seq(channel).await,
+            Broker::Local(b) => Ok(b.position(channel)),
+            Broker::Redis(b) => b.position(channel).await,
+        }
+    }
+
+    /// Up to `limit` kept messages after `since`, or the last `limit`.
+    pub async fn history(
+        &self,
+        channel: &ChannelName,
+        since: Option<Seq>,
+        limit: usize,
+    ) -> Result<Page, BrokerError> {
+        match self {
+            Broker::Local(b) => Ok(b.history(channel, since, limit)),
+            Broker::Redis(b) => b.history(channel, since, limit).await,
+        }
+    }
+
+    /// Everything after `since` that is still kept (at most `limit`), and
+    /// whether that is everything that was published after it.
+    pub async fn recover(
+        &self,
+        channel: &ChannelName,
+        since: &StreamPosition,
+        limit: usize,
+    ) -> Result<Recovery, BrokerError> {
+        let mut page = self.history(channel, Some(since.seq), limit).await?;
+        let gap = if page.epoch != since.epoch {
+            page.publications.clear();
+            page.more = false;
+            Some(ErrorCode::EpochChanged)
+        } else if page.more
+            || (since.seq < page.seq
+                && page
+                    .publications
+                    .first()
+                    .is_none_or(|p| p.seq != since.seq + 1))
+        {
+            // Messages after the position are gone, or more than one reply holds.
+            Some(ErrorCode::HistoryGap)
+        } else {
+            None
+        };
+        Ok(Recovery {
+            page,
+            recovered: gap.is_none(),
+            gap,
+        })
+    }
+
+    /// The last position of `user`'s personal channel the user confirmed.
+    pub async fn acked(&self, user: &UserId) -> Result<Option<StreamPosition>, BrokerError> {
+        match self {
+            Broker::Local(b) => Ok(b.acked(user)),
+            Broker::Redis(b) => b.acked(user).await,
+        }
+    }
+
+    /// Records that `user` received its personal channel up to `position`
+    /// (a lower position in the same epoch changes nothing). Returns the
+    /// position now recorded.
+    pub async fn ack(
+        &self,
+        user: &UserId,
+        position: StreamPosition,
+    ) -> Result<StreamPosition, BrokerError> {
+        match self {
+            Broker::Local(b) => Ok(b.ack(user, position)),
+            Broker::Redis(b) => b.ack(user, position).await,
         }
     }
 

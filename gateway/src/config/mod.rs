@@ -9,9 +9,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+mod history;
 mod limits;
 mod redis;
 
+pub use self::history::HistoryConfig;
 pub use self::limits::Limits;
 pub use self::redis::RedisConfig;
 
@@ -44,6 +46,8 @@ pub struct Config {
     pub origins: OriginConfig,
     /// Bounds on connections, frames, queues and rates.
     pub limits: Limits,
+    /// Channel history and recovery.
+    pub history: HistoryConfig,
     /// Redis, to run several nodes as one cluster. Absent (the default):
     /// a single node with the in-process broker.
     pub redis: Option<RedisConfig>,
@@ -65,6 +69,7 @@ impl Default for Config {
             auth: VerifierConfig::default(),
             origins: OriginConfig::default(),
             limits: Limits::default(),
+            history: HistoryConfig::default(),
             redis: None,
             node_id: None,
             drain_timeout: Duration::from_secs(10),
@@ -233,6 +238,7 @@ impl Config {
             ("limits.auth_timeout", l.auth_timeout),
             ("limits.write_timeout", l.write_timeout),
         ])?;
+        self.history.validate()?;
         if let Some(redis) = &self.redis {
             redis.validate()?;
         }
@@ -244,13 +250,14 @@ impl Config {
 
 /// The top-level settings, the only `TOKENIM_*` variables read as
 /// configuration.
-const SETTINGS: [&str; 9] = [
+const SETTINGS: [&str; 10] = [
     "listen",
     "dev_mode",
     "log",
     "auth",
     "origins",
     "limits",
+    "history",
     "redis",
     "node_id",
     "drain_timeout",

@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use tokenim_protocol::{ChannelName, Command, Data, ErrorCode, Presence, Push, ReplyBody};
+use tokenim_protocol::{
+    ChannelName, Command, Data, ErrorCode, Presence, Push, ReplyBody, StreamPosition,
+};
 
 use super::Session;
 use super::auth::verify;
@@ -16,7 +18,27 @@ pub(super) struct CommandError {
     pub(super) message: String,
 }
 
-fn fail<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, CommandError> {
+/// Longest `msg_id` accepted.
+const MAX_MSG_ID_LEN: usize = 64;
+
+/// A `msg_id` is 1–64 visible ASCII characters.
+fn check_msg_id(msg_id: Option<&str>) -> Result<(), CommandError> {
+    match msg_id {
+        Some(id)
+            if id.is_empty()
+                || id.len() > MAX_MSG_ID_LEN
+                || !id.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            fail(
+                ErrorCode::BadRequest,
+                "msg_id must be 1 to 64 visible ASCII characters",
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
+pub(super) fn fail<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, CommandError> {
     Err(CommandError {
         code,
         message: message.into(),
@@ -40,9 +62,13 @@ impl Session {
                 "this connection is already authenticated",
             ),
             Command::Refresh { token } => self.refresh(&token),
-            Command::Subscribe { channel } => self.subscribe(channel).await,
+            Command::Subscribe { channel, since } => self.subscribe(channel, since).await,
             Command::Unsubscribe { channel } => self.unsubscribe(channel).await,
-            Command::Publish { channel, data } => {
+            Command::Publish {
+                channel,
+                data,
+                msg_id,
+            } => {
                 if channel.is_personal() {
                     return fail(
                         ErrorCode::PermissionDenied,
@@ -55,24 +81,40 @@ impl Session {
                         format!("token may not publish to {channel}"),
                     );
                 }
+                check_msg_id(msg_id.as_deref())?;
                 self.check_publish(&data)?;
-                let seq = self
+                let user = Some(self.handle.user.clone());
+                let published = self
                     .state
                     .broker
-                    .publish(&channel, Some(self.handle.user.clone()), data)
+                    .publish(&channel, user, data, msg_id.as_deref())
                     .await?;
-                Ok(ReplyBody::Publish { channel, seq })
+                Ok(ReplyBody::Publish {
+                    channel,
+                    seq: published.seq,
+                    duplicate: published.duplicate,
+                })
             }
             Command::Send { to, data } => {
                 self.check_publish(&data)?;
-                let seq = self
+                let user = Some(self.handle.user.clone());
+                let published = self
                     .state
                     .broker
-                    .publish(&to.personal_channel(), Some(self.handle.user.clone()), data)
+                    .publish(&to.personal_channel(), user, data, None)
                     .await?;
-                Ok(ReplyBody::Send { to, seq })
+                Ok(ReplyBody::Send {
+                    to,
+                    seq: published.seq,
+                })
             }
             Command::Ping {} => Ok(ReplyBody::Ping {}),
+            Command::History {
+                channel,
+                since,
+                limit,
+            } => self.history(channel, since, limit).await,
+            Command::Ack { seq } => self.ack(seq).await,
             Command::Presence { channel } => {
                 if channel.is_personal() || !self.claims.subscribe.allows(&channel) {
                     return fail(
@@ -121,7 +163,11 @@ impl Session {
         Ok(())
     }
 
-    async fn subscribe(&mut self, channel: ChannelName) -> Result<ReplyBody, CommandError> {
+    async fn subscribe(
+        &mut self,
+        channel: ChannelName,
+        since: Option<StreamPosition>,
+    ) -> Result<ReplyBody, CommandError> {
         if channel.is_personal() {
             return fail(
                 ErrorCode::PermissionDenied,
@@ -147,15 +193,15 @@ impl Session {
                 format!("token may not subscribe to {channel}"),
             );
         }
-        // Listen first, then read the latest sequence: every message above
-        // the sequence in the reply is then certain to arrive (one at or
-        // below it may arrive too, just before the reply).
+        // Listen first, then read the position (and what was missed): every
+        // message above it is then certain to arrive live, and a message at
+        // or below it may arrive too (clients ignore it).
         self.join_hub(&channel).await;
-        let seq = match self.state.broker.last_seq(&channel).await {
-            Ok(seq) => seq,
+        let body = match self.subscribe_body(&channel, since).await {
+            Ok(body) => body,
             Err(e) => {
                 self.leave_hub(&channel).await;
-                return Err(e.into());
+                return Err(e);
             }
         };
         self.subscriptions.insert(channel.clone());
@@ -167,7 +213,7 @@ impl Session {
             .broker
             .publish_event(&channel, &join, Some(self.handle.id))
             .await?;
-        Ok(ReplyBody::Subscribe { channel, seq })
+        Ok(body)
     }
 
     async fn unsubscribe(&mut self, channel: ChannelName) -> Result<ReplyBody, CommandError> {

@@ -18,6 +18,7 @@ pub mod auth;
 mod commands;
 pub mod conn;
 mod handle;
+mod history;
 pub mod outbound;
 pub mod rate;
 mod serve;
@@ -116,12 +117,17 @@ async fn open(
         session,
         personal,
     });
-    if let Some(id) = connect_id {
-        let reply = Reply::ok(id, live.session.connect_body());
-        if live.conn.send(&reply).await.is_err() {
-            live.finish(End::Gone).await;
-            return None;
+    let greeted = match connect_id {
+        Some(id) => {
+            let reply = Reply::ok(id, live.session.connect_body());
+            live.conn.send(&reply).await.is_ok()
         }
+        None => true,
+    };
+    let Live { conn, session, .. } = &mut *live;
+    if !greeted || session.deliver_backlog(conn).await.is_err() {
+        live.finish(End::Gone).await;
+        return None;
     }
     Some(live)
 }

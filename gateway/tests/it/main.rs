@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod broker_contract;
+mod history;
 mod http;
 mod lifecycle;
 mod limits;

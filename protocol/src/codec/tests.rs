@@ -63,7 +63,7 @@ fn client_frames_decode() {
         .unwrap();
     assert_eq!(f.id, 3);
     match f.command {
-        Command::Publish { channel, data } => {
+        Command::Publish { channel, data, .. } => {
             assert_eq!(channel.as_str(), "rooms.lobby");
             assert_eq!(data.as_json(), r#"{"text":"hi"}"#);
         }

@@ -39,6 +39,26 @@ impl Keys {
         format!("{}:seq:{{{channel}}}", self.prefix)
     }
 
+    /// The epoch of a channel's history.
+    pub(super) fn epoch(&self, channel: &ChannelName) -> String {
+        format!("{}:epoch:{{{channel}}}", self.prefix)
+    }
+
+    /// The history stream of a channel (entry ids `<seq>-1`).
+    pub(super) fn history(&self, channel: &ChannelName) -> String {
+        format!("{}:hist:{{{channel}}}", self.prefix)
+    }
+
+    /// A remembered `msg_id` of a channel.
+    pub(super) fn msg_id(&self, channel: &ChannelName, id: &str) -> String {
+        format!("{}:msgid:{{{channel}}}:{id}", self.prefix)
+    }
+
+    /// The position a user acknowledged in their personal channel.
+    pub(super) fn ack(&self, channel: &ChannelName) -> String {
+        format!("{}:ack:{{{channel}}}", self.prefix)
+    }
+
     /// The presence set of a channel: members `node|session|user`, scored
     /// by expiry time in milliseconds.
     pub(super) fn presence(&self, channel: &ChannelName) -> String {

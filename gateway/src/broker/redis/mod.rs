@@ -19,18 +19,17 @@
 //! and resubscribes every channel that still has local listeners.
 
 mod connect;
+mod history;
 mod keys;
 mod presence;
 mod subscriber;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use tokenim_protocol::envelope::encode_seq;
 use tokenim_protocol::{
-    ChannelName, Data, DisconnectCode, Envelope, EnvelopeBody, Publication, Push, Seq, SessionId,
-    UserId,
+    ChannelName, DisconnectCode, Envelope, EnvelopeBody, Publication, Push, Seq, SessionId, UserId,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -39,19 +38,11 @@ use self::connect::Commands;
 use self::keys::Keys;
 use self::subscriber::Reconcile;
 use super::BrokerError;
-use crate::config::RedisConfig;
+use crate::config::{HistoryConfig, RedisConfig};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 
 pub use self::presence::PresenceMember;
-
-/// Increments the sequence and publishes `seq .. envelope` atomically.
-/// KEYS[1] = sequence key; ARGV = pub/sub channel, envelope, PUBLISH or SPUBLISH.
-const PUBLISH_SCRIPT: &str = r"
-local seq = redis.call('INCR', KEYS[1])
-redis.call(ARGV[3], ARGV[1], cmsgpack.pack(seq) .. ARGV[2])
-return seq
-";
 
 /// Requests waiting for the subscriber task.
 const CONTROL_QUEUE: usize = 4_096;
@@ -117,7 +108,8 @@ pub struct RedisBroker {
     shared: Arc<Shared>,
     commands: Commands,
     control: mpsc::Sender<Reconcile>,
-    script: redis::Script,
+    scripts: history::Scripts,
+    history: HistoryConfig,
 }
 
 impl RedisBroker {
@@ -126,6 +118,7 @@ impl RedisBroker {
     /// stop on `shutdown`.
     pub async fn start(
         config: RedisConfig,
+        history: HistoryConfig,
         node_id: String,
         hub: Arc<Hub>,
         metrics: Metrics,
@@ -144,6 +137,7 @@ impl RedisBroker {
         let (control, requests) = mpsc::channel(CONTROL_QUEUE);
         tokio::spawn(subscriber::run(
             Arc::clone(&shared),
+            commands.clone(),
             requests,
             shutdown.clone(),
         ));
@@ -156,7 +150,8 @@ impl RedisBroker {
             shared,
             commands,
             control,
-            script: redis::Script::new(PUBLISH_SCRIPT),
+            scripts: history::Scripts::new(),
+            history,
         })
     }
 
@@ -176,49 +171,6 @@ impl RedisBroker {
                 "redis did not answer in time".into(),
             )),
         }
-    }
-
-    pub(super) async fn publish(
-        &self,
-        channel: &ChannelName,
-        from: Option<UserId>,
-        data: Data,
-    ) -> Result<Seq, BrokerError> {
-        let envelope = Envelope {
-            origin: self.shared.node_id.clone(),
-            body: EnvelopeBody::Message {
-                channel: channel.clone(),
-                from,
-                data,
-                time: crate::unix_millis(),
-            },
-        };
-        let bytes = envelope
-            .encode()
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
-        let publish = if self.shared.config.cluster {
-            "SPUBLISH"
-        } else {
-            "PUBLISH"
-        };
-        let mut invocation = self.script.key(self.shared.keys.seq(channel));
-        invocation
-            .arg(self.shared.keys.channel(channel))
-            .arg(bytes)
-            .arg(publish);
-        let started = Instant::now();
-        let result = self.bounded(self.commands.script::<Seq>(&invocation)).await;
-        match &result {
-            Ok(_) => {
-                self.shared
-                    .metrics
-                    .redis_publish_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                self.shared.metrics.publications.inc();
-            }
-            Err(_) => self.shared.metrics.redis_publish_failures.inc(),
-        }
-        result
     }
 
     /// Publishes an envelope without a sequence (events, disconnects).
@@ -298,16 +250,6 @@ impl RedisBroker {
         if wait && self.is_ready() {
             let _ = tokio::time::timeout(self.shared.config.command_timeout, confirmed).await;
         }
-    }
-
-    pub(super) async fn last_seq(&self, channel: &ChannelName) -> Result<Seq, BrokerError> {
-        let cmd = redis::cmd("GET")
-            .arg(self.shared.keys.seq(channel))
-            .to_owned();
-        Ok(self
-            .bounded(self.commands.query::<Option<Seq>>(&cmd))
-            .await?
-            .unwrap_or(0))
     }
 
     pub(super) async fn joined(&self, member: &PresenceMember) -> Result<(), BrokerError> {

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::connect::{Inbound, Subscriber};
+use super::connect::{Commands, Inbound, Subscriber};
 
 /// First wait before reconnecting; doubles up to `redis.max_backoff`.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -39,6 +39,7 @@ enum Lost {
 /// Runs until `shutdown`.
 pub(super) async fn run(
     shared: Arc<Shared>,
+    commands: Commands,
     mut control: mpsc::Receiver<Reconcile>,
     shutdown: CancellationToken,
 ) {
@@ -56,7 +57,16 @@ pub(super) async fn run(
         };
         let lost = match opened {
             Ok(conn) => {
-                let lost = serve(&shared, conn, &mut inbound, &mut control, &shutdown, first).await;
+                let lost = serve(
+                    &shared,
+                    &commands,
+                    conn,
+                    &mut inbound,
+                    &mut control,
+                    &shutdown,
+                    first,
+                )
+                .await;
                 first = false;
                 backoff = MIN_BACKOFF;
                 lost
@@ -82,6 +92,7 @@ pub(super) async fn run(
 /// Serves one connection until it is lost.
 async fn serve(
     shared: &Shared,
+    commands: &Commands,
     mut conn: Subscriber,
     inbound: &mut mpsc::Receiver<PushInfo>,
     control: &mut mpsc::Receiver<Reconcile>,
@@ -97,6 +108,11 @@ async fn serve(
             shared.metrics.redis_resubscribes.inc();
         }
         subscribed.insert(channel);
+    }
+    // The command connection may still hold a socket to the Redis that
+    // went away: make it reconnect before declaring the node ready.
+    if let Err(why) = check_commands(shared, commands).await {
+        return Lost::Broken(why);
     }
     shared.set_ready(true);
     tracing::info!(channels = subscribed.len(), "redis subscriber connected");
@@ -128,6 +144,23 @@ async fn serve(
             }
         }
     }
+}
+
+/// A PING through the command connection, retried briefly (a stale
+/// connection fails once, then reconnects).
+async fn check_commands(shared: &Shared, commands: &Commands) -> Result<(), String> {
+    let ping = redis::cmd("PING");
+    let mut last = String::new();
+    for _ in 0..5 {
+        match tokio::time::timeout(shared.config.command_timeout, commands.query::<()>(&ping)).await
+        {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = "command connection did not answer".into(),
+        }
+        tokio::time::sleep(MIN_BACKOFF).await;
+    }
+    Err(last)
 }
 
 /// Makes the connection's subscription to one channel match the hub.

@@ -1,0 +1,270 @@
+//! Sequence numbers, history, idempotency and acknowledgements in Redis.
+//!
+//! Publishing is one script, so one round trip and atomic: it checks the
+//! `msg_id`, takes the next sequence, keeps the message in the channel's
+//! stream (bounded length, expiring when idle), and publishes it with the
+//! sequence in front. History and live delivery therefore always agree on
+//! a message's place. The epoch of a channel is created once and lost with
+//! everything else if Redis loses its data, which is how clients learn
+//! that old positions mean nothing any more.
+
+use std::time::Instant;
+
+use tokenim_protocol::{
+    ChannelName, Data, Envelope, EnvelopeBody, Publication, Seq, StreamPosition, UserId,
+};
+
+use super::{BrokerError, RedisBroker};
+use crate::broker::{Page, Published};
+
+/// KEYS: seq, epoch, history, msg_id key (or a same-slot placeholder).
+/// ARGV: pub/sub channel, envelope, PUBLISH|SPUBLISH, history size, history
+/// TTL (ms), a fresh epoch, msg_id window (ms; "0": no msg_id).
+const PUBLISH: &str = r"
+if ARGV[7] ~= '0' then
+  local prev = redis.call('GET', KEYS[4])
+  if prev then return {tonumber(prev), 1} end
+end
+local seq = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[6], 'NX')
+local msg = cmsgpack.pack(seq) .. ARGV[2]
+if tonumber(ARGV[4]) > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], seq .. '-1', 'm', msg)
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+end
+redis.call(ARGV[3], ARGV[1], msg)
+if ARGV[7] ~= '0' then redis.call('SET', KEYS[4], seq, 'PX', ARGV[7]) end
+return {seq, 0}
+";
+
+/// KEYS: seq, epoch. ARGV: a fresh epoch. Returns {seq, epoch}.
+const POSITION: &str = r"
+redis.call('SET', KEYS[2], ARGV[1], 'NX')
+return {tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('GET', KEYS[2])}
+";
+
+/// KEYS: ack key. ARGV: epoch, seq, TTL (ms). Keeps the highest position of
+/// the current epoch; returns it as "epoch|seq".
+const ACK: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local e, s = string.match(cur, '^(.*)|(%d+)$')
+  if e == ARGV[1] and tonumber(s) >= tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    return cur
+  end
+end
+local v = ARGV[1] .. '|' .. ARGV[2]
+redis.call('SET', KEYS[1], v, 'PX', ARGV[3])
+return v
+";
+
+/// The loaded scripts (EVALSHA, loaded on first use).
+#[derive(Debug)]
+pub(super) struct Scripts {
+    publish: redis::Script,
+    position: redis::Script,
+    ack: redis::Script,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Self {
+        Self {
+            publish: redis::Script::new(PUBLISH),
+            position: redis::Script::new(POSITION),
+            ack: redis::Script::new(ACK),
+        }
+    }
+}
+
+fn fresh_epoch(node: &str) -> String {
+    format!("{node}-{:x}", crate::unix_millis())
+}
+
+fn parse_position(text: &str) -> Option<StreamPosition> {
+    let (epoch, seq) = text.rsplit_once('|')?;
+    Some(StreamPosition {
+        epoch: epoch.to_owned(),
+        seq: seq.parse().ok()?,
+    })
+}
+
+impl RedisBroker {
+    pub(in crate::broker) async fn publish(
+        &self,
+        channel: &ChannelName,
+        from: Option<UserId>,
+        data: Data,
+        msg_id: Option<&str>,
+    ) -> Result<Published, BrokerError> {
+        let shared = &self.shared;
+        let envelope = Envelope {
+            origin: shared.node_id.clone(),
+            body: EnvelopeBody::Message {
+                channel: channel.clone(),
+                from,
+                data,
+                time: crate::unix_millis(),
+            },
+        };
+        let bytes = envelope
+            .encode()
+            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        let keys = &shared.keys;
+        let (id_key, window) = match msg_id {
+            Some(id) => (
+                keys.msg_id(channel, id),
+                self.history.idempotency_window.as_millis().to_string(),
+            ),
+            None => (keys.msg_id(channel, ""), "0".to_owned()),
+        };
+        let mut invocation = self.scripts.publish.prepare_invoke();
+        invocation
+            .key(keys.seq(channel))
+            .key(keys.epoch(channel))
+            .key(keys.history(channel))
+            .key(id_key)
+            .arg(keys.channel(channel))
+            .arg(bytes)
+            .arg(if shared.config.cluster {
+                "SPUBLISH"
+            } else {
+                "PUBLISH"
+            })
+            .arg(self.history.size)
+            .arg(self.history.ttl.as_millis() as u64)
+            .arg(fresh_epoch(&shared.node_id))
+            .arg(window);
+        let started = Instant::now();
+        let result = self
+            .bounded(self.commands.script::<(Seq, u8)>(&invocation))
+            .await;
+        match &result {
+            Ok((_, 0)) => {
+                shared
+                    .metrics
+                    .redis_publish_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                shared.metrics.publications.inc();
+            }
+            Ok(_) => {}
+            Err(_) => shared.metrics.redis_publish_failures.inc(),
+        }
+        result.map(|(seq, dup)| Published {
+            seq,
+            duplicate: dup == 1,
+        })
+    }
+
+    pub(in crate::broker) async fn position(
+        &self,
+        channel: &ChannelName,
+    ) -> Result<(Seq, String), BrokerError> {
+        let keys = &self.shared.keys;
+        let mut invocation = self.scripts.position.prepare_invoke();
+        invocation
+            .key(keys.seq(channel))
+            .key(keys.epoch(channel))
+            .arg(fresh_epoch(&self.shared.node_id));
+        self.bounded(self.commands.script::<(Seq, String)>(&invocation))
+            .await
+    }
+
+    pub(in crate::broker) async fn history(
+        &self,
+        channel: &ChannelName,
+        since: Option<Seq>,
+        limit: usize,
+    ) -> Result<Page, BrokerError> {
+        let (seq, epoch) = self.position(channel).await?;
+        let key = self.shared.keys.history(channel);
+        let cmd = match since {
+            Some(since) => redis::cmd("XRANGE")
+                .arg(&key)
+                .arg(format!("{}-1", since.saturating_add(1)))
+                .arg("+")
+                .arg("COUNT")
+                .arg(limit + 1)
+                .to_owned(),
+            None => redis::cmd("XREVRANGE")
+                .arg(&key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(limit)
+                .to_owned(),
+        };
+        let entries: Vec<(String, Vec<Vec<u8>>)> = self.bounded(self.commands.query(&cmd)).await?;
+        let oldest = crate::unix_millis().saturating_sub(self.history.ttl.as_millis() as u64);
+        let mut publications: Vec<Publication> = entries
+            .iter()
+            .filter_map(|(_, fields)| fields.get(1))
+            .filter_map(|bytes| match Envelope::decode(bytes) {
+                Ok((
+                    Some(seq),
+                    Envelope {
+                        body:
+                            EnvelopeBody::Message {
+                                channel,
+                                from,
+                                data,
+                                time,
+                            },
+                        ..
+                    },
+                )) => Some(Publication {
+                    channel,
+                    seq,
+                    from,
+                    data,
+                    time,
+                }),
+                _ => None,
+            })
+            .filter(|p| p.time >= oldest)
+            .collect();
+        if since.is_none() {
+            publications.reverse();
+        }
+        let more = publications.len() > limit;
+        publications.truncate(limit);
+        Ok(Page {
+            seq,
+            epoch,
+            publications,
+            more,
+        })
+    }
+
+    pub(in crate::broker) async fn acked(
+        &self,
+        user: &UserId,
+    ) -> Result<Option<StreamPosition>, BrokerError> {
+        let cmd = redis::cmd("GET")
+            .arg(self.shared.keys.ack(&user.personal_channel()))
+            .to_owned();
+        let value: Option<String> = self.bounded(self.commands.query(&cmd)).await?;
+        Ok(value.as_deref().and_then(parse_position))
+    }
+
+    pub(in crate::broker) async fn ack(
+        &self,
+        user: &UserId,
+        position: StreamPosition,
+    ) -> Result<StreamPosition, BrokerError> {
+        let mut invocation = self.scripts.ack.prepare_invoke();
+        let ttl = self
+            .history
+            .ttl
+            .max(self.history.idempotency_window)
+            .as_millis() as u64
+            * 2;
+        invocation
+            .key(self.shared.keys.ack(&user.personal_channel()))
+            .arg(&position.epoch)
+            .arg(position.seq)
+            .arg(ttl);
+        let text: String = self.bounded(self.commands.script(&invocation)).await?;
+        Ok(parse_position(&text).unwrap_or(position))
+    }
+}

@@ -192,7 +192,11 @@ impl ReplyBody {
 
     /// A `publish` result for a new message.
     pub fn published(channel: ChannelName, seq: Seq) -> Self {
-        ReplyBody::Publish { channel, seq, duplicate: false }
+        ReplyBody::Publish {
+            channel,
+            seq,
+            duplicate: false,
+        }
     }
 }
 

@@ -8,7 +8,8 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use tokenim_protocol::{
     ChannelName, ClientFrame, Codec, Command, Data, Disconnect, DisconnectCode, ErrorCode,
-    Presence, PresenceEntry, Publication, Push, Reply, ReplyBody, ServerFrame, SessionId, UserId,
+    Presence, PresenceEntry, Publication, Push, Reply, ReplyBody, ServerFrame, SessionId,
+    StreamPosition, UserId,
 };
 
 // ---------------------------------------------------------------- names
@@ -117,9 +118,31 @@ fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         text(64).prop_map(|token| Command::Connect { token }),
         text(64).prop_map(|token| Command::Refresh { token }),
-        channel().prop_map(|channel| Command::Subscribe { channel }),
+        (channel(), option::of((any::<u64>(), text(20)))).prop_map(|(channel, since)| {
+            Command::Subscribe {
+                channel,
+                since: since.map(|(seq, epoch)| StreamPosition { seq, epoch }),
+            }
+        }),
         channel().prop_map(|channel| Command::Unsubscribe { channel }),
-        (channel(), data()).prop_map(|(channel, data)| Command::Publish { channel, data }),
+        (channel(), data(), option::of(text(20))).prop_map(|(channel, data, msg_id)| {
+            Command::Publish {
+                channel,
+                data,
+                msg_id,
+            }
+        }),
+        (
+            channel(),
+            option::of(any::<u64>()),
+            option::of(any::<u32>())
+        )
+            .prop_map(|(channel, since, limit)| Command::History {
+                channel,
+                since,
+                limit
+            }),
+        any::<u64>().prop_map(|seq| Command::Ack { seq }),
         (user_id(), data()).prop_map(|(to, data)| Command::Send { to, data }),
         Just(Command::Ping {}),
         channel().prop_map(|channel| Command::Presence { channel }),
@@ -147,9 +170,49 @@ fn reply_body() -> impl Strategy<Value = ReplyBody> {
                 }
             ),
         option::of(any::<u64>()).prop_map(|expires_at| ReplyBody::Refresh { expires_at }),
-        (channel(), any::<u64>()).prop_map(|(channel, seq)| ReplyBody::Subscribe { channel, seq }),
+        (
+            channel(),
+            any::<u64>(),
+            text(20),
+            option::of(any::<bool>()),
+            option::of(select(ErrorCode::ALL)),
+            vec(publication(), 0..3)
+        )
+            .prop_map(|(channel, seq, epoch, recovered, gap, publications)| {
+                ReplyBody::Subscribe {
+                    channel,
+                    seq,
+                    epoch,
+                    recovered,
+                    gap,
+                    publications,
+                }
+            }),
+        (
+            channel(),
+            any::<u64>(),
+            text(20),
+            vec(publication(), 0..3),
+            any::<bool>()
+        )
+            .prop_map(
+                |(channel, seq, epoch, publications, more)| ReplyBody::History {
+                    channel,
+                    seq,
+                    epoch,
+                    publications,
+                    more
+                }
+            ),
+        any::<u64>().prop_map(|seq| ReplyBody::Ack { seq }),
         channel().prop_map(|channel| ReplyBody::Unsubscribe { channel }),
-        (channel(), any::<u64>()).prop_map(|(channel, seq)| ReplyBody::Publish { channel, seq }),
+        (channel(), any::<u64>(), any::<bool>()).prop_map(|(channel, seq, duplicate)| {
+            ReplyBody::Publish {
+                channel,
+                seq,
+                duplicate,
+            }
+        }),
         (user_id(), any::<u64>()).prop_map(|(to, seq)| ReplyBody::Send { to, seq }),
         Just(ReplyBody::Ping {}),
         (channel(), vec((user_id(), any::<u32>()), 0..4)).prop_map(|(channel, users)| {
@@ -178,6 +241,23 @@ fn presence() -> impl Strategy<Value = Presence> {
         user,
         session: SessionId(session),
     })
+}
+
+fn publication() -> impl Strategy<Value = Publication> {
+    (
+        channel(),
+        any::<u64>(),
+        option::of(user_id()),
+        data(),
+        any::<u64>(),
+    )
+        .prop_map(|(channel, seq, from, data, time)| Publication {
+            channel,
+            seq,
+            from,
+            data,
+            time,
+        })
 }
 
 fn push() -> impl Strategy<Value = Push> {
@@ -326,6 +406,7 @@ proptest! {
         let frame = ClientFrame {
             id: 1,
             command: Command::Publish {
+                msg_id: None,
                 channel: ChannelName::new("a").unwrap(),
                 data: Data::from_value(&f).unwrap(),
             },

@@ -194,6 +194,8 @@ const COMMAND_KINDS: &[&str] = &[
     "send",
     "ping",
     "presence",
+    "history",
+    "ack",
 ];
 
 /// Every kind of server frame that needs an example.
@@ -206,6 +208,8 @@ const SERVER_KINDS: &[&str] = &[
     "result send",
     "result ping",
     "result presence",
+    "result history",
+    "result ack",
     "error",
     "push message with from",
     "push message without from",
@@ -224,6 +228,8 @@ fn command_kind(frame: &ClientFrame) -> &'static str {
         Command::Send { .. } => "send",
         Command::Ping {} => "ping",
         Command::Presence { .. } => "presence",
+        Command::History { .. } => "history",
+        Command::Ack { .. } => "ack",
     }
 }
 
@@ -239,6 +245,8 @@ fn server_kinds(frame: &ServerFrame) -> Vec<&'static str> {
                 ReplyBody::Send { .. } => "result send",
                 ReplyBody::Ping {} => "result ping",
                 ReplyBody::Presence { .. } => "result presence",
+                ReplyBody::History { .. } => "result history",
+                ReplyBody::Ack { .. } => "result ack",
             },
             Outcome::Error(err) => {
                 // A documented error must be self-consistent too.

@@ -56,6 +56,8 @@
 //!   to authenticate.
 //! * [`client`]: [`Client`], the public handle: connect, request, events,
 //!   close.
+//! * [`resume`]: [`Resuming`], a client that reconnects with backoff and
+//!   jitter and resumes every channel from its last position.
 //! * [`event`]: [`Event`] (a push or an unclaimed reply) and [`CloseInfo`].
 //! * `handshake`: the HTTP upgrade, including the body of a refused one.
 //! * `connection`: the reader and writer tasks and the table of waiting
@@ -68,11 +70,13 @@ pub mod error;
 pub mod event;
 mod handshake;
 pub mod options;
+pub mod resume;
 
 pub use client::{Client, ConnectInfo};
 pub use error::Error;
 pub use event::{CloseInfo, Event};
 pub use options::{Auth, ConnectOptions};
+pub use resume::{Resumed, Resuming};
 
 /// The wire protocol this client speaks, re-exported so callers need no
 /// separate dependency.

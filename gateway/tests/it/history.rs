@@ -304,3 +304,51 @@ async fn direct_messages_wait_for_offline_users_until_acknowledged() {
         "cannot acknowledge what was never sent"
     );
 }
+
+#[tokio::test]
+async fn the_resuming_client_reconnects_by_itself_and_misses_nothing() {
+    let gw = TestGateway::spawn().await;
+    let options = gw.options(
+        Codec::MsgPack,
+        tokenim_client::Auth::Frame(gw.token("reader")),
+    );
+    let mut reader = tokenim_client::Resuming::connect(options, 20)
+        .await
+        .unwrap();
+    reader.subscribe(&room()).await.unwrap();
+    let publisher = gw.client("writer", Codec::Json).await;
+    let alice = UserId::new("reader").unwrap();
+    for i in 1..=5 {
+        publisher.publish(&room(), n(i)).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        if let Some(tokenim_client::Resumed::Message(m)) = reader.next().await {
+            seen.push(m.seq);
+        }
+    }
+    // The server drops the connection (as a deploy would); more messages
+    // are published while the client is away.
+    gw.state
+        .broker
+        .disconnect_user(&alice, tokenim_protocol::DisconnectCode::Shutdown)
+        .await
+        .unwrap();
+    for i in 6..=40 {
+        publisher.publish(&room(), n(i)).await.unwrap();
+    }
+    let mut reconnected = false;
+    while seen.len() < 40 {
+        match tokio::time::timeout(WAIT, reader.next())
+            .await
+            .expect("resumes in time")
+        {
+            Some(tokenim_client::Resumed::Message(m)) => seen.push(m.seq),
+            Some(tokenim_client::Resumed::Reconnected { .. }) => reconnected = true,
+            Some(other) => panic!("unexpected {other:?}"),
+            None => panic!("gave up"),
+        }
+    }
+    assert!(reconnected);
+    assert_eq!(seen, (1..=40).collect::<Vec<_>>());
+}

@@ -7,7 +7,8 @@
 #   scripts/bench.sh                       # every scenario
 #   scripts/bench.sh idle10k broadcast1000 # some of them
 #
-# Scenarios: idle10k idle19k storm broadcast100 broadcast1000 redis2nodes
+# Scenarios: idle10k idle19k storm broadcast100 broadcast1000
+# broadcast1000-nohistory redis2nodes
 # Results (one JSON file per run) go to target/bench/. Traffic stays on
 # loopback; each run is bounded by its --duration.
 set -euo pipefail
@@ -53,14 +54,16 @@ start_node() {
   wait_ready "$port"
 }
 
-# single NAME LOADTEST-ARGS...: RUNS runs against one fresh node each.
+# single NAME LOADTEST-ARGS...: RUNS runs against one fresh node each
+# (NODE_ENV, if set, holds extra ENV=VALUE settings for the node).
 single() {
   local name=$1
   shift
   for i in $(seq "$RUNS"); do
     local port
     port=$(free_port)
-    start_node "$port"
+    # shellcheck disable=SC2086
+    start_node "$port" ${NODE_ENV:-}
     "${GEN[@]}" "$@" --url "ws://127.0.0.1:$port/ws" "${SOURCES[@]}" --gateway-pid "$LAST_PID" \
       --no-progress --json "$OUT/$name-$i.json" >"$OUT/$name-$i.txt" 2>&1
     cleanup
@@ -96,13 +99,15 @@ run() {
     storm) single storm connect -n 10000 --duration 10s ;;
     broadcast100) single broadcast100 broadcast -s 1000 -p 1 -r 100 --duration 10s ;;
     broadcast1000) single broadcast1000 broadcast -s 1000 -p 1 -r 1000 --duration 10s ;;
+    broadcast1000-nohistory)
+      NODE_ENV=TOKENIM_HISTORY__SIZE=0 single broadcast1000-nohistory broadcast -s 1000 -p 1 -r 1000 --duration 10s ;;
     redis2nodes) redis2nodes ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
   esac
 }
 
 SCENARIOS=("$@")
-((${#SCENARIOS[@]})) || SCENARIOS=(idle10k idle19k storm broadcast100 broadcast1000 redis2nodes)
+((${#SCENARIOS[@]})) || SCENARIOS=(idle10k idle19k storm broadcast100 broadcast1000 broadcast1000-nohistory redis2nodes)
 for s in "${SCENARIOS[@]}"; do run "$s"; done
 
 python3 - "$OUT" "${SCENARIOS[@]}" <<'PY'

@@ -182,7 +182,9 @@ impl Broker {
         limit: usize,
     ) -> Result<Recovery, BrokerError> {
         let mut page = self.history(channel, Some(since.seq), limit).await?;
-        let gap = if page.epoch != since.epoch {
+        // A client that saw nothing (seq 0) can be served from any epoch.
+        let same_epoch = page.epoch == since.epoch || since.seq == 0;
+        let gap = if !same_epoch {
             page.publications.clear();
             page.more = false;
             Some(ErrorCode::EpochChanged)

@@ -14,8 +14,8 @@ Environment:
 
 run.sh sets all of these. Checks whose optional gateway is not given are reported as SKIP.
 
-Every scenario runs once per codec (JSON and MessagePack), then the mixed-codec ones, then the
-transport ones (upgrade, Origin, message kinds, limits, the HTTP endpoints around the protocol).
+Every scenario runs once per codec (JSON and MessagePack), history and recovery too, then the
+mixed-codec ones, then the transport ones (upgrade, Origin, message kinds, limits, the HTTP endpoints around the protocol).
 Exit status is 0 only when every check passed; the last line is 'N passed, N failed'.
 """
 
@@ -746,6 +746,341 @@ async def scenario_mixed(check) -> None:
             await cl.close()
 
 
+# ---------------------------------------------------------------- history and recovery
+
+
+class Positions:
+    """What a client keeps per channel (PROTOCOL.md, Sequence numbers; History and recovery): the
+    last seq it handled and the epoch it counts in. A message at or below the last seq is ignored."""
+
+    def __init__(self) -> None:
+        self.pos: dict[str, list] = {}  # channel -> [last seq handled, epoch]
+
+    def last(self, channel: str) -> int:
+        return self.pos[channel][0]
+
+    def since(self, channel: str) -> dict:
+        seq, epoch = self.pos[channel]
+        return {"seq": seq, "epoch": epoch}
+
+    def subscribed(self, channel: str, result: dict, since: dict | None = None) -> list[dict]:
+        """Applies a subscribe result; returns the recovered messages it handled."""
+        if since is None or result.get("gap") == 1301 or since["epoch"] != result["epoch"]:
+            self.pos[channel] = [result["seq"], result["epoch"]]  # start (over) at the result
+            return []
+        self.pos[channel] = [since["seq"], result["epoch"]]
+        return [m for m in result.get("publications", []) if self.handle(m)]
+
+    def handle(self, message: dict) -> bool:
+        """True when the message is new (and now handled); False for a repeat to ignore."""
+        entry = self.pos.setdefault(message["channel"], [0, None])
+        if message["seq"] <= entry[0]:
+            return False
+        entry[0] = message["seq"]
+        return True
+
+
+def check_publication(p: Any, channel: str, seq: int, sender: str | None, data: Any, t0: int, who: str) -> None:
+    """A message object (in `publications`): the `message` push's fields without `push`."""
+    assert isinstance(p, dict) and "push" not in p, f"{who}: not a message object: {p!r}"
+    check_message({**p, "push": "message"}, channel, seq, sender, data, t0, who)
+
+
+def check_epoch(result: dict, who: str) -> str:
+    epoch = result.get("epoch")
+    assert isinstance(epoch, str) and epoch, f"{who}: result has no epoch string: {result!r}"
+    return epoch
+
+
+def seqs(publications: Any, who: str) -> list[int]:
+    assert isinstance(publications, list), f"{who}: publications is not an array: {publications!r}"
+    return [p["seq"] for p in publications]
+
+
+def frames(cl: Client) -> list[dict]:
+    """Everything the connection received so far, in order."""
+    return [decode(cl.codec, m) for m in cl.raw]
+
+
+async def authed(codec: str, name: str, uid: str) -> Client:
+    cl = await Client.open(codec, name, token=dev_token(uid)["token"], via="header")
+    cl.user = uid
+    return cl
+
+
+async def scenario_history(codec: str, check) -> None:
+    """History and recovery with one codec: epochs, resume with since, gaps, history pages,
+    idempotent publish, offline direct messages and ack."""
+    label = "json" if codec == JSON else "msgpack"
+    is_msg = lambda ch: (lambda p: p["push"] == "message" and p.get("channel") == ch)  # noqa: E731
+    clients: list[Client] = []
+
+    async def open_(name: str, uid: str) -> Client:
+        cl = await authed(codec, name, uid)
+        clients.append(cl)
+        return cl
+
+    try:
+        async with check(f"{label}: subscribe result has an epoch"):
+            ch = channel("epoch", codec)
+            cl = await open_("epoch", user("epoch", codec))
+            r = await cl.ok("subscribe", channel=ch)
+            epoch = check_epoch(r, "subscribe")
+            assert r.get("seq") == 0 and r.get("channel") == ch, f"subscribe to a fresh channel: {r!r}"
+            for absent in ("recovered", "gap", "publications"):
+                assert absent not in r, f"subscribe without since has {absent!r}: {r!r}"
+            h = await cl.ok("history", channel=ch)
+            assert h.get("epoch") == epoch, f"history epoch {h.get('epoch')!r} != subscribe epoch {epoch!r}"
+            await cl.ok("publish", channel=ch, data=1)
+            await cl.ok("unsubscribe", channel=ch)
+            r = await cl.ok("subscribe", channel=ch)
+            assert r.get("epoch") == epoch and r.get("seq") == 1, f"subscribe again: {r!r}"
+
+        async with check(f"{label}: resume after disconnect recovers exactly the missed messages"):
+            ch = channel("resume", codec)
+            pub_user, sub_user = user("rpub", codec), user("rsub", codec)
+            pub = await open_("rpub", pub_user)
+            sub = await open_("rsub", sub_user)
+            pos = Positions()
+            r = await sub.ok("subscribe", channel=ch)
+            epoch = check_epoch(r, "subscribe")
+            pos.subscribed(ch, r)
+            t0 = now_ms()
+            for i in (1, 2):
+                await pub.ok("publish", channel=ch, data={"n": i})
+                m = await sub.push(lambda p, i=i: is_msg(ch)(p) and p.get("seq") == i, f"message {i}")
+                assert pos.handle(m)
+            await sub.close()
+            for i in (3, 4, 5):  # published while the subscriber is away
+                r = await pub.ok("publish", channel=ch, data={"n": i})
+                assert r.get("seq") == i, f"publish reply {r!r}"
+            sub2 = await open_("rsub-again", sub_user)
+            since = pos.since(ch)
+            assert since == {"seq": 2, "epoch": epoch}, f"position kept by the client: {since!r}"
+            r = await sub2.ok("subscribe", channel=ch, since=since)
+            assert r.get("recovered") is True and "gap" not in r, f"resume: {r!r}"
+            assert (r.get("seq"), r.get("epoch")) == (5, epoch), f"resume result position: {r!r}"
+            assert seqs(r.get("publications"), "resume") == [3, 4, 5], f"recovered: {r.get('publications')!r}"
+            for p, i in zip(r["publications"], (3, 4, 5)):
+                check_publication(p, ch, i, pub_user, {"n": i}, t0, f"recovered {i}")
+            assert [m["seq"] for m in pos.subscribed(ch, r, since)] == [3, 4, 5]
+            await pub.ok("publish", channel=ch, data={"n": 6})
+            m = await sub2.push(lambda p: is_msg(ch)(p) and p.get("seq") > 5, "live message after recovery")
+            check_message(m, ch, 6, pub_user, {"n": 6}, t0, "live after recovery")
+            assert pos.handle(m)
+            # recovered messages come before live ones: nothing of the channel before the reply
+            fr = frames(sub2)
+            at = next(k for k, f in enumerate(fr) if f.get("result", {}).get("type") == "subscribe")
+            assert not [f for f in fr[:at] if f.get("push") == "message" and f.get("channel") == ch], (
+                f"messages before the subscribe reply: {fr[:at]!r}")
+            await asyncio.sleep(0.2)  # any repeat at or below the position is ignored by the rule
+            assert not [p for p in sub2.drain_pushes() if is_msg(ch)(p) and pos.handle(p)], "unexpected messages"
+            # resume from the latest position: recovered, nothing to recover
+            await sub2.ok("unsubscribe", channel=ch)
+            r = await sub2.ok("subscribe", channel=ch, since=pos.since(ch))
+            assert r.get("recovered") is True and "gap" not in r and "publications" not in r, (
+                f"resume at the latest position: {r!r}")
+            assert r.get("seq") == 6, f"resume at the latest position: {r!r}"
+            # a position from another epoch: epoch_changed, no publications, still subscribed
+            await sub2.ok("unsubscribe", channel=ch)
+            stale = {"seq": 3, "epoch": epoch + "-old"}
+            r = await sub2.ok("subscribe", channel=ch, since=stale)
+            assert r.get("recovered") is False and r.get("gap") == 1301, f"since from another epoch: {r!r}"
+            assert "publications" not in r and r.get("epoch") == epoch and r.get("seq") == 6, f"{r!r}"
+            pos.subscribed(ch, r, stale)
+            await pub.ok("publish", channel=ch, data={"n": 7})
+            m = await sub2.push(lambda p: is_msg(ch)(p) and p.get("seq") == 7, "live message after 1301")
+            assert pos.handle(m)
+            await sub2.fail("subscribe", 1000, "bad_request", channel=channel("x", codec), since={"seq": 1})
+
+        async with check(f"{label}: recovery gap 1300, the rest fetched with history"):
+            # (a) more than one reply holds: large messages; the rest comes from history pages
+            ch = channel("gap-big", codec)
+            pub_user, sub_user = user("gpub", codec), user("gsub", codec)
+            sub = await open_("gsub", sub_user)
+            pos = Positions()
+            pos.subscribed(ch, await sub.ok("subscribe", channel=ch))
+            await sub.close()
+            pub = await open_("gpub", pub_user)
+            pad = "x" * 15000
+            for i in range(1, 21):
+                await pub.ok("publish", channel=ch, data={"i": i, "pad": pad})
+            sub = await open_("gsub-again", sub_user)
+            since = pos.since(ch)
+            r = await sub.ok("subscribe", channel=ch, since=since)
+            assert r.get("recovered") is False and r.get("gap") == 1300, f"20 large messages missed: {r!r}"
+            got = seqs(r.get("publications"), "gap-big")
+            assert got and got == list(range(1, len(got) + 1)) and len(got) < 20, f"recovered {got}"
+            assert r.get("seq") == 20, f"result seq {r.get('seq')}"
+            handled = [m["seq"] for m in pos.subscribed(ch, r, since)]
+            while True:  # fetch the rest before handling live messages
+                h = await sub.ok("history", channel=ch, since=pos.last(ch))
+                assert h.get("epoch") == r["epoch"], f"history epoch {h!r}"
+                handled += [m["seq"] for m in h["publications"] if pos.handle(m)]
+                if not h.get("more"):
+                    break
+                assert h["publications"], f"more without publications: {h!r}"
+            assert handled == list(range(1, 21)), f"recovered then fetched: {handled}"
+            h = await sub.ok("history", channel=ch, since=0)  # fewer than limit, more: true
+            n = len(h["publications"])
+            assert h.get("more") is True and 0 < n < 20, f"large messages in one history reply: {n}, {h.get('more')}"
+            # (b) messages gone: more were published than the history keeps (100 by default)
+            ch = channel("gap-gone", codec)
+            sub_user = user("gone", codec)
+            sub = await open_("gone", sub_user)
+            pos = Positions()
+            pos.subscribed(ch, await sub.ok("subscribe", channel=ch))
+            await sub.ok("publish", channel=ch, data=1)
+            await sub.ok("publish", channel=ch, data=2)
+            for _ in range(2):
+                assert pos.handle(await sub.push(is_msg(ch), "message"))
+            await sub.close()
+            pubs = [await open_("gone-pub1", user("gpub1", codec)), await open_("gone-pub2", user("gpub2", codec))]
+            for i in range(3, 106):  # 103 more, split over two connections (rate limit)
+                await pubs[i % 2].ok("publish", channel=ch, data=i)
+            sub = await open_("gone-again", sub_user)
+            since = pos.since(ch)
+            assert since["seq"] == 2
+            r = await sub.ok("subscribe", channel=ch, since=since)
+            assert r.get("recovered") is False and r.get("gap") == 1300, f"messages gone: {r!r}"
+            got = seqs(r.get("publications"), "gap-gone")
+            assert got == list(range(6, 106)), f"kept after 2 (history of 100): {got[:3]}...{got[-3:]} ({len(got)})"
+            assert len(pos.subscribed(ch, r, since)) == 100
+            h = await sub.ok("history", channel=ch, since=pos.last(ch))
+            assert h["publications"] == [] and h.get("more") is False, f"nothing after 105: {h!r}"
+            h = await sub.ok("history", channel=ch, limit=1000)  # lowered to the maximum (100)
+            assert seqs(h["publications"], "history") == list(range(6, 106)) and h.get("more") is False, (
+                f"history limit 1000: {len(h['publications'])} messages, more {h.get('more')}")
+
+        async with check(f"{label}: history paging"):
+            ch = channel("pages", codec)
+            uid = user("pages", codec)
+            cl = await open_("pages", uid)
+            t0 = now_ms()
+            for i in range(1, 8):
+                await cl.ok("publish", channel=ch, data={"p": i})
+            h = await cl.ok("history", channel=ch, limit=3)
+            assert h.get("channel") == ch and h.get("seq") == 7, f"history reply {h!r}"
+            epoch = check_epoch(h, "history")
+            assert seqs(h.get("publications"), "last 3") == [5, 6, 7] and h.get("more") is False, f"last 3: {h!r}"
+            for p in h["publications"]:
+                check_publication(p, ch, p["seq"], uid, {"p": p["seq"]}, t0, "history")
+            pages, since = [], 0
+            while True:
+                h = await cl.ok("history", channel=ch, since=since, limit=3)
+                assert h.get("epoch") == epoch, f"epoch changed between pages: {h!r}"
+                pages.append((seqs(h["publications"], "page"), h.get("more")))
+                if not h["more"]:
+                    break
+                since = h["publications"][-1]["seq"]
+            assert pages == [([1, 2, 3], True), ([4, 5, 6], True), ([7], False)], f"pages: {pages}"
+            h = await cl.ok("history", channel=ch)
+            assert seqs(h["publications"], "all") == list(range(1, 8)) and h["more"] is False, f"{h!r}"
+            h = await cl.ok("history", channel=ch, since=7)
+            assert h["publications"] == [] and h["more"] is False, f"history after the last: {h!r}"
+            h = await cl.ok("history", channel=channel("never", codec))
+            assert h.get("seq") == 0 and h["publications"] == [] and h["more"] is False, f"empty channel: {h!r}"
+            check_epoch(h, "history of an empty channel")
+            await cl.ok("history", channel=f"#{uid}")  # one's own personal channel
+            await cl.fail("history", 1104, "permission_denied", channel=f"#{user('someone', codec)}")
+            await cl.fail("history", 1002, "invalid_channel", channel="a b")
+
+        async with check(f"{label}: publish msg_id retry is a duplicate"):
+            ch = channel("idem", codec)
+            pub_user = user("idem", codec)
+            sub = await open_("idem-sub", user("idemsub", codec))
+            await sub.ok("subscribe", channel=ch)
+            pub = await open_("idem-pub", pub_user)
+            mid = f"m-{RUN_TAG}-{label}-1"
+            t0 = now_ms()
+            r = await pub.ok("publish", channel=ch, data={"k": 1}, msg_id=mid)
+            assert r.get("seq") == 1 and "duplicate" not in r, f"first publish with msg_id: {r!r}"
+            r = await pub.ok("publish", channel=ch, data={"k": 1}, msg_id=mid)
+            assert (r.get("seq"), r.get("duplicate"), r.get("channel")) == (1, True, ch), f"retry: {r!r}"
+            other = await open_("idem-pub-2", pub_user)  # a retry on a new connection
+            r = await other.ok("publish", channel=ch, data={"k": "changed"}, msg_id=mid)
+            assert (r.get("seq"), r.get("duplicate")) == (1, True), f"retry on another connection: {r!r}"
+            r = await pub.ok("publish", channel=ch, data={"k": 2}, msg_id=mid + "b")
+            assert r.get("seq") == 2 and "duplicate" not in r, f"another msg_id: {r!r}"
+            r = await pub.ok("publish", channel=ch, data={"k": 3})
+            assert r.get("seq") == 3 and "duplicate" not in r, f"no msg_id: {r!r}"
+            await sub.push(lambda p: is_msg(ch)(p) and p.get("seq") == 3, "message 3")
+            await asyncio.sleep(0.2)
+            got = [f for f in frames(sub) if f.get("push") == "message" and f.get("channel") == ch]
+            assert [f["seq"] for f in got] == [1, 2, 3], f"subscriber got {[f['seq'] for f in got]}"
+            check_message(got[0], ch, 1, pub_user, {"k": 1}, t0, "the message published once")
+            r = await pub.ok("publish", channel=channel("idem-other", codec), data=1, msg_id=mid)
+            assert r.get("seq") == 1 and "duplicate" not in r, f"same msg_id on another channel: {r!r}"
+            for bad in ("", "a" * 65, "has space", "caf\u00e9", "tab\t", "\x7f"):
+                await pub.fail("publish", 1000, "bad_request", channel=ch, data=1, msg_id=bad)
+            for good in ("a" * 64, "!~{}[]#"):
+                r = await pub.ok("publish", channel=ch, data=1, msg_id=good)
+                assert "duplicate" not in r, f"msg_id {good!r}: {r!r}"
+
+        async with check(f"{label}: offline direct messages delivered on connect until ack"):
+            recv, sender = user("dmrecv", codec), user("dmsend", codec)
+            me = f"#{recv}"
+            s = await open_("dm-sender", sender)
+            t0 = now_ms()
+            for i in (1, 2, 3):
+                r = await s.ok("send", to=recv, data={"dm": i})
+                assert r.get("seq") == i, f"send to an offline user: {r!r}"
+            pos = Positions()  # kept by the recipient's application across its connections
+
+            def dms(cl: Client) -> list[dict]:
+                return [f for f in frames(cl) if f.get("push") == "message" and f.get("channel") == me]
+
+            # way 3: right after the connect reply, before the reply to the next command
+            d = await Client.open(codec, "dm-1")
+            clients.append(d)
+            await d.ok("connect", token=dev_token(recv)["token"])
+            await d.ok("ping")
+            fr = frames(d)
+            kinds = [f.get("push") or f.get("result", {}).get("type") for f in fr]
+            assert kinds == ["connect", "message", "message", "message", "ping"], f"frames: {fr!r}"
+            for f, i in zip(fr[1:4], (1, 2, 3)):
+                check_message(f, me, i, sender, {"dm": i}, t0, f"offline DM {i}")
+                assert pos.handle(f)
+            await d.close()
+            # not acknowledged: delivered again, first thing on the next connection (header auth)
+            d = await open_("dm-2", recv)
+            for i in (1, 2, 3):
+                m = await d.push(is_msg(me), f"DM {i} again")
+                assert m.get("seq") == i and not pos.handle(m), f"redelivered: {m!r}"
+            await d.ok("ping")
+            assert [f.get("push") for f in frames(d)[:3]] == ["message"] * 3, f"frames: {frames(d)!r}"
+            r = await d.ok("ack", seq=2)
+            assert r == {"type": "ack", "seq": 2}, f"ack 2: {r!r}"
+            r = await d.ok("ack", seq=1)
+            assert r.get("seq") == 2, f"ack never goes back: {r!r}"
+            await d.close()
+            d = await open_("dm-3", recv)
+            m = await d.push(is_msg(me), "DM 3 (not acknowledged)")
+            assert m.get("seq") == 3, f"after ack 2: {m!r}"
+            await d.ok("ping")
+            assert [f["seq"] for f in dms(d)] == [3], f"after ack 2: {dms(d)!r}"
+            r = await d.ok("ack", seq=3)
+            assert r.get("seq") == 3, f"ack 3: {r!r}"
+            await d.fail("ack", 1000, "bad_request", seq=4)  # beyond the latest direct message
+            await d.close()
+            d = await open_("dm-4", recv)
+            await d.ok("ping")
+            await asyncio.sleep(0.3)
+            await d.ok("ping")
+            assert not dms(d), f"acknowledged direct messages delivered again: {dms(d)!r}"
+            r = await s.ok("send", to=recv, data={"dm": 4})
+            m = await d.push(is_msg(me), "live DM 4")
+            check_message(m, me, 4, sender, {"dm": 4}, t0, "live DM")
+            assert pos.handle(m) and r.get("seq") == 4
+            h = await d.ok("history", channel=me)
+            assert seqs(h["publications"], "own history") == [1, 2, 3, 4], f"own personal channel: {h!r}"
+            await d.fail("history", 1104, "permission_denied", channel=f"#{sender}")
+            await d.ok("ack", seq=4)
+    finally:
+        for cl in clients:
+            await cl.close()
+
+
 async def scenario_transport(check) -> None:
     """Connecting: subprotocols, refusals and their bodies, Origin, message kinds, 4501, limits;
     and the HTTP endpoints around the protocol (/healthz, /dev/token)."""
@@ -954,6 +1289,8 @@ async def main() -> int:
     async def everything() -> None:
         await scenario_codec(JSON, checks)
         await scenario_codec(MSGPACK, checks)
+        await scenario_history(JSON, checks)
+        await scenario_history(MSGPACK, checks)
         await scenario_mixed(checks)
         await scenario_transport(checks)
 

@@ -5,6 +5,14 @@
 // message, alice sees bob's direct message marked as a DM, and alice sees bob
 // leave when his page closes.
 //
+// Then history and recovery: bob comes back and sees the room's history;
+// alice's socket is closed from the page and her reconnect is held (her token
+// request waits) while bob sends 3 room messages; once she is back she shows
+// each exactly once, in order, with no "messages lost" notice, and bob's
+// earlier direct message still once. A direct message to carol, who is not
+// connected, appears when she joins (after the room's history) and, once
+// acknowledged, not again after she reloads the page.
+//
 // Usage: TOKENIM_URL=http://127.0.0.1:8080 node chat.test.mjs
 // (tests/browser/run.sh builds and starts a gateway and does this.)
 // Needs Debian's Chromium at /usr/bin/chromium and a gateway in development
@@ -17,7 +25,7 @@ import { chromium } from 'playwright-core';
 const BASE = process.env.TOKENIM_URL;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const STEP_TIMEOUT = 5_000;
-const RUN_TIMEOUT = 60_000;
+const RUN_TIMEOUT = 90_000;
 const RESULTS = fileURLToPath(new URL('./test-results/', import.meta.url));
 
 if (!BASE) {
@@ -45,12 +53,60 @@ async function openAs(user) {
   });
   step = `${user} opens the page`;
   await page.goto(BASE, { timeout: STEP_TIMEOUT });
+  await joinLobby(page, user);
+  return { context, page };
+}
+
+async function joinLobby(page, user) {
   step = `${user} joins room lobby`;
   await page.fill('#name', user);
   await page.fill('#room', 'lobby');
   await page.click('#join');
   await page.locator('#status[data-state="joined"]').waitFor({ timeout: STEP_TIMEOUT });
-  return { context, page };
+}
+
+// Rejects when `promise` has not settled within `ms`.
+function within(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not within ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+// The texts of the room messages a page shows (direct messages left out), in
+// the order shown.
+function roomTexts(page, from) {
+  const who = from ? `[data-from="${from}"]` : '';
+  return page.locator(`#messages .msg${who}:not(.dm) .text`).allTextContents();
+}
+
+function expectList(what, actual, expected) {
+  if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+    throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+  }
+}
+
+async function expectCount(locator, n, what) {
+  const got = await locator.count();
+  if (got !== n) throw new Error(`${what}: expected ${n}, found ${got}`);
+}
+
+// Publishes a room message and waits until the sender's page shows it (the
+// server has given it its place).
+async function say(page, text) {
+  await page.fill('#text', text);
+  await page.press('#text', 'Enter');
+  await page.locator('#messages .msg:not(.dm)', { hasText: text }).last().waitFor({ timeout: STEP_TIMEOUT });
+}
+
+// Sends a direct message and waits for the server's reply (the page then
+// shows it as sent).
+async function sendDm(page, to, text) {
+  await page.fill('#dm-to', to);
+  await page.fill('#dm-text', text);
+  await page.click('#dm-send');
+  await page.locator('#messages .msg.dm.sent', { hasText: text }).waitFor({ timeout: STEP_TIMEOUT });
 }
 
 async function main() {
@@ -93,10 +149,95 @@ async function main() {
   await alice.page.locator('#members li[data-user="bob"]').waitFor({ state: 'detached', timeout: STEP_TIMEOUT });
   await alice.page.locator('#messages .event[data-user="bob"]', { hasText: 'left' }).waitFor({ timeout: STEP_TIMEOUT });
 
+  const bobAgain = await recovery(alice);
+  await offlineDirectMessage(bobAgain);
+
   step = 'checking for page errors';
   if (problems.length) throw new Error(problems.join('; '));
   const secs = ((Date.now() - started) / 1000).toFixed(1);
-  console.log(`PASS: browser chat test (join, members, room message, direct message, leave) against ${BASE} in ${secs} s`);
+  console.log('PASS: browser chat test (join, members, room message, direct message, leave, history, ' +
+    `recovery after a reconnect, offline direct message and ack) against ${BASE} in ${secs} s`);
+}
+
+const MISSED = ['missed 1', 'missed 2', 'missed 3'];
+
+// Returns bob's new page, kept open to the end.
+async function recovery(alice) {
+  const bob = await openAs('bob');
+
+  step = 'bob, back, sees the room history on joining';
+  await bob.page.locator('#messages .msg[data-from="alice"]', { hasText: 'hello from alice' })
+    .waitFor({ timeout: STEP_TIMEOUT });
+  expectList('bob\'s room messages after joining', await roomTexts(bob.page), ['hello from alice']);
+
+  step = 'alice\'s socket is closed from the page; her reconnect waits for a token';
+  let tokenAsked, release;
+  const asked = new Promise((resolve) => { tokenAsked = resolve; });
+  const released = new Promise((resolve) => { release = resolve; });
+  const tokenUrl = (url) => url.pathname === '/dev/token';
+  await alice.page.route(tokenUrl, async (route) => {
+    tokenAsked();
+    await released;
+    await route.continue();
+  });
+  const closed = await alice.page.evaluate(() => {
+    const ws = window.__tokenim && window.__tokenim.socket;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.close();
+    return true;
+  });
+  if (!closed) throw new Error('alice\'s page exposes no open WebSocket on window.__tokenim.socket');
+  await within(asked, STEP_TIMEOUT, 'alice asks for a token to reconnect');
+
+  step = 'bob sends 3 room messages while alice is reconnecting';
+  for (const text of MISSED) await say(bob.page, text);
+  expectList('alice\'s messages from bob while she is away', await roomTexts(alice.page, 'bob'), []);
+
+  step = 'alice reconnects';
+  release();
+  await alice.page.locator('#status[data-state="joined"]').waitFor({ timeout: STEP_TIMEOUT });
+
+  step = 'alice shows the missed messages, then a live one, each once and in order';
+  await say(bob.page, 'after the reconnect');
+  await alice.page.locator('#messages .msg[data-from="bob"]', { hasText: 'after the reconnect' })
+    .waitFor({ timeout: STEP_TIMEOUT });
+  expectList('alice\'s room messages from bob', await roomTexts(alice.page, 'bob'), [...MISSED, 'after the reconnect']);
+  await expectCount(alice.page.locator('#messages .event.gap'), 0, 'alice\'s "messages lost" notices');
+  await expectCount(alice.page.locator('#messages .msg.dm[data-from="bob"]', { hasText: 'psst from bob' }), 1,
+    'bob\'s earlier direct message on alice\'s page');
+  await alice.page.unroute(tokenUrl);
+  return bob;
+}
+
+async function offlineDirectMessage(bob) {
+  step = 'bob sends a direct message to carol, who is not connected';
+  await sendDm(bob.page, 'carol', 'while you were out');
+
+  const carol = await openAs('carol');
+  const dm = carol.page.locator('#messages .msg.dm[data-from="bob"]', { hasText: 'while you were out' });
+  step = 'carol, on joining, sees the waiting direct message once, and the room history';
+  await dm.waitFor({ timeout: STEP_TIMEOUT });
+  await expectCount(dm, 1, 'the waiting direct message on carol\'s page');
+  expectList('carol\'s room messages after joining', await roomTexts(carol.page),
+    ['hello from alice', ...MISSED, 'after the reconnect']);
+
+  step = 'carol\'s page acknowledges the direct message';
+  await carol.page.waitForFunction(() => {
+    const d = window.__tokenim && window.__tokenim.direct;
+    return d && d.seq > 0 && d.acked >= d.seq;
+  }, null, { timeout: STEP_TIMEOUT });
+
+  step = 'carol reloads the page and joins again';
+  await carol.page.reload({ timeout: STEP_TIMEOUT });
+  await joinLobby(carol.page, 'carol');
+
+  step = 'carol gets a new direct message, and not the acknowledged one again';
+  await sendDm(bob.page, 'carol', 'second for carol');
+  await carol.page.locator('#messages .msg.dm[data-from="bob"]', { hasText: 'second for carol' })
+    .waitFor({ timeout: STEP_TIMEOUT });
+  await expectCount(dm, 0, 'the acknowledged direct message on carol\'s reloaded page');
+  await expectCount(carol.page.locator('#messages .msg.dm', { hasText: 'second for carol' }), 1,
+    'the new direct message on carol\'s page');
 }
 
 async function diagnose() {

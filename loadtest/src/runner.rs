@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 
 use tokenim_protocol::Codec;
 use tokio::sync::{Semaphore, oneshot};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -37,7 +36,7 @@ use crate::progress::Progress;
 use crate::report::Recorder;
 use crate::sys::FileLimit;
 use crate::token::TokenSource;
-use crate::wire::{self, AuthMode, DialError, DialSpec, Target, TargetError, Ws};
+use crate::wire::{self, AuthMode, Conn, DialError, DialSpec, Target, TargetError};
 
 /// Most source addresses a `--source-ips` list may expand to.
 pub const MAX_SOURCE_IPS: usize = 65_536;
@@ -59,7 +58,7 @@ pub struct Setup {
     pub concurrency: usize,
     /// Bound on TCP connect + upgrade + authentication.
     pub connect_timeout: Duration,
-    /// WebSocket read buffer per connection (allocated up front).
+    /// Read buffer per connection, bytes (allocated up front).
     pub read_buffer: usize,
     /// The open-file limit in force, when known.
     pub file_limit: Option<FileLimit>,
@@ -84,7 +83,7 @@ impl Setup {
 
     /// Opens connection `index`: its target, source address and token,
     /// within [`Setup::connect_timeout`].
-    pub async fn dial(&self, index: usize) -> Result<Ws, DialError> {
+    pub async fn dial(&self, index: usize) -> Result<Conn, DialError> {
         let token = self
             .tokens
             .token(index)
@@ -95,7 +94,7 @@ impl Setup {
             codec: self.codec,
             auth: self.auth,
             token: &token,
-            websocket: WebSocketConfig::default().read_buffer_size(self.read_buffer),
+            read_buffer: self.read_buffer,
         };
         tokio::time::timeout(self.connect_timeout, wire::dial(spec))
             .await
@@ -272,7 +271,7 @@ pub struct Storm {
 
 /// Opens `plan.count` connections at `plan.rate`, at most
 /// [`Setup::concurrency`] handshakes at a time. Each opened connection is
-/// passed to `on_open(index, ws)` on its own task, tracked by `tasks`.
+/// passed to `on_open(index, conn)` on its own task, tracked by `tasks`.
 /// Returns when every attempt has finished (connected or failed), the
 /// deadline passed, or `interrupt` fired.
 pub async fn storm<F, Fut>(
@@ -283,7 +282,7 @@ pub async fn storm<F, Fut>(
     interrupt: &CancellationToken,
     on_open: F,
 ) where
-    F: Fn(usize, Ws) -> Fut + Send + Sync + 'static,
+    F: Fn(usize, Conn) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let concurrency = setup.concurrency.max(1);
@@ -313,13 +312,13 @@ pub async fn storm<F, Fut>(
             let dialled = setup.dial(index).await;
             drop(permit);
             match dialled {
-                Ok(ws) => {
+                Ok(conn) => {
                     stats
                         .connect_us
                         .record(index, began.elapsed().as_micros() as u64);
                     stats.connected.fetch_add(1, Ordering::Relaxed);
                     stats.open.fetch_add(1, Ordering::Relaxed);
-                    on_open(index, ws).await;
+                    on_open(index, conn).await;
                     stats.open.fetch_sub(1, Ordering::Relaxed);
                 }
                 Err(e) => stats.failed(&e, setup.file_limit),

@@ -23,51 +23,43 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use tokio::sync::oneshot;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::task::TaskTracker;
 
 use crate::progress::Control;
 use crate::report::{GatewayUsage, LatencySummary, RunReport};
 use crate::runner::{ConnStats, Setup, Stopper};
 use crate::sys::{self, CpuTime, SATURATED};
-use crate::wire::{self, Ws};
+use crate::wire::Conn;
 
 /// How long teardown waits for connections to finish their close
 /// handshake before it gives up on them.
 pub const TEARDOWN: Duration = Duration::from_secs(5);
 
-/// Holds a connection open until `stop` fires, reading (so tungstenite
-/// answers the server's pings) and counting pings. A close by the server
-/// is counted in `stats` by code.
+/// Holds a connection open until `stop` fires, reading (so the
+/// gateway's pings are answered) and counting pings. A close by the
+/// server is counted in `stats` by code.
 pub async fn hold(
-    mut ws: Ws,
+    mut conn: Conn,
     mut stop: oneshot::Receiver<()>,
     stats: Arc<ConnStats>,
     pings: Arc<AtomicU64>,
 ) {
+    let mut counted = 0;
     loop {
-        tokio::select! {
+        let read = tokio::select! {
             biased;
             _ = &mut stop => {
-                wire::close(ws, Duration::from_secs(2)).await;
+                conn.close(Duration::from_secs(2)).await;
                 return;
             }
-            message = ws.next() => match message {
-                Some(Ok(Message::Ping(_))) => {
-                    pings.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    stats.closed(frame.map(|f| u16::from(f.code)));
-                    return;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    stats.closed(None);
-                    return;
-                }
-            },
+            read = conn.read_some(|_| {}) => read,
+        };
+        pings.fetch_add(conn.pings() - counted, Ordering::Relaxed);
+        counted = conn.pings();
+        if let Err(e) = read {
+            stats.closed(e.close_code());
+            return;
         }
     }
 }

@@ -4,9 +4,9 @@
 //! what the measurements need (push kind, `seq`, the send stamp, a reply's
 //! id, `seq` or error code) and skips the rest without allocating.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokenim_protocol::{ChannelName, ClientFrame, Codec, Command, Data};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokenim_protocol::{ChannelName, Codec};
 
 /// Largest server frame [`decode`] accepts (the gateway's frames are far
 /// smaller; this only bounds a misbehaving peer).
@@ -20,49 +20,90 @@ pub enum Reply {
     /// An error reply with this code.
     Error(u16),
 }
-/// The bytes of a text or binary message; `None` for control messages.
-pub fn payload(message: &Message) -> Option<&[u8]> {
-    match message {
-        Message::Text(text) => Some(text.as_bytes()),
-        Message::Binary(bytes) => Some(bytes),
-        _ => None,
+
+/// A command as the generator writes it: `id`, `type` and the fields
+/// its kind uses. Written through the protocol's codecs but independent
+/// of `tokenim_protocol::Command`, so optional fields the protocol grows
+/// do not touch the generator (the tests check that the protocol reads
+/// each kind back as the command meant).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Outgoing<'a> {
+    /// The command id its reply will carry.
+    pub id: u64,
+    /// The command's type (`connect`, `subscribe`, `publish`, `send`).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The channel of `subscribe` and `publish`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<&'a str>,
+    /// The recipient of `send`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<&'a str>,
+    /// The token of `connect`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<&'a str>,
+    /// The payload of `publish` and `send`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<&'a Stamp>,
+}
+
+impl<'a> Outgoing<'a> {
+    /// A command of `kind` with no fields yet.
+    pub fn new(id: u64, kind: &'static str) -> Outgoing<'a> {
+        Outgoing {
+            id,
+            kind,
+            channel: None,
+            to: None,
+            token: None,
+            data: None,
+        }
+    }
+
+    /// Encodes it (the payload of one WebSocket message).
+    pub fn encode(&self, codec: Codec) -> Bytes {
+        codec
+            .encode(self)
+            .expect("commands built here always encode")
     }
 }
 
-/// Encodes a command as the WebSocket message its codec uses.
-pub fn encode(codec: Codec, id: u64, command: Command) -> Message {
-    let bytes = codec
-        .encode(&ClientFrame { id, command })
-        .expect("commands built here always encode");
-    if codec.is_text() {
-        Message::Text(tungstenite::Utf8Bytes::try_from(bytes).expect("the JSON codec writes UTF-8"))
-    } else {
-        Message::Binary(bytes)
+/// A `connect` command.
+pub fn connect(codec: Codec, id: u64, token: &str) -> Bytes {
+    Outgoing {
+        token: Some(token),
+        ..Outgoing::new(id, "connect")
     }
+    .encode(codec)
 }
 
 /// A `subscribe` command.
-pub fn subscribe(codec: Codec, id: u64, channel: &ChannelName) -> Message {
-    encode(
-        codec,
-        id,
-        Command::Subscribe {
-            channel: channel.clone(),
-        },
-    )
+pub fn subscribe(codec: Codec, id: u64, channel: &ChannelName) -> Bytes {
+    Outgoing {
+        channel: Some(channel.as_str()),
+        ..Outgoing::new(id, "subscribe")
+    }
+    .encode(codec)
 }
 
-/// A `publish` command carrying `stamp` (and `padding` bytes of filler).
-pub fn publish(codec: Codec, id: u64, channel: &ChannelName, stamp: &Stamp) -> Message {
-    let data = Data::from_value(stamp).expect("a stamp is plain JSON");
-    encode(
-        codec,
-        id,
-        Command::Publish {
-            channel: channel.clone(),
-            data,
-        },
-    )
+/// A `publish` command carrying `stamp`.
+pub fn publish(codec: Codec, id: u64, channel: &ChannelName, stamp: &Stamp) -> Bytes {
+    Outgoing {
+        channel: Some(channel.as_str()),
+        data: Some(stamp),
+        ..Outgoing::new(id, "publish")
+    }
+    .encode(codec)
+}
+
+/// A `send` command: `stamp` as a direct message to user `to`.
+pub fn send(codec: Codec, id: u64, to: &str, stamp: &Stamp) -> Bytes {
+    Outgoing {
+        to: Some(to),
+        data: Some(stamp),
+        ..Outgoing::new(id, "send")
+    }
+    .encode(codec)
 }
 
 /// The payload of a broadcast message: who sent it, which of theirs it is,
@@ -162,6 +203,42 @@ pub fn decode(codec: Codec, bytes: &[u8]) -> Option<Inbound> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokenim_protocol::{Command, Data};
+
+    #[test]
+    fn the_protocol_reads_every_command_as_meant() {
+        let channel = ChannelName::new("loadtest.x").unwrap();
+        let stamp = Stamp {
+            t: 17,
+            p: 2,
+            n: 3,
+            pad: "xyz".into(),
+        };
+        let data = Data::from_value(&stamp).unwrap();
+        for codec in Codec::ALL {
+            let read = |bytes: Bytes| codec.decode_client(&bytes).unwrap();
+            let f = read(connect(codec, 1, "tok"));
+            assert!(matches!(f.command, Command::Connect { token, .. } if token == "tok"));
+            let f = read(subscribe(codec, 2, &channel));
+            assert_eq!(f.id, 2);
+            assert!(matches!(f.command, Command::Subscribe { channel: c, .. } if c == channel));
+            let f = read(publish(codec, 3, &channel, &stamp));
+            let Command::Publish {
+                channel: c,
+                data: d,
+                ..
+            } = f.command
+            else {
+                panic!("{f:?}");
+            };
+            assert_eq!((c, d.as_json()), (channel.clone(), data.as_json()));
+            let f = read(send(codec, 4, "lt-9", &stamp));
+            let Command::Send { to, data: d, .. } = f.command else {
+                panic!("{f:?}");
+            };
+            assert_eq!((to.as_str(), d.as_json()), ("lt-9", data.as_json()));
+        }
+    }
 
     #[test]
     fn lean_decode_reads_seq_and_stamp_in_both_codecs() {

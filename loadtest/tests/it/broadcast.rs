@@ -41,11 +41,15 @@ async fn no_loss_reports_exact_counts_in_both_codecs() {
     for codec in Codec::ALL {
         let setup = gateway.shared(|s| s.codec = codec);
         let began = Instant::now();
-        let report = broadcast::run(setup, &params(20, 2, 200.0, 1000), &Control::quiet())
-            .await
-            .unwrap();
+        // Every delivery is also decoded in full and checked against the
+        // fast scan.
+        let mut p = params(20, 2, 200.0, 1000);
+        p.verify = true;
+        let report = broadcast::run(setup, &p, &Control::quiet()).await.unwrap();
         assert!(began.elapsed() < Duration::from_secs(4), "bounded run");
         assert_exact(&report, 20.0);
+        assert_eq!(report.get("verify_mismatches"), 0.0);
+        assert!(report.get("verified") >= report.get("delivered"));
         // 200 msg/s for 1 s, split over two interleaved publishers.
         assert!(
             (195.0..=200.0).contains(&report.get("published")),

@@ -98,6 +98,16 @@ pub(super) fn subscribers(
         "ignored_frames",
         shared.ignored.load(Ordering::Relaxed) as f64,
     );
+    if shared.verify {
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+        report.metric("verified", get(&shared.verified));
+        report.metric("verify_mismatches", get(&shared.mismatches));
+        if shared.mismatches.load(Ordering::Relaxed) > 0 {
+            report.warnings.push(
+                "the fast scan and the full decode disagreed on some messages (verify_mismatches): the generator's figures are suspect; please report it".into(),
+            );
+        }
+    }
     if closed > 0 {
         report.warnings.push(format!(
             "{closed} subscriber(s) were closed by the server during the run (see server closes; 4001 = slow consumer)"

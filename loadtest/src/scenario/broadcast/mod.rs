@@ -29,7 +29,9 @@
 //! `delivery`, `publish_ack`, `send_lag`, `connect`.
 
 mod figures;
+mod phases;
 pub mod publisher;
+mod sending;
 pub mod seq;
 pub mod subscriber;
 
@@ -38,10 +40,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokenim_protocol::ChannelName;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::phases::{live_ticker, wait_drained, wait_subscribed};
 use self::subscriber::{IDLE, Shared};
 use super::{Meter, connection_figures, teardown};
 use crate::progress::Control;
@@ -82,6 +84,10 @@ pub struct BroadcastParams {
     pub gateway_pid: Option<u32>,
     /// Tokio worker threads (for the saturation check).
     pub threads: usize,
+    /// Also decode every delivered message in full and compare it with
+    /// the fast scan (costs several times the CPU; for tests and
+    /// `--verify`).
+    pub verify: bool,
 }
 
 impl BroadcastParams {
@@ -102,6 +108,7 @@ impl BroadcastParams {
             drop_after: Duration::ZERO,
             gateway_pid: None,
             threads: sys::available_cores(),
+            verify: false,
         }
     }
 }
@@ -142,12 +149,14 @@ pub async fn run(
     let started = Instant::now();
     let gateway_before = params.gateway_pid.and_then(sys::rss_bytes);
     let stats = Arc::new(ConnStats::new(control.progress.clone()));
-    let shared = Arc::new(Shared::new(
+    let mut shared = Shared::new(
         channel.clone(),
         setup.codec,
         params.subscribers,
         setup.connect_timeout,
-    ));
+    );
+    shared.verify = params.verify;
+    let shared = Arc::new(shared);
     let tasks = TaskTracker::new();
     let stopper = Stopper::new();
     let drop_signal = CancellationToken::new();
@@ -176,11 +185,11 @@ pub async fn run(
         let (shared, stopper, drop_signal) =
             (Arc::clone(&shared), stopper.clone(), drop_signal.clone());
         let dropped = params.drop_subscribers;
-        move |index, ws| {
+        move |index, conn| {
             let drop_signal = (index < dropped).then(|| drop_signal.clone());
             subscriber::run(
                 index,
-                ws,
+                conn,
                 Arc::clone(&shared),
                 stopper.receiver(),
                 drop_signal,
@@ -189,40 +198,27 @@ pub async fn run(
     };
     storm(&setup, plan, &stats, &tasks, &control.interrupt, on_open).await;
     wait_subscribed(&shared, &stats, params.subscribers, setup_deadline, control).await;
-    let publishers = open_publishers(&setup, params, &stats).await;
+    let ack = Arc::new(Recorder::new(4));
+    let lag = Arc::new(Recorder::new(4));
+    let sending = sending::spawn(sending::Job {
+        setup: Arc::clone(&setup),
+        params: params.clone(),
+        stats: Arc::clone(&stats),
+        channel: channel.clone(),
+        clock: shared.clock,
+        ack: Arc::clone(&ack),
+        lag: Arc::clone(&lag),
+        interrupt: control.interrupt.clone(),
+    });
+    let start = match sending.ready.await {
+        Ok((_, start)) => start,
+        Err(_) => Instant::now(),
+    };
     drop(setup_ticker);
     let gateway_after = params.gateway_pid.and_then(sys::rss_bytes);
 
-    // 2. Measured phase.
+    // 2. Measured phase: the publishers run on their own thread.
     let meter = Meter::start(params.gateway_pid);
-    let ack = Arc::new(Recorder::new(4));
-    let lag = Arc::new(Recorder::new(4));
-    let start = Instant::now() + Duration::from_millis(20);
-    let end = start + params.duration;
-    let limits = split_limit(params, publishers.len());
-    let interval = Duration::from_secs_f64(params.publishers as f64 / params.rate);
-    let pad = "x".repeat(params.payload_padding);
-    let mut running = JoinSet::new();
-    for (i, ws) in publishers {
-        let plan = publisher::Plan {
-            index: i as u32,
-            channel: channel.clone(),
-            codec: setup.codec,
-            first: start + Duration::from_secs_f64(i as f64 / params.rate),
-            interval,
-            end,
-            limit: limits[i],
-            pad: pad.clone(),
-            drain: params.drain,
-            clock: shared.clock,
-        };
-        let (ack, lag, interrupt) = (
-            Arc::clone(&ack),
-            Arc::clone(&lag),
-            control.interrupt.clone(),
-        );
-        running.spawn(async move { publisher::run(ws, plan, &ack, &lag, &interrupt).await });
-    }
     if params.drop_subscribers > 0 {
         let (token, at) = (drop_signal.clone(), start + params.drop_after);
         tokio::spawn(async move {
@@ -231,12 +227,7 @@ pub async fn run(
         });
     }
     let live_ticker = live_ticker(control, &shared, &ack, params);
-    let mut tallies = Vec::new();
-    while let Some(done) = running.join_next().await {
-        if let Ok(tally) = done {
-            tallies.push(tally);
-        }
-    }
+    let tallies = sending.done.await.unwrap_or_default();
     let measured = start
         .elapsed()
         .min(params.duration.max(Duration::from_millis(1)));
@@ -302,112 +293,5 @@ fn record_params(report: &mut RunReport, params: &BroadcastParams, channel: &str
     if params.drop_subscribers > 0 {
         report.param("drop_subscribers", params.drop_subscribers);
         report.param("drop_after_s", params.drop_after.as_secs_f64());
-    }
-}
-
-/// Waits until every subscriber either subscribed or failed, or the
-/// setup deadline / Ctrl-C.
-async fn wait_subscribed(
-    shared: &Shared,
-    stats: &ConnStats,
-    total: usize,
-    deadline: Instant,
-    control: &Control,
-) {
-    loop {
-        let settled = shared.ready.load(Ordering::Relaxed)
-            + shared.subscribe_failed.load(Ordering::Relaxed)
-            + stats.failed.load(Ordering::Relaxed);
-        if settled >= total as u64 || Instant::now() >= deadline || control.interrupt.is_cancelled()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Opens the publisher connections (indexes after the subscribers'), all
-/// at once; failures are counted like any other.
-async fn open_publishers(
-    setup: &Arc<Setup>,
-    params: &BroadcastParams,
-    stats: &Arc<ConnStats>,
-) -> Vec<(usize, crate::wire::Ws)> {
-    let mut dials = JoinSet::new();
-    for i in 0..params.publishers {
-        let (setup, stats) = (Arc::clone(setup), Arc::clone(stats));
-        let index = params.subscribers + i;
-        dials.spawn(async move {
-            stats.attempted.fetch_add(1, Ordering::Relaxed);
-            let began = Instant::now();
-            match setup.dial(index).await {
-                Ok(ws) => {
-                    let us = began.elapsed().as_micros() as u64;
-                    stats.connect_us.record(index, us);
-                    stats.connected.fetch_add(1, Ordering::Relaxed);
-                    Some((i, ws))
-                }
-                Err(e) => {
-                    stats.failed(&e, setup.file_limit);
-                    None
-                }
-            }
-        });
-    }
-    let mut out: Vec<_> = dials.join_all().await.into_iter().flatten().collect();
-    out.sort_by_key(|(i, _)| *i);
-    out
-}
-
-/// Each publisher's share of the `messages` cap.
-fn split_limit(params: &BroadcastParams, publishers: usize) -> Vec<u64> {
-    let p = params.publishers as u64;
-    (0..params.publishers.max(publishers) as u64)
-        .map(|i| match params.messages {
-            Some(m) => m / p + u64::from(i < m % p),
-            None => u64::MAX,
-        })
-        .collect()
-}
-
-/// The live line during the measured phase: deliveries per second and
-/// the interval's p99.
-fn live_ticker(
-    control: &Control,
-    shared: &Arc<Shared>,
-    ack: &Arc<Recorder>,
-    params: &BroadcastParams,
-) -> crate::progress::Ticker {
-    let (shared, ack) = (Arc::clone(shared), Arc::clone(ack));
-    let mut last = (0u64, Duration::ZERO);
-    let expected = params.rate * shared.ready.load(Ordering::Relaxed) as f64;
-    control.progress.ticker(move |elapsed| {
-        let delivered = shared.delivery.count();
-        let dt = (elapsed - last.1).as_secs_f64().max(1e-3);
-        let rate = (delivered - last.0) as f64 / dt;
-        last = (delivered, elapsed);
-        let p99 = shared.delivery.take_interval().value_at_quantile(0.99) as f64 / 1000.0;
-        format!(
-            "broadcast: published {}  deliveries {:.0}/s (expected {:.0}/s)  p99 {p99:.2} ms",
-            ack.count(),
-            rate,
-            expected
-        )
-    })
-}
-
-/// Waits until every live subscriber has seen `last_seq`, at most `drain`.
-async fn wait_drained(shared: &Shared, last_seq: u64, drain: Duration, control: &Control) {
-    let deadline = Instant::now() + drain;
-    while Instant::now() < deadline && !control.interrupt.is_cancelled() {
-        let behind = shared
-            .max_seen
-            .iter()
-            .map(|s| s.load(Ordering::Relaxed))
-            .any(|s| s != IDLE && s < last_seq);
-        if !behind {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -12,14 +12,12 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use tokenim_protocol::{ChannelName, Codec};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::subscriber::Clock;
 use crate::report::Recorder;
-use crate::wire::{self, Reply, Stamp, Ws};
+use crate::wire::{self, Conn, Reply, Stamp};
 
 /// One publisher's schedule.
 #[derive(Debug, Clone)]
@@ -72,15 +70,19 @@ impl Tally {
 /// Runs one publisher to its plan's end (or `interrupt`), then waits up to
 /// `plan.drain` for the remaining replies.
 pub async fn run(
-    mut ws: Ws,
+    mut conn: Conn,
     plan: Plan,
     ack: &Recorder,
     lag: &Recorder,
     interrupt: &CancellationToken,
 ) -> Tally {
-    let mut tally = Tally::default();
-    let mut pending: VecDeque<(u64, Instant)> = VecDeque::new();
-    let index = plan.index as usize;
+    let mut acks = Acks {
+        codec: plan.codec,
+        pending: VecDeque::new(),
+        tally: Tally::default(),
+        ack,
+        index: plan.index as usize,
+    };
     let mut k = 0u64;
     let due = |k: u64| plan.first + plan.interval.mul_f64(k as f64);
     let mut stamp = Stamp {
@@ -93,88 +95,83 @@ pub async fn run(
     while sending {
         tokio::select! {
             biased;
-            message = ws.next() => {
-                if !on_message(message, plan.codec, &mut pending, &mut tally, ack, index) {
-                    return tally;
-                }
-            }
             () = tokio::time::sleep_until(due(k).into()) => {
                 let now = Instant::now();
                 while k < plan.limit && due(k) <= now && due(k) < plan.end {
                     stamp.t = plan.clock.at(due(k));
                     stamp.n = k;
                     let id = k + 1;
-                    if ws.feed(wire::publish(plan.codec, id, &plan.channel, &stamp)).await.is_err() {
-                        tally.closed = Some(None);
-                        return tally;
-                    }
-                    lag.record(index, now.saturating_duration_since(due(k)).as_micros() as u64);
-                    pending.push_back((id, now));
-                    tally.sent += 1;
+                    conn.queue(&wire::publish(plan.codec, id, &plan.channel, &stamp));
+                    lag.record(acks.index, now.saturating_duration_since(due(k)).as_micros() as u64);
+                    acks.pending.push_back((id, now));
+                    acks.tally.sent += 1;
                     k += 1;
                 }
-                if ws.flush().await.is_err() {
-                    tally.closed = Some(None);
-                    return tally;
+                if conn.flush().await.is_err() {
+                    acks.tally.closed = Some(None);
+                    return acks.tally;
                 }
                 sending = k < plan.limit && due(k) < plan.end;
+            }
+            read = conn.read_some(|m| acks.reply(m)) => {
+                if let Err(e) = read {
+                    acks.tally.closed = Some(e.close_code());
+                    return acks.tally;
+                }
             }
             () = interrupt.cancelled() => sending = false,
         }
     }
     let drained = async {
-        while !pending.is_empty() {
-            let message = ws.next().await;
-            if !on_message(message, plan.codec, &mut pending, &mut tally, ack, index) {
+        while !acks.pending.is_empty() {
+            if let Err(e) = conn.read_some(|m| acks.reply(m)).await {
+                acks.tally.closed = Some(e.close_code());
                 return;
             }
         }
     };
     let _ = tokio::time::timeout(plan.drain, drained).await;
-    if tally.closed.is_none() {
-        wire::close(ws, Duration::from_secs(2)).await;
+    if acks.tally.closed.is_none() {
+        conn.close(Duration::from_secs(2)).await;
     }
-    tally
+    acks.tally
 }
 
-/// Handles one incoming message; `false` when the connection ended.
-fn on_message(
-    message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+/// Matches replies to the publishes waiting for them.
+struct Acks<'a> {
     codec: Codec,
-    pending: &mut VecDeque<(u64, Instant)>,
-    tally: &mut Tally,
-    ack: &Recorder,
+    /// Command ids sent and not yet answered, with their send time.
+    pending: VecDeque<(u64, Instant)>,
+    tally: Tally,
+    ack: &'a Recorder,
     index: usize,
-) -> bool {
-    let Some(Ok(message)) = message else {
-        tally.closed = Some(None);
-        return false;
-    };
-    if let Message::Close(frame) = &message {
-        tally.closed = Some(frame.as_ref().map(|f| u16::from(f.code)));
-        return false;
-    }
-    let Some(frame) = wire::payload(&message).and_then(|b| wire::decode(codec, b)) else {
-        return true;
-    };
-    let Some(id) = frame.id else {
-        return true;
-    };
-    // Replies come in command order; anything older than `id` was lost.
-    while pending.front().is_some_and(|(p, _)| *p < id) {
-        pending.pop_front();
-    }
-    if pending.front().is_some_and(|(p, _)| *p == id) {
-        if let Some((_, sent)) = pending.pop_front() {
-            ack.record(index, sent.elapsed().as_micros() as u64);
+}
+
+impl Acks<'_> {
+    /// Handles one incoming message (replies; pushes are ignored).
+    fn reply(&mut self, message: &[u8]) {
+        let Some(frame) = wire::decode(self.codec, message) else {
+            return;
+        };
+        let Some(id) = frame.id else {
+            return;
+        };
+        // Replies come in command order; anything older than `id` was lost.
+        while self.pending.front().is_some_and(|(p, _)| *p < id) {
+            self.pending.pop_front();
+        }
+        if self.pending.front().is_some_and(|(p, _)| *p == id) {
+            if let Some((_, sent)) = self.pending.pop_front() {
+                self.ack
+                    .record(self.index, sent.elapsed().as_micros() as u64);
+            }
+        }
+        match frame.reply() {
+            Reply::Ok(seq) => {
+                self.tally.acked += 1;
+                self.tally.max_seq = self.tally.max_seq.max(seq.unwrap_or(0));
+            }
+            Reply::Error(code) => *self.tally.errors.entry(code).or_default() += 1,
         }
     }
-    match frame.reply() {
-        Reply::Ok(seq) => {
-            tally.acked += 1;
-            tally.max_seq = tally.max_seq.max(seq.unwrap_or(0));
-        }
-        Reply::Error(code) => *tally.errors.entry(code).or_default() += 1,
-    }
-    true
 }

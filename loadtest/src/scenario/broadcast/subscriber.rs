@@ -1,26 +1,27 @@
-//! One subscriber: subscribe, then read until told to stop, decoding each
-//! frame's lean view, tracking sequence numbers and recording
-//! publish-to-delivery latency into a [`Batch`].
+//! One subscriber: subscribe, then read until told to stop, scanning each
+//! message for its `seq` and send stamp, tracking sequence numbers and
+//! recording publish-to-delivery latency into a [`Batch`].
 //!
 //! This is the receive path the generator's capacity depends on: one task
-//! per connection, no allocation per message beyond what tungstenite does,
-//! a lock once per [`crate::report::latency::BATCH`] samples, and one
-//! relaxed atomic store per message (the highest sequence seen, which the
-//! drain phase watches).
+//! per connection, one `read` per batch of frames into the connection's
+//! buffer ([`Conn::read_some`]), a byte scan per message
+//! ([`crate::wire::scan`]) with no allocation, one clock reading and one
+//! relaxed atomic store per batch (the highest sequence seen, which the
+//! drain phase watches), and a lock once per
+//! [`crate::report::latency::BATCH`] samples. With [`Shared::verify`]
+//! every message is also decoded in full and compared with the scan.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use tokenim_protocol::{ChannelName, Codec};
 use tokio::sync::oneshot;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::seq::SeqTracker;
-use crate::report::Recorder;
-use crate::wire::{self, PushKind, Reply, Ws};
+use crate::report::{Batch, Recorder};
+use crate::wire::{self, Conn, Reply, scan};
 
 /// A slot value meaning "not owed anything now" (not subscribed yet, or
 /// gone): the drain phase does not wait for it.
@@ -90,6 +91,13 @@ pub struct Shared {
     pub clock: Clock,
     /// Bound on the `subscribe` round trip.
     pub subscribe_timeout: Duration,
+    /// Also decode every message in full and compare it with the scan
+    /// (slow: for tests and `--verify`).
+    pub verify: bool,
+    /// Messages checked by `verify`.
+    pub verified: AtomicU64,
+    /// Messages where the scan and the full decode disagreed.
+    pub mismatches: AtomicU64,
 }
 
 impl Shared {
@@ -111,6 +119,9 @@ impl Shared {
             results: Mutex::new(Vec::new()),
             clock: Clock::new(),
             subscribe_timeout,
+            verify: false,
+            verified: AtomicU64::new(0),
+            mismatches: AtomicU64::new(0),
         }
     }
 
@@ -136,19 +147,57 @@ pub struct Outcome {
     pub dropped: bool,
 }
 
-/// Runs subscriber `index` on `ws` until `stop` fires (or `drop` does, for
-/// the subscribers chosen to be dropped mid-run, when `drop_signal` fires).
+/// What a subscriber keeps while it reads.
+struct Reading<'a> {
+    shared: &'a Shared,
+    seqs: SeqTracker,
+    batch: Batch,
+    /// The clock reading for the current batch of frames.
+    now: Option<u64>,
+    ignored: u64,
+    verified: u64,
+    mismatches: u64,
+}
+
+impl Reading<'_> {
+    /// One message: its `seq` and, for a stamp, its latency.
+    #[inline]
+    fn message(&mut self, bytes: &[u8]) {
+        let shared = self.shared;
+        if shared.verify {
+            self.verified += 1;
+            self.mismatches += u64::from(!scan::agrees(shared.codec, bytes));
+        }
+        match scan::message(shared.codec, bytes) {
+            Some(m) if m.channel == shared.channel.as_str().as_bytes() => {
+                self.seqs.observe(m.seq);
+                if let Some(t) = m.t {
+                    let now = *self.now.get_or_insert_with(|| shared.clock.now_us());
+                    self.batch
+                        .record(&shared.delivery, now.saturating_sub(t), now);
+                }
+            }
+            _ => self.ignored += 1,
+        }
+    }
+}
+
+/// Runs subscriber `index` on `conn` until `stop` fires (or `drop` does,
+/// for the subscribers chosen to be dropped mid-run, when `drop_signal`
+/// fires).
 pub async fn run(
     index: usize,
-    mut ws: Ws,
+    mut conn: Conn,
     shared: Arc<Shared>,
     mut stop: oneshot::Receiver<()>,
     drop_signal: Option<CancellationToken>,
 ) {
     let codec = shared.codec;
     let subscribed = async {
-        ws.send(wire::subscribe(codec, 1, &shared.channel)).await?;
-        wire::next_reply(&mut ws, codec, 1).await
+        conn.send(&wire::subscribe(codec, 1, &shared.channel))
+            .await
+            .map_err(|_| wire::DialError::Closed)?;
+        wire::next_reply(&mut conn, 1).await
     };
     let Ok(Ok(Reply::Ok(Some(base)))) =
         tokio::time::timeout(shared.subscribe_timeout, subscribed).await
@@ -160,9 +209,15 @@ pub async fn run(
     slot.store(base, Ordering::Relaxed);
     shared.ready.fetch_add(1, Ordering::Relaxed);
 
-    let mut seqs = SeqTracker::new(base);
-    let mut batch = shared.delivery.batch(index);
-    let mut ignored = 0u64;
+    let mut reading = Reading {
+        shared: &shared,
+        seqs: SeqTracker::new(base),
+        batch: shared.delivery.batch(index),
+        now: None,
+        ignored: 0,
+        verified: 0,
+        mismatches: 0,
+    };
     let mut closed = None;
     let mut dropped = false;
     let dropping = async {
@@ -173,46 +228,35 @@ pub async fn run(
     };
     tokio::pin!(dropping);
     loop {
-        tokio::select! {
+        reading.now = None;
+        let read = tokio::select! {
             biased;
-            message = ws.next() => {
-                let Some(Ok(message)) = message else {
-                    closed = Some(None);
-                    break;
-                };
-                let bytes = match &message {
-                    Message::Text(t) => t.as_bytes(),
-                    Message::Binary(b) => b,
-                    Message::Close(frame) => {
-                        closed = Some(frame.as_ref().map(|f| u16::from(f.code)));
-                        break;
-                    }
-                    _ => continue,
-                };
-                match wire::decode(codec, bytes) {
-                    Some(frame) if frame.push == Some(PushKind::Message) => {
-                        if let Some(seq) = frame.seq {
-                            seqs.observe(seq);
-                            slot.store(seqs.max(), Ordering::Relaxed);
-                        }
-                        if let Some(stamp) = frame.data {
-                            let now = shared.clock.now_us();
-                            batch.record(&shared.delivery, now.saturating_sub(stamp.t), now);
-                        }
-                    }
-                    _ => ignored += 1,
-                }
-            }
+            read = conn.read_some(|m| reading.message(m)) => read,
             _ = &mut stop => break,
             () = &mut dropping => {
                 dropped = true;
                 break;
             }
+        };
+        slot.store(reading.seqs.max(), Ordering::Relaxed);
+        if let Err(e) = read {
+            closed = Some(e.close_code());
+            break;
         }
     }
+    let Reading {
+        seqs,
+        mut batch,
+        ignored,
+        verified,
+        mismatches,
+        ..
+    } = reading;
     batch.flush(&shared.delivery);
     slot.store(IDLE, Ordering::Relaxed);
     shared.ignored.fetch_add(ignored, Ordering::Relaxed);
+    shared.verified.fetch_add(verified, Ordering::Relaxed);
+    shared.mismatches.fetch_add(mismatches, Ordering::Relaxed);
     shared.push(Outcome {
         index,
         seqs,
@@ -220,6 +264,6 @@ pub async fn run(
         dropped,
     });
     if closed.is_none() {
-        wire::close(ws, Duration::from_secs(2)).await;
+        conn.close(Duration::from_secs(2)).await;
     }
 }

@@ -104,7 +104,12 @@ impl Conn {
             (Message::Binary(_), _) => {
                 return Incoming::Invalid(0, DecodeError::WrongFrameType("binary"));
             }
-            (Message::Close(_), _) => return Incoming::Closed,
+            (Message::Close(_), _) => {
+                // tungstenite queued the answering close frame: send it, so
+                // the client sees a clean close rather than 1006.
+                let _ = self.flush().await;
+                return Incoming::Closed;
+            }
             (Message::Ping(_) | Message::Pong(_) | Message::Frame(_), _) => {
                 return Incoming::Control;
             }

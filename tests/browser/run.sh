@@ -38,7 +38,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-(cd "$WORKDIR" && exec "$ROOT/target/debug/tokenim" --listen "127.0.0.1:$PORT") >"$LOG" 2>&1 &
+GATEWAY="${CARGO_TARGET_DIR:-$ROOT/target}/debug/tokenim"
+(cd "$WORKDIR" && exec "$GATEWAY" --listen "127.0.0.1:$PORT") >"$LOG" 2>&1 &
 GW_PID=$!
 
 gateway_log() {

@@ -173,6 +173,11 @@ pub struct BroadcastArgs {
     /// half of --duration).
     #[arg(long, value_parser = parse_duration)]
     pub drop_after: Option<Duration>,
+    /// Self-check: also decode every delivery in full and compare it with
+    /// the fast scan (`verify_mismatches` must be 0; costs several times
+    /// the CPU per message).
+    #[arg(long)]
+    pub verify: bool,
     /// Shared flags.
     #[command(flatten)]
     pub common: Common,

@@ -146,6 +146,7 @@ impl Cli {
                     drop_after: args.drop_after.unwrap_or(args.duration / 2),
                     gateway_pid: args.common.gateway_pid,
                     threads,
+                    verify: args.verify,
                     ..BroadcastParams::new(
                         args.subscribers,
                         args.publishers,

@@ -14,6 +14,7 @@ use std::io;
 use std::time::Duration;
 
 use tokenim_protocol::Codec;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::ws::{self, FrameError, Masks};
@@ -286,16 +287,14 @@ impl Conn {
             bigger[..self.end].copy_from_slice(&self.buf[..self.end]);
             self.buf = bigger;
         }
-        loop {
-            self.stream.readable().await?;
-            match self.stream.try_read(&mut self.buf[self.end..]) {
-                Ok(0) => return Err(ConnError::Closed(None)),
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e.into()),
+        // `read` (unlike `readable` + `try_read`) marks the socket not
+        // ready after a short read, which saves the `EAGAIN` read that
+        // would otherwise follow every batch.
+        match self.stream.read(&mut self.buf[self.end..]).await? {
+            0 => Err(ConnError::Closed(None)),
+            n => {
+                self.end += n;
+                Ok(())
             }
         }
     }

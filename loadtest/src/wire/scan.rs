@@ -121,36 +121,78 @@ mod json {
     pub(super) fn message(b: &[u8]) -> Option<Scanned<'_>> {
         let mut c = Cursor { b, i: 0 };
         let mut found = Found::default();
-        c.object(|c, key| {
-            match Field::of(key) {
-                Field::Push => {
-                    if c.string()? != b"message" {
-                        return None;
-                    }
-                    found.message = true;
-                }
-                Field::Channel => found.channel = Some(c.string()?),
-                Field::Seq => found.seq = Some(c.uint()?),
-                Field::Data if c.peek() == Some(b'{') => c.object(|c, key| {
-                    if key == b"t" {
-                        found.t = c.uint();
-                        if found.t.is_none() {
-                            c.skip()?;
-                        }
-                    } else {
-                        c.skip()?;
-                    }
-                    Some(())
-                })?,
-                Field::Data | Field::Other => c.skip()?,
-            }
-            Some(())
-        })?;
+        if fast(&mut c, &mut found).is_some() {
+            // The rest of `data`, then the rest of the frame, walked in
+            // full: a later duplicate or a malformed tail still counts.
+            c.rest(&mut |c, key| data_field(c, key, &mut found))?;
+            c.rest(&mut |c, key| top_field(c, key, &mut found))?;
+        } else {
+            (c, found) = (Cursor { b, i: 0 }, Found::default());
+            c.object(&mut |c, key| top_field(c, key, &mut found))?;
+        }
         c.ws();
         if c.i != b.len() {
             return None;
         }
         found.finish()
+    }
+
+    /// The gateway's own layout, `{"push":"message","channel":"..",
+    /// "seq":N,["from":"..",]"data":{"t":T`, matched by prefixes: on
+    /// success the cursor stands just after `T`.
+    fn fast<'a>(c: &mut Cursor<'a>, found: &mut Found<'a>) -> Option<()> {
+        let b = c.b;
+        let prefix = |i: usize, p: &[u8]| b.get(i..)?.starts_with(p).then_some(i + p.len());
+        let plain_string = |i: usize| {
+            let end = i + b.get(i..)?.iter().position(|&x| x == b'"' || x == b'\\')?;
+            (b[end] == b'"').then_some(end)
+        };
+        let i = prefix(0, br#"{"push":"message","channel":""#)?;
+        let end = plain_string(i)?;
+        found.channel = Some(&b[i..end]);
+        c.i = prefix(end + 1, br#","seq":"#)?;
+        found.seq = Some(c.uint()?);
+        let mut i = c.i;
+        if let Some(from) = prefix(i, br#","from":""#) {
+            i = plain_string(from)? + 1;
+        }
+        c.i = prefix(i, br#","data":{"t":"#)?;
+        found.t = Some(c.uint()?);
+        found.message = true;
+        Some(())
+    }
+
+    fn top_field<'a>(c: &mut Cursor<'a>, key: &'a [u8], found: &mut Found<'a>) -> Option<()> {
+        match Field::of(key) {
+            Field::Push => {
+                if c.string()? != b"message" {
+                    return None;
+                }
+                found.message = true;
+            }
+            Field::Channel => found.channel = Some(c.string()?),
+            Field::Seq => found.seq = Some(c.uint()?),
+            Field::Data if c.peek() == Some(b'{') => {
+                found.t = None;
+                c.object(&mut |c, key| data_field(c, key, found))?;
+            }
+            Field::Data => {
+                found.t = None;
+                c.skip()?;
+            }
+            Field::Other => c.skip()?,
+        }
+        Some(())
+    }
+
+    fn data_field<'a>(c: &mut Cursor<'a>, key: &'a [u8], found: &mut Found<'a>) -> Option<()> {
+        if key == b"t" {
+            found.t = c.uint();
+            if found.t.is_some() {
+                return Some(());
+            }
+        }
+        c.skip()
     }
 
     struct Cursor<'a> {
@@ -178,23 +220,30 @@ mod json {
         }
 
         /// An object: `field(cursor, key)` must consume each value.
-        #[inline]
         fn object(
             &mut self,
-            mut field: impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
+            field: &mut impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
         ) -> Option<()> {
             self.eat(b'{')?;
             if self.peek()? == b'}' {
                 self.i += 1;
                 return Some(());
             }
+            self.member(field)?;
+            self.rest(field)
+        }
+
+        /// The members after the first, up to and including the `}`.
+        fn rest(
+            &mut self,
+            field: &mut impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
+        ) -> Option<()> {
             loop {
-                let key = self.string()?;
-                self.eat(b':')?;
-                self.ws();
-                field(self, key)?;
                 match self.peek()? {
-                    b',' => self.i += 1,
+                    b',' => {
+                        self.i += 1;
+                        self.member(field)?;
+                    }
                     b'}' => {
                         self.i += 1;
                         return Some(());
@@ -202,6 +251,18 @@ mod json {
                     _ => return None,
                 }
             }
+        }
+
+        /// `"key": value`, the value consumed by `field`.
+        #[inline]
+        fn member(
+            &mut self,
+            field: &mut impl FnMut(&mut Self, &'a [u8]) -> Option<()>,
+        ) -> Option<()> {
+            let key = self.string()?;
+            self.eat(b':')?;
+            self.ws();
+            field(self, key)
         }
 
         /// A string's raw bytes (escapes left as they are).

@@ -146,3 +146,25 @@ fn generated_messages_and_all_their_truncations_agree() {
         }
     }
 }
+
+#[test]
+fn the_fast_path_still_walks_the_tail() {
+    fn scan(s: &str) -> Option<Scanned<'_>> {
+        message(Codec::Json, s.as_bytes())
+    }
+    let m = scan(
+        r#"{"push":"message","channel":"c","seq":1,"from":"u","data":{"t":5,"p":1},"time":2}"#,
+    );
+    assert_eq!(m.map(|m| (m.seq, m.t)), Some((1, Some(5))));
+    // A later duplicate wins, as in the general walk.
+    let m = scan(r#"{"push":"message","channel":"c","seq":1,"data":{"t":5,"t":"x"},"time":2}"#);
+    assert_eq!(m.map(|m| (m.seq, m.t)), Some((1, None)));
+    let m = scan(r#"{"push":"message","channel":"c","seq":1,"data":{"t":5},"seq":9}"#);
+    assert_eq!(m.map(|m| m.seq), Some(9));
+    // A broken tail or trailing bytes are refused.
+    assert!(scan(r#"{"push":"message","channel":"c","seq":1,"data":{"t":5},"time":2"#).is_none());
+    assert!(scan(r#"{"push":"message","channel":"c","seq":1,"data":{"t":5}} x"#).is_none());
+    // An escaped channel or sender leaves the fast path for the general one.
+    let m = scan(r#"{"push":"message","channel":"c","seq":1,"from":"a\"b","data":{"t":5}}"#);
+    assert_eq!(m.map(|m| m.t), Some(Some(5)));
+}

@@ -126,14 +126,26 @@ async fn a_client_close_is_answered_with_a_close_frame() {
 
     let gw = TestGateway::spawn().await;
     let mut request = gw.ws_url().into_client_request().unwrap();
-    request.headers_mut().insert("authorization", format!("Bearer {}", gw.token("alice")).parse().unwrap());
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", gw.token("alice")).parse().unwrap(),
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    ws.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "bye".into() }))).await.unwrap();
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await
+    .unwrap();
     let mut answered = None;
     while let Ok(Some(Ok(msg))) = tokio::time::timeout(WAIT, ws.next()).await {
         if let Message::Close(frame) = msg {
             answered = frame.map(|f| u16::from(f.code));
         }
     }
-    assert_eq!(answered, Some(1000), "the server echoes the close (no 1006 in browsers)");
+    assert_eq!(
+        answered,
+        Some(1000),
+        "the server echoes the close (no 1006 in browsers)"
+    );
 }

@@ -1,5 +1,6 @@
-//! The flags: [`Common`] (shared by every scenario) and one struct per
-//! subcommand, with their defaults and caps, and [`parse_duration`].
+//! The flags: [`Common`] (shared by every scenario), those of `connect`,
+//! `idle` and `compare`, and [`parse_duration`]. The traffic scenarios'
+//! flags are in [`super::traffic`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -124,60 +125,6 @@ pub struct IdleArgs {
     /// the gateway's memory.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub settle: Duration,
-    /// Shared flags.
-    #[command(flatten)]
-    pub common: Common,
-}
-
-/// `broadcast` flags.
-#[derive(Debug, Args)]
-pub struct BroadcastArgs {
-    /// Subscriber connections, all on one channel.
-    #[arg(short = 's', long, default_value_t = 100)]
-    pub subscribers: usize,
-    /// Publisher connections (the gateway limits each to
-    /// limits.publish_rate msg/s, 50 by default).
-    #[arg(short = 'p', long, default_value_t = 1)]
-    pub publishers: usize,
-    /// Total messages per second over all publishers.
-    #[arg(short = 'r', long, default_value_t = 100.0)]
-    pub rate: f64,
-    /// How long to publish.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub duration: Duration,
-    /// Stop after this many messages in all (default: rate × duration).
-    #[arg(long)]
-    pub messages: Option<u64>,
-    /// Filler bytes added to each payload (the stamp itself is ~40 bytes).
-    #[arg(long, default_value_t = 0)]
-    pub payload_padding: usize,
-    /// Channel name (default: a fresh loadtest.<pid>.<ms>).
-    #[arg(long)]
-    pub channel: Option<String>,
-    /// New subscriber connections per second during setup (0: as fast as
-    /// --concurrency allows).
-    #[arg(long, default_value_t = 0.0)]
-    pub subscribe_rate: f64,
-    /// Bound on opening and subscribing everyone.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub setup_timeout: Duration,
-    /// After publishing, wait at most this long for replies and
-    /// deliveries still in flight.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub drain: Duration,
-    /// Self-check: close this many subscribers mid-run; their missed
-    /// messages must be reported as loss.
-    #[arg(long, default_value_t = 0)]
-    pub drop_subscribers: usize,
-    /// When, after publishing starts, --drop-subscribers close (default:
-    /// half of --duration).
-    #[arg(long, value_parser = parse_duration)]
-    pub drop_after: Option<Duration>,
-    /// Self-check: also decode every delivery in full and compare it with
-    /// the fast scan (`verify_mismatches` must be 0; costs several times
-    /// the CPU per message).
-    #[arg(long)]
-    pub verify: bool,
     /// Shared flags.
     #[command(flatten)]
     pub common: Common,

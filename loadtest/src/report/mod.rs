@@ -49,6 +49,12 @@
 //! * `gateway`: present when `--gateway-pid` was given; RSS from
 //!   `/proc/<pid>/status` before the connections opened, after, and at
 //!   the end; CPU seconds the gateway used during the measured phase.
+//! * `steps` (ramp only): every step in order, each with `rate`,
+//!   `passed`, `verdict` (`ok`, `p99`, `loss`, `closed`,
+//!   `publish_errors`, `setup`, `generator_saturated`, `interrupted`),
+//!   its `metrics` and its `delivery` latency summary.
+//! * `histograms` (worker results only): each latency's HDR histogram as
+//!   `[value, count]` pairs, which the parent adds up exactly.
 //!
 //! # Layout
 //!
@@ -77,7 +83,7 @@ pub struct RunReport {
     pub schema_version: u32,
     /// `tokenim-loadtest <version>`.
     pub tool: String,
-    /// `connect`, `idle` or `broadcast`.
+    /// `connect`, `idle`, `broadcast`, `ramp`, `rooms` or `direct`.
     pub scenario: String,
     /// When the run started, ms since the Unix epoch.
     pub started_at_unix_ms: u64,
@@ -103,6 +109,33 @@ pub struct RunReport {
     /// Things the reader should know (limits hit, saturation, ...).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The steps of a `ramp`, in order (absent for other scenarios).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepReport>,
+    /// Each latency's histogram as `[value, count]` buckets, so results
+    /// of several worker processes merge exactly (written by workers;
+    /// absent otherwise).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub histograms: BTreeMap<String, Vec<[u64; 2]>>,
+}
+
+/// One step of a `ramp`: the rate tried, the verdict, and its headline
+/// figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Messages per second published in this step.
+    pub rate: f64,
+    /// Within the thresholds.
+    pub passed: bool,
+    /// `ok`, or why not: `p99` (delivery p99 over the limit), `loss`,
+    /// `closed` (subscribers disconnected), `publish_errors`, `setup`
+    /// (not every subscriber connected), `generator_saturated`,
+    /// `interrupted`.
+    pub verdict: String,
+    /// The step's flat figures (a subset of broadcast's).
+    pub metrics: BTreeMap<String, f64>,
+    /// Delivery latency in this step, microseconds.
+    pub delivery: LatencySummary,
 }
 
 /// The generator's resource use during the measured phase.
@@ -191,6 +224,8 @@ impl RunReport {
             generator: GeneratorUsage::default(),
             gateway: None,
             warnings: Vec::new(),
+            steps: Vec::new(),
+            histograms: BTreeMap::new(),
         }
     }
 

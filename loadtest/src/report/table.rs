@@ -119,6 +119,30 @@ pub fn render(report: &RunReport) -> String {
         }
     }
 
+    if !r.steps.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n  {:>4} {:>12} {:>14} {:>9} {:>9} {:>9} {:>9} {:>9}  verdict",
+            "step", "rate/s", "deliveries/s", "lost", "p50 ms", "p99 ms", "max ms", "gen cores"
+        );
+        for (i, s) in r.steps.iter().enumerate() {
+            let m = |k: &str| s.metrics.get(k).copied().unwrap_or(0.0);
+            let _ = writeln!(
+                out,
+                "  {:>4} {:>12} {:>14} {:>9} {:>9} {:>9} {:>9} {:>9.2}  {}",
+                i + 1,
+                number(s.rate),
+                number(m("deliveries_per_s").round()),
+                number(m("lost")),
+                ms(s.delivery.p50 as f64),
+                ms(s.delivery.p99 as f64),
+                ms(s.delivery.max as f64),
+                m("generator_cores_used"),
+                s.verdict,
+            );
+        }
+    }
+
     for (title, map) in [
         ("failed connects", &r.failures),
         ("server closes", &r.closes),

@@ -14,10 +14,13 @@
 //!   connection.
 //! * [`broadcast`]: subscribers on one channel, publishers at a fixed rate;
 //!   delivery rate, loss, order and latency.
+//! * [`ramp`]: broadcast at a rising rate until p99 or loss crosses a
+//!   threshold; the knee.
 
 pub mod broadcast;
 pub mod connect;
 pub mod idle;
+pub mod ramp;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,3 +9,4 @@ mod broadcast;
 mod cli;
 mod connect;
 mod idle;
+mod ramp;

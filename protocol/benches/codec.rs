@@ -35,6 +35,7 @@ fn publish_frame() -> ClientFrame {
         command: Command::Publish {
             channel: ChannelName::new("rooms.lobby").expect("valid channel"),
             data: Data::from_json(PAYLOAD).expect("valid JSON"),
+            msg_id: None,
         },
     }
 }

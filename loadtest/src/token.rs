@@ -123,6 +123,15 @@ impl TokenSource {
             TokenSource::File(tokens) => Ok(tokens[index % tokens.len()].clone()),
         }
     }
+
+    /// The user id of connection `index`, when the generator chose it
+    /// (minted tokens); `None` for tokens from a file.
+    pub fn user(&self, index: usize) -> Option<String> {
+        match self {
+            TokenSource::Mint { prefix, .. } => Some(format!("{prefix}-{index}")),
+            TokenSource::File(_) => None,
+        }
+    }
 }
 
 fn unix_secs() -> u64 {

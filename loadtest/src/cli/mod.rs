@@ -1,14 +1,16 @@
 //! The `tokenim-loadtest` command line: one subcommand per scenario plus
 //! `compare`, and dispatch to the chosen scenario. The flags are in
 //! [`args`] (shared ones, `connect`, `idle`, `compare`) and [`traffic`]
-//! (`broadcast`, `ramp`); setup, Ctrl-C, the summary table and the JSON
+//! (`broadcast`, `ramp`) and [`chat`] (`rooms`, `direct`); setup, Ctrl-C, the summary table and the JSON
 //! file in `launch`.
 
 mod args;
+pub mod chat;
 mod launch;
 pub mod traffic;
 
 pub use args::{CodecArg, Common, CompareArgs, ConnectArgs, IdleArgs, parse_duration};
+pub use chat::{ChatArgs, DirectArgs, RoomsArgs};
 pub use traffic::{BroadcastArgs, FanoutArgs, RampArgs};
 
 use std::process::ExitCode;
@@ -62,6 +64,14 @@ pub enum Command {
     /// p99 exceeds --p99-ms or messages are lost; every step and the knee
     /// (the highest rate that passed).
     Ramp(RampArgs),
+    /// Many small rooms: users spread over --rooms channels, each active
+    /// user publishing to its room at --rate-per-user (Poisson, skewed
+    /// sizes); delivery latency, loss and rates.
+    Rooms(RoomsArgs),
+    /// Users sending each other direct messages (`send`) at
+    /// --rate-per-user, to random recipients; delivery latency, loss and
+    /// rates.
+    Direct(DirectArgs),
     /// Compare two --json results: every shared figure with its change.
     Compare(CompareArgs),
 }
@@ -74,6 +84,8 @@ impl Cli {
             Command::Idle(a) => Some(&a.common),
             Command::Broadcast(a) => Some(&a.common),
             Command::Ramp(a) => Some(&a.common),
+            Command::Rooms(a) => Some(&a.common),
+            Command::Direct(a) => Some(&a.common),
             Command::Compare(_) => None,
         };
         common
@@ -126,6 +138,13 @@ impl Cli {
             }
             Command::Broadcast(args) => traffic::run_broadcast(args, threads).await,
             Command::Ramp(args) => traffic::run_ramp(args, threads).await,
+            Command::Rooms(args) => {
+                if args.rooms == 0 || args.rooms > args.chat.users {
+                    return launch::usage("--rooms must be between 1 and --users");
+                }
+                chat::run_chat(&args.chat, args.rooms, &args.common, threads).await
+            }
+            Command::Direct(args) => chat::run_chat(&args.chat, 0, &args.common, threads).await,
         }
     }
 }

@@ -51,7 +51,7 @@
 //!   the end; CPU seconds the gateway used during the measured phase.
 //! * `steps` (ramp only): every step in order, each with `rate`,
 //!   `passed`, `verdict` (`ok`, `p99`, `loss`, `closed`,
-//!   `publish_errors`, `setup`, `generator_saturated`, `interrupted`),
+//!   `publish_errors`, `setup`, `interrupted`),
 //!   its `metrics` and its `delivery` latency summary.
 //! * `histograms` (worker results only): each latency's HDR histogram as
 //!   `[value, count]` pairs, which the parent adds up exactly.
@@ -129,8 +129,7 @@ pub struct StepReport {
     pub passed: bool,
     /// `ok`, or why not: `p99` (delivery p99 over the limit), `loss`,
     /// `closed` (subscribers disconnected), `publish_errors`, `setup`
-    /// (not every subscriber connected), `generator_saturated`,
-    /// `interrupted`.
+    /// (not every subscriber connected), `interrupted`.
     pub verdict: String,
     /// The step's flat figures (a subset of broadcast's).
     pub metrics: BTreeMap<String, f64>,

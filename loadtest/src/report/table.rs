@@ -138,7 +138,11 @@ pub fn render(report: &RunReport) -> String {
                 ms(s.delivery.p99 as f64),
                 ms(s.delivery.max as f64),
                 m("generator_cores_used"),
-                s.verdict,
+                if m("generator_saturated") > 0.0 {
+                    format!("{} (generator saturated)", s.verdict)
+                } else {
+                    s.verdict.clone()
+                },
             );
         }
     }

@@ -16,8 +16,11 @@
 //!   delivery rate, loss, order and latency.
 //! * [`ramp`]: broadcast at a rising rate until p99 or loss crosses a
 //!   threshold; the knee.
+//! * [`chat`]: `rooms` (many small channels, members chatting) and
+//!   `direct` (users messaging each other).
 
 pub mod broadcast;
+pub mod chat;
 pub mod connect;
 pub mod idle;
 pub mod ramp;

@@ -112,3 +112,85 @@ async fn remote_targets_are_refused_without_allow_remote() {
     .await;
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Runs the binary against `gateway` with `args` and reads its JSON.
+async fn run_json(gateway: &TestGateway, name: &str, args: &[&str]) -> RunReport {
+    let path = temp(name);
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    for extra in ["--no-progress", "--url", &gateway.url, "--json"] {
+        all.push(extra.to_owned());
+    }
+    all.push(path.display().to_string());
+    let out = run(all).await;
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = RunReport::read_json(&path).unwrap();
+    let _ = std::fs::remove_file(path);
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ramp_rooms_and_direct_run_from_the_command_line() {
+    let gateway = TestGateway::spawn().await;
+    let ramp = run_json(
+        &gateway,
+        "ramp.json",
+        &[
+            "ramp",
+            "-s",
+            "3",
+            "--start-rate",
+            "50",
+            "--factor",
+            "2",
+            "--step",
+            "200ms",
+            "--max-steps",
+            "2",
+        ],
+    )
+    .await;
+    assert_eq!(ramp.steps.len(), 2, "{ramp:#?}");
+    assert_eq!(ramp.get("knee_rate"), 100.0);
+    let rooms = run_json(
+        &gateway,
+        "rooms.json",
+        &[
+            "rooms",
+            "-n",
+            "6",
+            "--rooms",
+            "2",
+            "--rate-per-user",
+            "10",
+            "--active-fraction",
+            "1",
+            "--duration",
+            "300ms",
+        ],
+    )
+    .await;
+    assert_eq!(rooms.get("lost"), 0.0);
+    assert_eq!(rooms.get("delivered"), rooms.get("acked") * 3.0);
+    let direct = run_json(
+        &gateway,
+        "direct.json",
+        &[
+            "direct",
+            "-n",
+            "4",
+            "--rate-per-user",
+            "10",
+            "--duration",
+            "300ms",
+            "--codec",
+            "msgpack",
+        ],
+    )
+    .await;
+    assert_eq!(direct.get("delivered"), direct.get("acked"));
+}

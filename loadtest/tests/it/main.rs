@@ -6,6 +6,7 @@
 mod support;
 
 mod broadcast;
+mod chat;
 mod cli;
 mod connect;
 mod idle;

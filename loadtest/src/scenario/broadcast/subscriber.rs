@@ -54,6 +54,11 @@ impl Clock {
         self.base_unix_us + t.saturating_duration_since(self.base).as_micros() as u64
     }
 
+    /// When the clock was read.
+    pub fn base(&self) -> Instant {
+        self.base
+    }
+
     /// Unix microseconds now.
     #[inline]
     pub fn now_us(&self) -> u64 {

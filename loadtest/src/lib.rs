@@ -28,7 +28,8 @@
 //!
 //! * [`cli`]: subcommands and flags, validation, Ctrl-C, output.
 //! * [`scenario`]: one module per scenario ([`scenario::connect`],
-//!   [`scenario::idle`], [`scenario::broadcast`]) and what they share.
+//!   [`scenario::idle`], [`scenario::broadcast`], [`scenario::ramp`],
+//!   [`scenario::chat`] for `rooms` and `direct`) and what they share.
 //! * [`runner`]: [`runner::Setup`] (targets, source addresses, tokens),
 //!   [`runner::storm`] (open N connections at a rate with bounded
 //!   concurrency), connection counters, the stop signal.
@@ -39,6 +40,8 @@
 //!   the summary table, `compare`.
 //! * [`progress`]: the live line and [`progress::Control`].
 //! * [`sys`]: open-file limit, CPU time, RSS from `/proc`.
+//! * [`worker`]: `--workers N`: child processes, their start barrier,
+//!   and the merge of their results.
 
 pub mod cli;
 pub mod progress;
@@ -48,3 +51,4 @@ pub mod scenario;
 pub mod sys;
 pub mod token;
 pub mod wire;
+pub mod worker;

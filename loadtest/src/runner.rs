@@ -257,9 +257,11 @@ impl Stopper {
 /// How to open a batch of connections.
 #[derive(Debug, Clone, Copy)]
 pub struct Storm {
-    /// Connection indexes `first..first + count` (they pick target,
+    /// Connection indexes `first, first + stride, ...` (they pick target,
     /// source address and user).
     pub first: usize,
+    /// Step between indexes (1, or the worker count).
+    pub stride: usize,
     /// How many.
     pub count: usize,
     /// New connections per second; 0 means as fast as the concurrency
@@ -267,6 +269,22 @@ pub struct Storm {
     pub rate: f64,
     /// No attempt starts after this.
     pub deadline: Instant,
+}
+
+impl Storm {
+    /// Connections `0..total` at `rate` per second, or this worker's
+    /// share of them (every `N`th, at `rate / N`) when it is one of `N`
+    /// [`crate::worker`]s.
+    pub fn of(total: usize, rate: f64, deadline: Instant) -> Storm {
+        let role = crate::worker::role().unwrap_or(crate::worker::Role { index: 0, count: 1 });
+        Storm {
+            first: role.index,
+            stride: role.count,
+            count: role.share(total),
+            rate: rate / role.count as f64,
+            deadline,
+        }
+    }
 }
 
 /// Opens `plan.count` connections at `plan.rate`, at most
@@ -304,7 +322,7 @@ pub async fn storm<F, Fut>(
             permit = Arc::clone(&permits).acquire_owned() => permit.expect("never closed"),
             () = interrupt.cancelled() => break,
         };
-        let index = plan.first + n;
+        let index = plan.first + n * plan.stride.max(1);
         let (setup, stats, on_open) = (Arc::clone(setup), Arc::clone(stats), Arc::clone(&on_open));
         tasks.spawn(async move {
             stats.attempted.fetch_add(1, Ordering::Relaxed);

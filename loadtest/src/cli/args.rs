@@ -71,6 +71,18 @@ pub struct Common {
     /// No live progress line.
     #[arg(long)]
     pub no_progress: bool,
+    /// Run as this many worker processes, each with a share of the
+    /// connections and of --source-ips, started together; their results
+    /// are merged into one report (not for `ramp`).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Internal: this process is worker I of N.
+    #[arg(long, hide = true)]
+    pub worker: Option<String>,
+    /// Internal: the run id the workers of one `rooms` or `direct` run
+    /// share.
+    #[arg(long, hide = true)]
+    pub run_id: Option<String>,
 }
 
 /// The codecs, as a command-line value.

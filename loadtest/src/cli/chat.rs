@@ -88,6 +88,7 @@ pub(super) async fn run_chat(
         drain: a.drain,
         gateway_pid: common.gateway_pid,
         threads,
+        run_id: common.run_id.clone(),
         ..ChatParams::new(a.users, a.rate_per_user, a.duration)
     };
     let span = a.duration + a.setup_timeout + a.drain;

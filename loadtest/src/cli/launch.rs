@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use super::{Common, CompareArgs, MAX_RATE};
 use crate::progress::{Control, Progress};
-use crate::report::{RunReport, compare, table};
+use crate::report::{RunReport, compare, merge, table};
 use crate::runner::{self, Setup};
 use crate::sys;
 use crate::token::{self, TokenSource};
 use crate::wire::Target;
+use crate::worker;
 
 /// An early exit carrying its exit code.
 pub(super) type Step<T> = Result<T, ExitCode>;
@@ -148,14 +149,89 @@ pub(super) fn start(
     Ok((Arc::new(setup), control))
 }
 
-/// Prints the summary and writes the JSON file.
+/// Prints the summary (not in a worker: its stdout talks to the parent)
+/// and writes the JSON file.
 pub(super) fn finish(report: &RunReport, common: &Common) -> Step<ExitCode> {
-    print!("{}", table::render(report));
+    if worker::role().is_none() {
+        print!("{}", table::render(report));
+    }
     if let Some(path) = &common.json {
         report.write_json(path).or_else(fail)?;
         eprintln!("tokenim-loadtest: result written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Most worker processes one run may start.
+const MAX_WORKERS: usize = 64;
+
+/// `--workers N`: starts N copies of this command as workers, starts
+/// their measured phases together (when `barrier` bounds their setup),
+/// and merges their results.
+pub(super) async fn run_workers(common: &Common, barrier: Option<Duration>) -> Step<ExitCode> {
+    let count = common.workers;
+    if count > MAX_WORKERS {
+        return usage(&format!(
+            "--workers {count} is above the cap of {MAX_WORKERS}"
+        ));
+    }
+    let sources = match &common.source_ips {
+        Some(text) => runner::parse_sources(text, common.allow_remote).or_else(|e| usage(&e))?,
+        None => Vec::new(),
+    };
+    let sources: Vec<String> = sources.iter().map(ToString::to_string).collect();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = ["--workers", "--json", "--source-ips", "--run-id"]
+        .iter()
+        .fold(argv, |a, flag| worker::strip(&a, flag));
+    args.retain(|a| a != "--no-progress");
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let run_id = format!("{}.{ms}", std::process::id());
+    if args.first().is_some_and(|a| a == "broadcast")
+        && !args.iter().any(|a| a.starts_with("--channel"))
+    {
+        args.extend(["--channel".into(), format!("loadtest.{run_id}")]);
+    }
+    args.extend(["--run-id".into(), run_id]);
+    let mut workers = worker::spawn(&args, count, &sources).or_else(fail)?;
+    eprintln!("tokenim-loadtest: {count} workers started");
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("tokenim-loadtest: the workers are stopping");
+        }
+    });
+    let workers = tokio::task::spawn_blocking(move || {
+        if let Some(bound) = barrier {
+            worker::start_together(&mut workers, bound);
+        }
+        for w in &mut workers {
+            let _ = w.child.wait();
+        }
+        workers
+    })
+    .await
+    .or_else(fail)?;
+    let mut parts = Vec::new();
+    for w in &workers {
+        match RunReport::read_json(&w.json) {
+            Ok(report) => parts.push(report),
+            Err(e) => eprintln!("tokenim-loadtest: a worker left no result: {e}"),
+        }
+        let _ = std::fs::remove_file(&w.json);
+    }
+    if parts.is_empty() {
+        return fail("no worker produced a result");
+    }
+    let mut report = merge::merge(&parts);
+    if parts.len() < count {
+        report.warnings.push(format!(
+            "only {} of {count} workers produced a result",
+            parts.len()
+        ));
+    }
+    finish(&report, common)
 }
 
 pub(super) fn compare_files(args: &CompareArgs) -> Step<ExitCode> {

@@ -77,9 +77,9 @@ pub enum Command {
 }
 
 impl Cli {
-    /// Worker threads the runtime should have.
-    pub fn threads(&self) -> usize {
-        let common = match &self.command {
+    /// The flags shared by every scenario (`None` for `compare`).
+    pub fn common(&self) -> Option<&Common> {
+        match &self.command {
             Command::Connect(a) => Some(&a.common),
             Command::Idle(a) => Some(&a.common),
             Command::Broadcast(a) => Some(&a.common),
@@ -87,8 +87,23 @@ impl Cli {
             Command::Rooms(a) => Some(&a.common),
             Command::Direct(a) => Some(&a.common),
             Command::Compare(_) => None,
-        };
-        common
+        }
+    }
+
+    /// How long the workers of this run may take to be ready (`None`:
+    /// no start barrier).
+    fn setup_bound(&self) -> Option<Duration> {
+        match &self.command {
+            Command::Broadcast(a) => Some(a.fanout.setup_timeout + a.common.connect_timeout),
+            Command::Rooms(a) => Some(a.chat.setup_timeout + a.common.connect_timeout),
+            Command::Direct(a) => Some(a.chat.setup_timeout + a.common.connect_timeout),
+            _ => None,
+        }
+    }
+
+    /// Worker threads the runtime should have.
+    pub fn threads(&self) -> usize {
+        self.common()
             .and_then(|c| c.threads)
             .unwrap_or_else(sys::available_cores)
             .max(1)
@@ -105,6 +120,20 @@ impl Cli {
 
     async fn execute(self) -> Step<ExitCode> {
         let threads = self.threads();
+        if let Some(common) = self.common() {
+            if let Some(text) = &common.worker {
+                crate::worker::set_role(
+                    crate::worker::Role::parse(text).or_else(|e| launch::usage(&e))?,
+                );
+            } else if common.workers > 1 {
+                if matches!(self.command, Command::Ramp(_)) {
+                    return launch::usage(
+                        "ramp does not run as --workers (each step would need its own barrier); run one generator per core instead",
+                    );
+                }
+                return launch::run_workers(common, self.setup_bound()).await;
+            }
+        }
         match self.command {
             Command::Compare(args) => compare_files(&args),
             Command::Connect(args) => {

@@ -152,6 +152,25 @@ impl Batch {
     }
 }
 
+/// A histogram's recorded buckets as `[value, count]` pairs (each value
+/// the highest of its bucket, so re-recording lands in the same bucket).
+pub fn buckets(h: &Histogram<u64>) -> Vec<[u64; 2]> {
+    h.iter_recorded()
+        .map(|v| [v.value_iterated_to(), v.count_at_value()])
+        .collect()
+}
+
+/// Adds up bucket lists from [`buckets`] into one histogram.
+pub fn from_buckets<'a>(lists: impl IntoIterator<Item = &'a [[u64; 2]]>) -> Histogram<u64> {
+    let mut out = histogram();
+    for list in lists {
+        for [value, count] in list {
+            out.saturating_record_n(*value, *count);
+        }
+    }
+    out
+}
+
 /// Percentiles of one latency, in microseconds. Part of the JSON schema.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
@@ -231,6 +250,22 @@ mod tests {
         assert_eq!(recorder.take_interval().len(), 1000);
         assert_eq!(recorder.take_interval().len(), 0);
         assert_eq!(recorder.merged().len(), 1000);
+    }
+
+    #[test]
+    fn buckets_merge_back_exactly() {
+        let (mut a, mut b) = (histogram(), histogram());
+        for v in 1..=5000u64 {
+            if v % 3 == 0 {
+                a.record(v * 7).unwrap()
+            } else {
+                b.record(v * 7).unwrap()
+            }
+        }
+        let mut both = a.clone();
+        both.add(&b).unwrap();
+        let merged = from_buckets([buckets(&a).as_slice(), buckets(&b).as_slice()]);
+        assert_eq!(LatencySummary::of(&merged), LatencySummary::of(&both));
     }
 
     #[test]

@@ -61,9 +61,11 @@
 //! * [`latency`]: sharded HDR histograms and [`LatencySummary`].
 //! * [`table`]: the human-readable summary.
 //! * [`compare`]: two reports side by side.
+//! * [`merge`]: one report from several workers'.
 
 pub mod compare;
 pub mod latency;
+pub mod merge;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -237,6 +239,17 @@ impl RunReport {
     /// Sets one metric.
     pub fn metric(&mut self, name: &str, value: impl Into<f64>) {
         self.metrics.insert(name.to_owned(), value.into());
+    }
+
+    /// Sets latency `name`'s summary from its histogram; a
+    /// [`crate::worker`] also keeps the buckets, for the parent to merge.
+    pub fn latency(&mut self, name: &str, histogram: &hdrhistogram::Histogram<u64>) {
+        self.latency_us
+            .insert(name.to_owned(), LatencySummary::of(histogram));
+        if crate::worker::role().is_some() {
+            self.histograms
+                .insert(name.to_owned(), latency::buckets(histogram));
+        }
     }
 
     /// A metric's value, 0 if absent.

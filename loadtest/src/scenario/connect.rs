@@ -64,12 +64,7 @@ pub async fn run(setup: Arc<Setup>, params: &ConnectParams, control: &Control) -
         })
     };
 
-    let plan = Storm {
-        first: 0,
-        count: params.connections,
-        rate: params.rate,
-        deadline,
-    };
+    let plan = Storm::of(params.connections, params.rate, deadline);
     let on_open = {
         let (stopper, stats, pings) = (stopper.clone(), Arc::clone(&stats), Arc::clone(&pings));
         move |_, ws| {

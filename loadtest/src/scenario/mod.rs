@@ -33,7 +33,7 @@ use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 
 use crate::progress::Control;
-use crate::report::{GatewayUsage, LatencySummary, RunReport};
+use crate::report::{GatewayUsage, RunReport};
 use crate::runner::{ConnStats, Setup, Stopper};
 use crate::sys::{self, CpuTime, SATURATED};
 use crate::wire::Conn;
@@ -194,10 +194,7 @@ pub fn connection_figures(report: &mut RunReport, stats: &ConnStats) {
     report.metric("attempted", get(&stats.attempted));
     report.metric("connected", get(&stats.connected));
     report.metric("failed", get(&stats.failed));
-    report.latency_us.insert(
-        "connect".into(),
-        LatencySummary::of(&stats.connect_us.merged()),
-    );
+    report.latency("connect", &stats.connect_us.merged());
     report.failures = stats.failures();
     report.closes = stats.closes();
     let failures = &report.failures;

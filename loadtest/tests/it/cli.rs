@@ -114,7 +114,7 @@ async fn remote_targets_are_refused_without_allow_remote() {
 }
 
 /// Runs the binary against `gateway` with `args` and reads its JSON.
-async fn run_json(gateway: &TestGateway, name: &str, args: &[&str]) -> RunReport {
+pub(crate) async fn run_json(gateway: &TestGateway, name: &str, args: &[&str]) -> RunReport {
     let path = temp(name);
     let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     for extra in ["--no-progress", "--url", &gateway.url, "--json"] {

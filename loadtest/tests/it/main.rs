@@ -11,3 +11,4 @@ mod cli;
 mod connect;
 mod idle;
 mod ramp;
+mod workers;

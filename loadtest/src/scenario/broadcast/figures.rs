@@ -52,10 +52,12 @@ pub(super) fn subscribers(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     let mut expected = 0u64;
+    let mut base_sum = 0u64;
     let (mut delivered, mut lost, mut with_loss) = (0u64, 0u64, 0u64);
     let (mut duplicates, mut late, mut dropped, mut closed) = (0u64, 0u64, 0u64, 0u64);
     for o in &outcomes {
         expected += last_seq.saturating_sub(o.seqs.base());
+        base_sum += o.seqs.base();
         delivered += o.seqs.distinct;
         let l = o.seqs.lost(last_seq);
         lost += l;
@@ -75,6 +77,9 @@ pub(super) fn subscribers(
         shared.subscribe_failed.load(Ordering::Relaxed) as f64,
     );
     report.metric("expected_deliveries", expected as f64);
+    // With these two, results of several workers add up exactly.
+    report.metric("last_seq", last_seq as f64);
+    report.metric("subscriber_base_sum", base_sum as f64);
     report.metric("delivered", delivered as f64);
     report.metric(
         "deliveries_per_s",

@@ -47,7 +47,7 @@ use self::phases::{live_ticker, wait_drained, wait_subscribed};
 use self::subscriber::{IDLE, Shared};
 use super::{Meter, connection_figures, teardown};
 use crate::progress::Control;
-use crate::report::{GatewayUsage, LatencySummary, Recorder, RunReport};
+use crate::report::{GatewayUsage, Recorder, RunReport};
 use crate::runner::{ConnStats, Setup, Stopper, Storm, storm};
 use crate::sys;
 
@@ -175,12 +175,7 @@ pub async fn run(
             )
         })
     };
-    let plan = Storm {
-        first: 0,
-        count: params.subscribers,
-        rate: params.subscribe_rate,
-        deadline: setup_deadline,
-    };
+    let plan = Storm::of(params.subscribers, params.subscribe_rate, setup_deadline);
     let on_open = {
         let (shared, stopper, drop_signal) =
             (Arc::clone(&shared), stopper.clone(), drop_signal.clone());
@@ -197,7 +192,7 @@ pub async fn run(
         }
     };
     storm(&setup, plan, &stats, &tasks, &control.interrupt, on_open).await;
-    wait_subscribed(&shared, &stats, params.subscribers, setup_deadline, control).await;
+    wait_subscribed(&shared, &stats, plan.count, setup_deadline, control).await;
     let ack = Arc::new(Recorder::new(4));
     let lag = Arc::new(Recorder::new(4));
     let sending = sending::spawn(sending::Job {
@@ -210,10 +205,12 @@ pub async fn run(
         lag: Arc::clone(&lag),
         interrupt: control.interrupt.clone(),
     });
-    let start = match sending.ready.await {
-        Ok((_, start)) => start,
-        Err(_) => Instant::now(),
-    };
+    let _ = sending.ready.await;
+    let bound = setup_deadline.saturating_duration_since(Instant::now()) + params.drain;
+    let start = crate::worker::gate(bound)
+        .await
+        .unwrap_or_else(|| Instant::now() + Duration::from_millis(20));
+    let _ = sending.start.send(start);
     drop(setup_ticker);
     let gateway_after = params.gateway_pid.and_then(sys::rss_bytes);
 
@@ -228,6 +225,10 @@ pub async fn run(
     }
     let live_ticker = live_ticker(control, &shared, &ack, params);
     let tallies = sending.done.await.unwrap_or_default();
+    if tallies.is_empty() {
+        // A worker without publishers still measures the whole phase.
+        super::sleep_or_interrupt(start + params.duration, control).await;
+    }
     let measured = start
         .elapsed()
         .min(params.duration.max(Duration::from_millis(1)));
@@ -245,7 +246,12 @@ pub async fn run(
         )
         .max()
         .unwrap_or(0);
-    wait_drained(&shared, last_seq, params.drain, control).await;
+    if crate::worker::role().is_some() {
+        // Other workers' publishers set the last sequence: wait it all.
+        super::sleep_or_interrupt(Instant::now() + params.drain, control).await;
+    } else {
+        wait_drained(&shared, last_seq, params.drain, control).await;
+    }
     drop(live_ticker);
     meter.finish(&mut report, &setup, params.threads);
     teardown(&stopper, &tasks).await;
@@ -254,16 +260,9 @@ pub async fn run(
     connection_figures(&mut report, &stats);
     figures::publishers(&mut report, &tallies, measured);
     figures::subscribers(&mut report, &shared, last_seq, measured);
-    report.latency_us.insert(
-        "delivery".into(),
-        LatencySummary::of(&shared.delivery.merged()),
-    );
-    report
-        .latency_us
-        .insert("publish_ack".into(), LatencySummary::of(&ack.merged()));
-    report
-        .latency_us
-        .insert("send_lag".into(), LatencySummary::of(&lag.merged()));
+    report.latency("delivery", &shared.delivery.merged());
+    report.latency("publish_ack", &ack.merged());
+    report.latency("send_lag", &lag.merged());
     if let (Some(before), Some(after)) = (gateway_before, gateway_after) {
         let gateway = report.gateway.get_or_insert_with(GatewayUsage::default);
         gateway.rss_before_bytes = before;

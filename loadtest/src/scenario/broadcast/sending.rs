@@ -40,8 +40,10 @@ pub(super) struct Job {
 /// The running publishers.
 #[derive(Debug)]
 pub(super) struct Sending {
-    /// Publishers connected, and when the first message is due.
-    pub(super) ready: oneshot::Receiver<(usize, Instant)>,
+    /// Publishers connected.
+    pub(super) ready: oneshot::Receiver<usize>,
+    /// When the first message is due (publishing waits for it).
+    pub(super) start: oneshot::Sender<Instant>,
     /// Every publisher's tally, once all are done.
     pub(super) done: oneshot::Receiver<Vec<Tally>>,
 }
@@ -50,6 +52,7 @@ pub(super) struct Sending {
 /// hands back the tallies.
 pub(super) fn spawn(job: Job) -> Sending {
     let (ready_tx, ready) = oneshot::channel();
+    let (start, start_rx) = oneshot::channel();
     let (done_tx, done) = oneshot::channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -58,20 +61,26 @@ pub(super) fn spawn(job: Job) -> Sending {
         .name("publishers".into())
         .spawn(move || {
             let Ok(runtime) = runtime else { return };
-            let tallies = runtime.block_on(run(job, ready_tx));
+            let tallies = runtime.block_on(run(job, ready_tx, start_rx));
             let _ = done_tx.send(tallies);
         });
     // Without the thread both receivers report a closed channel: no
     // publishers.
     drop(spawned);
-    Sending { ready, done }
+    Sending { ready, start, done }
 }
 
-async fn run(job: Job, ready: oneshot::Sender<(usize, Instant)>) -> Vec<Tally> {
+async fn run(
+    job: Job,
+    ready: oneshot::Sender<usize>,
+    start: oneshot::Receiver<Instant>,
+) -> Vec<Tally> {
     let params = &job.params;
     let conns = open_publishers(&job.setup, params, &job.stats).await;
-    let start = Instant::now() + Duration::from_millis(20);
-    let _ = ready.send((conns.len(), start));
+    let _ = ready.send(conns.len());
+    let Ok(start) = start.await else {
+        return Vec::new();
+    };
     let end = start + params.duration;
     let limits = split_limit(params, conns.len());
     let interval = Duration::from_secs_f64(params.publishers as f64 / params.rate);
@@ -106,15 +115,20 @@ async fn run(job: Job, ready: oneshot::Sender<(usize, Instant)>) -> Vec<Tally> {
     tallies
 }
 
-/// Opens the publisher connections (indexes after the subscribers'), all
-/// at once; failures are counted like any other.
+/// Opens the publisher connections (indexes after the subscribers'; of a
+/// [`crate::worker`], only its own), all at once; failures are counted
+/// like any other.
 async fn open_publishers(
     setup: &Arc<Setup>,
     params: &BroadcastParams,
     stats: &Arc<ConnStats>,
 ) -> Vec<(usize, Conn)> {
     let mut dials = JoinSet::new();
+    let role = crate::worker::role();
     for i in 0..params.publishers {
+        if role.is_some_and(|r| !r.owns(i)) {
+            continue;
+        }
         let (setup, stats) = (Arc::clone(setup), Arc::clone(stats));
         let index = params.subscribers + i;
         dials.spawn(async move {

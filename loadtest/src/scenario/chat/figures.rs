@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{ChatParams, Shared};
-use crate::report::{LatencySummary, RunReport};
+use crate::report::RunReport;
 
 /// The gateway's error code for a refused publish rate.
 const RATE_LIMITED: u16 = 1203;
@@ -95,9 +95,7 @@ pub(super) fn add_up(report: &mut RunReport, shared: &Shared, measured: Duration
         ("ack", &shared.ack),
         ("send_lag", &shared.lag),
     ] {
-        report
-            .latency_us
-            .insert(name.into(), LatencySummary::of(&recorder.merged()));
+        report.latency(name, &recorder.merged());
     }
     if rate_limited > 0 {
         report.warnings.push(format!(

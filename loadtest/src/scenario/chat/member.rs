@@ -162,6 +162,7 @@ impl Rx<'_> {
             self.pending.pop_front();
             shared.ack.record(0, sent.elapsed().as_micros() as u64);
         }
+        shared.answered.fetch_add(1, Ordering::Relaxed);
         match frame.reply() {
             Reply::Ok(seq) => {
                 self.out.acked += 1;
@@ -257,6 +258,7 @@ async fn send_due(
         );
         rx.pending.push_back((id, now));
         rx.out.sent += 1;
+        shared.sent.fetch_add(1, Ordering::Relaxed);
         tx.k += 1;
         tx.next += gap(&mut tx.rng, plan.rate);
     }

@@ -58,6 +58,9 @@ pub struct ChatParams {
     pub gateway_pid: Option<u32>,
     /// Tokio worker threads (for the saturation check).
     pub threads: usize,
+    /// Names the run's rooms (default: `<pid>.<ms>`); the workers of one
+    /// run share it.
+    pub run_id: Option<String>,
 }
 
 impl ChatParams {
@@ -75,6 +78,7 @@ impl ChatParams {
             drain: Duration::from_secs(2),
             gateway_pid: None,
             threads: sys::available_cores(),
+            run_id: None,
         }
     }
 }
@@ -110,6 +114,10 @@ pub struct Shared {
     pub acked_direct: AtomicU64,
     /// Distinct messages received, in all (watched by the drain).
     pub delivered: AtomicU64,
+    /// Sends written, in all (watched by the drain).
+    pub sent: AtomicU64,
+    /// Sends answered (result or error), in all.
+    pub answered: AtomicU64,
     /// Members ready (subscribed, for rooms).
     pub ready: AtomicU64,
     /// Members whose subscribe failed.
@@ -153,13 +161,12 @@ pub async fn run(
     };
     validate(&setup, params, kind)?;
     let started = Instant::now();
-    let run = format!(
-        "{}.{}",
-        std::process::id(),
-        std::time::SystemTime::now()
+    let run = params.run_id.clone().unwrap_or_else(|| {
+        let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis())
-    );
+            .map_or(0, |d| d.as_millis());
+        format!("{}.{ms}", std::process::id())
+    });
     let mut report = RunReport::new(kind.name());
     figures::params(&mut report, params);
     super::common_params(&mut report, &setup);
@@ -177,6 +184,8 @@ pub async fn run(
         room_bases: atomics(rooms),
         acked_direct: AtomicU64::new(0),
         delivered: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
+        answered: AtomicU64::new(0),
         ready: AtomicU64::new(0),
         subscribe_failed: AtomicU64::new(0),
         start: start_rx,
@@ -200,26 +209,24 @@ pub async fn run(
             member::run(conn, plan, Arc::clone(&shared), stopper.receiver())
         }
     };
-    let plan = Storm {
-        first: 0,
-        count: params.users,
-        rate: 0.0,
-        deadline,
-    };
+    let plan = Storm::of(params.users, 0.0, deadline);
     storm(&setup, plan, &stats, &tasks, &control.interrupt, on_open).await;
     while Instant::now() < deadline && !control.interrupt.is_cancelled() {
         let settled = shared.ready.load(Ordering::Relaxed)
             + shared.subscribe_failed.load(Ordering::Relaxed)
             + stats.failed.load(Ordering::Relaxed);
-        if settled >= params.users as u64 {
+        if settled >= plan.count as u64 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    // 2. Measured phase.
+    // 2. Measured phase (all workers together).
+    let bound = deadline.saturating_duration_since(Instant::now()) + params.drain;
+    let start = crate::worker::gate(bound)
+        .await
+        .unwrap_or_else(|| Instant::now() + Duration::from_millis(20));
     let meter = Meter::start(params.gateway_pid);
-    let start = Instant::now() + Duration::from_millis(20);
     let end = start + params.duration;
     let _ = start_tx.send(Some((start, end)));
     let ticker = {
@@ -240,10 +247,16 @@ pub async fn run(
         .min(params.duration)
         .max(Duration::from_millis(1));
 
-    // 3. Drain: until what was acknowledged has arrived.
+    // 3. Drain: until every send is answered and what was acknowledged
+    // has arrived (a worker
+    // cannot tell, as other workers' users send to its own: it waits
+    // the whole drain).
     let drain_until = Instant::now() + params.drain;
+    let worker = crate::worker::role().is_some();
     while Instant::now() < drain_until && !control.interrupt.is_cancelled() {
-        if shared.delivered.load(Ordering::Relaxed) >= shared.expected() {
+        let answered =
+            shared.answered.load(Ordering::Relaxed) >= shared.sent.load(Ordering::Relaxed);
+        if !worker && answered && shared.delivered.load(Ordering::Relaxed) >= shared.expected() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -274,6 +287,13 @@ fn validate(setup: &Setup, params: &ChatParams, kind: Kind) -> Result<(), ChatEr
     }
     if kind == Kind::Rooms && params.rooms > params.users {
         return bad("more rooms than users");
+    }
+    if let Some(role) = crate::worker::role().filter(|_| kind == Kind::Rooms) {
+        if params.rooms % role.count != 0 {
+            return bad(
+                "with --workers, --rooms must be a multiple of the worker count (each worker hosts whole rooms)",
+            );
+        }
     }
     if kind == Kind::Direct && setup.tokens.user(0).is_none() {
         return bad(

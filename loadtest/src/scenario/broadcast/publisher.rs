@@ -7,7 +7,10 @@
 //! behind (a slow socket, a busy generator) still charges the delay to the
 //! latency it causes instead of hiding it: no coordinated omission. When
 //! behind, every overdue message is written at once and flushed together.
-//! How late each send actually was is recorded as `send_lag`.
+//! How late each send actually was is recorded as `send_lag`. Publishers
+//! run on a thread of their own (see `sending`), which lets them finish
+//! each wait with a precise sleep instead of the runtime's millisecond
+//! timer tick.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -18,6 +21,10 @@ use tokio_util::sync::CancellationToken;
 use super::subscriber::Clock;
 use crate::report::Recorder;
 use crate::wire::{self, Conn, Reply, Stamp};
+
+/// How long before a send is due the runtime's (millisecond) timer is
+/// set to fire; a precise sleep covers the rest.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
 
 /// One publisher's schedule.
 #[derive(Debug, Clone)]
@@ -95,7 +102,14 @@ pub async fn run(
     while sending {
         tokio::select! {
             biased;
-            () = tokio::time::sleep_until(due(k).into()) => {
+            () = tokio::time::sleep_until(due(k).checked_sub(TIMER_SLACK).unwrap_or(plan.first).into()) => {
+                // Tokio's timers fire on millisecond ticks; the rest of the
+                // wait is a precise sleep. The thread runs only publishers,
+                // so blocking it for less than a tick delays nothing else.
+                let early = due(k).saturating_duration_since(Instant::now());
+                if !early.is_zero() {
+                    std::thread::sleep(early);
+                }
                 let now = Instant::now();
                 while k < plan.limit && due(k) <= now && due(k) < plan.end {
                     stamp.t = plan.clock.at(due(k));

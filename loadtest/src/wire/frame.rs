@@ -30,7 +30,8 @@ pub enum Reply {
 pub struct Outgoing<'a> {
     /// The command id its reply will carry.
     pub id: u64,
-    /// The command's type (`connect`, `subscribe`, `publish`, `send`).
+    /// The command's type (`connect`, `subscribe`, `publish`, `send`,
+    /// `ack`).
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// The channel of `subscribe` and `publish`.
@@ -45,6 +46,9 @@ pub struct Outgoing<'a> {
     /// The payload of `publish` and `send`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<&'a Stamp>,
+    /// The sequence `ack` confirms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
 
 impl<'a> Outgoing<'a> {
@@ -57,6 +61,7 @@ impl<'a> Outgoing<'a> {
             to: None,
             token: None,
             data: None,
+            seq: None,
         }
     }
 
@@ -102,6 +107,17 @@ pub fn send(codec: Codec, id: u64, to: &str, stamp: &Stamp) -> Bytes {
         to: Some(to),
         data: Some(stamp),
         ..Outgoing::new(id, "send")
+    }
+    .encode(codec)
+}
+
+/// An `ack` command: direct messages up to `seq` of the user's personal
+/// channel were received (so they are not delivered again on its next
+/// connection).
+pub fn ack(codec: Codec, id: u64, seq: u64) -> Bytes {
+    Outgoing {
+        seq: Some(seq),
+        ..Outgoing::new(id, "ack")
     }
     .encode(codec)
 }
@@ -237,6 +253,8 @@ mod tests {
                 panic!("{f:?}");
             };
             assert_eq!((to.as_str(), d.as_json()), ("lt-9", data.as_json()));
+            let f = read(ack(codec, 5, 77));
+            assert!(matches!(f.command, Command::Ack { seq: 77, .. }), "{f:?}");
         }
     }
 

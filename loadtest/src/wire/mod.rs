@@ -33,7 +33,7 @@ pub mod ws;
 pub use conn::{Conn, ConnError};
 pub use dial::{DialError, DialSpec, dial, next_reply};
 pub use frame::{
-    Inbound, Outgoing, PushKind, Reply, Stamp, connect, decode, publish, send, subscribe,
+    Inbound, Outgoing, PushKind, Reply, Stamp, ack, connect, decode, publish, send, subscribe,
 };
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};

@@ -3,7 +3,8 @@
 //! (publish to its room, or `send` to a random other user) while reading
 //! everything that arrives: message pushes are scanned for `seq` and the
 //! send stamp like broadcast's, replies are matched to the sends waiting
-//! for them.
+//! for them. A direct-message user acknowledges (`ack`) the highest
+//! sequence it received before it closes.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -370,12 +371,18 @@ pub async fn run(
     shared.delivered.fetch_add(rx.new, Ordering::Relaxed);
     rx.batch.flush(&shared.delivery);
     let closed = rx.out.closed;
+    let last = rx.out.seqs.max();
     shared
         .outcomes
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(rx.out);
     if closed.is_none() {
+        if shared.kind == Kind::Direct && last > 0 {
+            // Confirm what arrived, as a client would, so the next run's
+            // users are not sent this run's messages again.
+            conn.queue(&wire::ack(codec, u64::from(u32::MAX), last));
+        }
         conn.close(Duration::from_secs(2)).await;
     }
 }

@@ -1,6 +1,6 @@
 //! The `tokenim-loadtest` command line: one subcommand per scenario plus
 //! `compare`, and dispatch to the chosen scenario. The flags are in
-//! [`args`] (shared ones, `connect`, `idle`, `compare`) and [`traffic`]
+//! `args` (shared ones, `connect`, `idle`, `compare`) and [`traffic`]
 //! (`broadcast`, `ramp`) and [`chat`] (`rooms`, `direct`); setup, Ctrl-C, the summary table and the JSON
 //! file in `launch`.
 

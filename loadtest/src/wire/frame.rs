@@ -1,5 +1,5 @@
-//! Frames as the generator sees them: commands it encodes ([`encode`],
-//! [`subscribe`], [`publish`]), the [`Stamp`] each broadcast payload
+//! Frames as the generator sees them: commands it writes ([`Outgoing`]:
+//! [`connect`], [`subscribe`], [`publish`], [`send`], [`ack`]), the [`Stamp`] each broadcast payload
 //! carries, and [`Inbound`], the lean view of a server frame that reads only
 //! what the measurements need (push kind, `seq`, the send stamp, a reply's
 //! id, `seq` or error code) and skips the rest without allocating.

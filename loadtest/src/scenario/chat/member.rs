@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 use tokenim_protocol::{ChannelName, Codec};
 use tokio::sync::oneshot;
 
+use super::sender::{Tx, send_due};
 use super::{ChatParams, Shared};
 use crate::report::Batch;
 use crate::scenario::broadcast::seq::SeqTracker;
 use crate::token::TokenSource;
-use crate::wire::{self, Conn, Reply, Stamp, scan};
+use crate::wire::{self, Conn, Reply, scan};
 
 /// Which chat scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,32 +102,19 @@ pub struct Outcome {
     pub closed: Option<Option<u16>>,
 }
 
-/// xorshift64*: the user's schedule, recipients and sizes.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// The receive side's state.
-struct Rx<'a> {
-    shared: &'a Shared,
-    codec: Codec,
-    channel: Vec<u8>,
-    out: Outcome,
-    batch: Batch,
-    now: Option<u64>,
-    not_before_us: u64,
-    new: u64,
-    room: usize,
+pub(super) struct Rx<'a> {
+    pub(super) shared: &'a Shared,
+    pub(super) codec: Codec,
+    pub(super) channel: Vec<u8>,
+    pub(super) out: Outcome,
+    pub(super) batch: Batch,
+    pub(super) now: Option<u64>,
+    pub(super) not_before_us: u64,
+    pub(super) new: u64,
+    pub(super) room: usize,
     /// Sends waiting for their reply: id and when written.
-    pending: VecDeque<(u64, Instant)>,
+    pub(super) pending: VecDeque<(u64, Instant)>,
 }
 
 impl Rx<'_> {
@@ -184,86 +172,6 @@ impl Rx<'_> {
     fn room(&self) -> usize {
         self.room
     }
-}
-
-/// The send side: the Poisson schedule and its counters.
-struct Tx {
-    rng: Rng,
-    next: Instant,
-    end: Instant,
-    k: u64,
-}
-
-impl Tx {
-    fn new(plan: &MemberPlan, start: Instant, end: Instant) -> Tx {
-        let mut rng = Rng((plan.index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-        let first = start + gap(&mut rng, plan.rate);
-        Tx {
-            rng,
-            next: first,
-            end,
-            k: 0,
-        }
-    }
-
-    /// When the next send is due, if one is left.
-    fn due(&self) -> Option<Instant> {
-        (self.next < self.end).then_some(self.next)
-    }
-}
-
-/// An exponential gap with mean `1 / rate` (at most an hour).
-fn gap(rng: &mut Rng, rate: f64) -> Duration {
-    let seconds = -(1.0 - rng.unit()).ln() / rate;
-    Duration::from_secs_f64(seconds.min(3600.0))
-}
-
-/// Writes every send that is due by now; `false` if the connection broke.
-async fn send_due(
-    conn: &mut Conn,
-    tx: &mut Tx,
-    rx: &mut Rx<'_>,
-    plan: &MemberPlan,
-    room: Option<&ChannelName>,
-) -> bool {
-    let now = Instant::now();
-    let shared = rx.shared;
-    while let Some(due) = tx.due().filter(|d| *d <= now) {
-        let filler = if plan.payload_max > 0 {
-            (plan.payload_max as f64).powf(tx.rng.unit()) as usize
-        } else {
-            0
-        };
-        let stamp = Stamp {
-            t: shared.clock.at(due),
-            p: plan.index as u32,
-            n: tx.k,
-            pad: "x".repeat(filler),
-        };
-        let id = tx.k + 2;
-        let payload = match room {
-            Some(channel) => wire::publish(rx.codec, id, channel, &stamp),
-            None => {
-                let mut to = (tx.rng.unit() * (plan.users - 1) as f64) as usize;
-                if to >= plan.index {
-                    to += 1;
-                }
-                let to = plan.tokens.user(to.min(plan.users - 1)).unwrap_or_default();
-                wire::send(rx.codec, id, &to, &stamp)
-            }
-        };
-        conn.queue(&payload);
-        shared.lag.record(
-            plan.index,
-            now.saturating_duration_since(due).as_micros() as u64,
-        );
-        rx.pending.push_back((id, now));
-        rx.out.sent += 1;
-        shared.sent.fetch_add(1, Ordering::Relaxed);
-        tx.k += 1;
-        tx.next += gap(&mut tx.rng, plan.rate);
-    }
-    conn.flush().await.is_ok()
 }
 
 /// Runs user `plan.index` until `stop` fires.

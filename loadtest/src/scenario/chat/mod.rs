@@ -13,11 +13,12 @@
 //!
 //! Phases: setup (open and, for rooms, subscribe everyone, within
 //! `setup_timeout`), measured (`duration`), drain (until everything
-//! acknowledged has arrived, at most `drain`), teardown. See [`figures`]
+//! acknowledged has arrived, at most `drain`), teardown. See `figures`
 //! for the metrics.
 
 mod figures;
 pub mod member;
+mod sender;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

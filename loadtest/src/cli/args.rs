@@ -10,7 +10,7 @@ use tokenim_protocol::Codec;
 
 use super::MAX_DURATION;
 use crate::token;
-use crate::wire::AuthMode;
+use crate::wire::{AuthMode, TargetKind};
 
 /// Flags every scenario shares.
 #[derive(Debug, Args)]
@@ -19,6 +19,12 @@ pub struct Common {
     /// nodes (connection i goes to URL i mod count).
     #[arg(long = "url", default_value = "ws://127.0.0.1:8080/ws")]
     pub urls: Vec<String>,
+    /// What the URLs are: tokenim gateways, or Socket.IO 4 servers for a
+    /// side-by-side comparison (`connect`, `idle` and `broadcast` only;
+    /// JSON text over Engine.IO 4, no tokens; a URL without the
+    /// `/socket.io/?EIO=4&transport=websocket` path gets it).
+    #[arg(long, value_enum, default_value_t = TargetKind::Tokenim)]
+    pub target: TargetKind,
     /// Wire codec.
     #[arg(long, value_enum, default_value_t = CodecArg::Json)]
     pub codec: CodecArg,

@@ -14,7 +14,7 @@ use crate::report::{RunReport, compare, merge, table};
 use crate::runner::{self, Setup};
 use crate::sys;
 use crate::token::{self, TokenSource};
-use crate::wire::Target;
+use crate::wire::{Target, TargetKind};
 use crate::worker;
 
 /// An early exit carrying its exit code.
@@ -85,6 +85,9 @@ pub(super) fn start(
         }
     }
     .or_else(fail)?;
+    if common.target == TargetKind::Socketio && common.codec != super::CodecArg::Json {
+        return usage("--target socketio speaks JSON text only (no --codec msgpack)");
+    }
     if common.concurrency == 0 {
         return usage("--concurrency must be at least 1");
     }
@@ -131,6 +134,7 @@ pub(super) fn start(
         connect_timeout: common.connect_timeout,
         read_buffer: common.read_buffer.max(256),
         file_limit,
+        kind: common.target,
     };
     let control = Control {
         interrupt: tokio_util::sync::CancellationToken::new(),

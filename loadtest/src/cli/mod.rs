@@ -121,6 +121,17 @@ impl Cli {
     async fn execute(self) -> Step<ExitCode> {
         let threads = self.threads();
         if let Some(common) = self.common() {
+            let supported = matches!(
+                self.command,
+                Command::Connect(_) | Command::Idle(_) | Command::Broadcast(_)
+            );
+            if common.target == crate::wire::TargetKind::Socketio && !supported {
+                return launch::usage(
+                    "--target socketio supports connect, idle and broadcast only",
+                );
+            }
+        }
+        if let Some(common) = self.common() {
             if let Some(text) = &common.worker {
                 crate::worker::set_role(
                     crate::worker::Role::parse(text).or_else(|e| launch::usage(&e))?,

@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::sys::FileLimit;
 use crate::token::TokenSource;
-use crate::wire::{self, AuthMode, Conn, DialError, DialSpec, Target, TargetError};
+use crate::wire::{self, AuthMode, Conn, DialError, DialSpec, Target, TargetError, TargetKind};
 
 mod stats;
 
@@ -63,6 +63,8 @@ pub struct Setup {
     pub read_buffer: usize,
     /// The open-file limit in force, when known.
     pub file_limit: Option<FileLimit>,
+    /// tokenim (the default) or Socket.IO.
+    pub kind: TargetKind,
 }
 
 impl Setup {
@@ -79,16 +81,21 @@ impl Setup {
             connect_timeout: Duration::from_secs(10),
             read_buffer: 8 * 1024,
             file_limit: None,
+            kind: TargetKind::Tokenim,
         })
     }
 
     /// Opens connection `index`: its target, source address and token,
     /// within [`Setup::connect_timeout`].
     pub async fn dial(&self, index: usize) -> Result<Conn, DialError> {
-        let token = self
-            .tokens
-            .token(index)
-            .map_err(|e| DialError::Token(e.to_string()))?;
+        let token = match self.kind {
+            TargetKind::Tokenim => self
+                .tokens
+                .token(index)
+                .map_err(|e| DialError::Token(e.to_string()))?,
+            // Socket.IO takes no token: none is minted.
+            TargetKind::Socketio => String::new(),
+        };
         let spec = DialSpec {
             target: &self.targets[index % self.targets.len()],
             source: (!self.sources.is_empty()).then(|| self.sources[index % self.sources.len()]),
@@ -96,6 +103,7 @@ impl Setup {
             auth: self.auth,
             token: &token,
             read_buffer: self.read_buffer,
+            kind: self.kind,
         };
         tokio::time::timeout(self.connect_timeout, wire::dial(spec))
             .await

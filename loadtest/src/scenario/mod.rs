@@ -229,6 +229,7 @@ pub fn connection_figures(report: &mut RunReport, stats: &ConnStats) {
 pub fn common_params(report: &mut RunReport, setup: &Setup) {
     let urls: Vec<&str> = setup.targets.iter().map(|t| t.url.as_str()).collect();
     report.param("urls", urls);
+    report.param("target", setup.kind.name());
     report.param("codec", setup.codec.name());
     report.param("auth", setup.auth);
     report.param("source_ips", setup.sources.len());

@@ -71,6 +71,8 @@ pub struct Conn {
     out_sent: usize,
     masks: Masks,
     pings: u64,
+    /// Engine.IO: answer every `2` (ping) text message with `3`.
+    engine_io: bool,
 }
 
 impl Conn {
@@ -96,12 +98,20 @@ impl Conn {
             out_sent: 0,
             masks: Masks::new(seed ^ std::process::id() as u64),
             pings: 0,
+            engine_io: false,
         }
     }
 
     /// The codec this connection speaks.
     pub fn codec(&self) -> Codec {
         self.codec
+    }
+
+    /// Speak Engine.IO's heartbeat from now on: a text message `2` is a
+    /// ping, answered with `3` and counted in [`Conn::pings`] rather than
+    /// handed to the reader.
+    pub fn set_engine_io(&mut self) {
+        self.engine_io = true;
     }
 
     /// Pings received so far (each was answered).
@@ -225,6 +235,16 @@ impl Conn {
             let (from, to) = (self.start + h.header_len, self.start + h.frame_len());
             self.start = to;
             match h.opcode {
+                ws::OP_TEXT
+                    if self.engine_io
+                        && h.fin
+                        && self.assembling.is_none()
+                        && &self.buf[from..to] == b"2" =>
+                {
+                    self.pings += 1;
+                    let mask = self.masks.next_key();
+                    ws::write_frame(&mut self.out, ws::OP_TEXT, b"3", mask);
+                }
                 ws::OP_TEXT | ws::OP_BINARY if h.fin && self.assembling.is_none() => {
                     return Ok(Some(Loc::Buf(from, to)));
                 }

@@ -12,7 +12,9 @@ use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use super::{AuthMode, Conn, ConnError, PushKind, Reply, Target, connect, decode, errno};
+use super::{
+    AuthMode, Conn, ConnError, PushKind, Reply, Target, TargetKind, connect, decode, eio, errno,
+};
 
 /// Most bytes of upgrade response read before giving up on it.
 const MAX_RESPONSE: usize = 16 * 1024;
@@ -33,6 +35,9 @@ pub struct DialSpec<'a> {
     pub token: &'a str,
     /// Read buffer of the connection, bytes (allocated up front).
     pub read_buffer: usize,
+    /// tokenim, or Socket.IO (no subprotocol, no token, the Engine.IO
+    /// path and namespace handshake instead).
+    pub kind: TargetKind,
 }
 
 /// A failed dial, classified so the report can count failures by reason.
@@ -153,7 +158,8 @@ pub async fn dial(spec: DialSpec<'_>) -> Result<Conn, DialError> {
             return Err(DialError::Closed);
         }
         response.extend_from_slice(&chunk[..n]);
-        if let Some(parsed) = check_response(&response, &key, spec.codec)? {
+        let protocol = (spec.kind == TargetKind::Tokenim).then_some(spec.codec);
+        if let Some(parsed) = check_response(&response, &key, protocol)? {
             break parsed;
         }
         if response.len() > MAX_RESPONSE {
@@ -164,6 +170,11 @@ pub async fn dial(spec: DialSpec<'_>) -> Result<Conn, DialError> {
         return Err(DialError::Http { status });
     }
     let mut conn = Conn::new(tcp, spec.codec, spec.read_buffer, &response[header_len..]);
+    if spec.kind == TargetKind::Socketio {
+        conn.set_engine_io();
+        eio::handshake(&mut conn).await?;
+        return Ok(conn);
+    }
     if spec.auth == AuthMode::Frame {
         conn.send(&connect(spec.codec, 1, spec.token))
             .await
@@ -180,6 +191,14 @@ pub async fn dial(spec: DialSpec<'_>) -> Result<Conn, DialError> {
 /// auth mode says.
 fn upgrade_request(spec: &DialSpec<'_>, key: &str) -> String {
     let target = spec.target;
+    if spec.kind == TargetKind::Socketio {
+        return format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\nOrigin: {origin}\r\n\r\n",
+            path = eio::upgrade_path(&target.path),
+            host = target.host,
+            origin = target.origin(),
+        );
+    }
     let path = match spec.auth {
         AuthMode::Query => with_query_token(&target.path, spec.token),
         _ => target.path.clone(),
@@ -200,11 +219,12 @@ fn upgrade_request(spec: &DialSpec<'_>, key: &str) -> String {
 }
 
 /// `Some((status, header length))` once the response's head is complete;
-/// for a `101`, checks the accept key and the subprotocol.
+/// for a `101`, checks the accept key and the codec's subprotocol (when
+/// one was asked for).
 fn check_response(
     bytes: &[u8],
     key: &str,
-    codec: Codec,
+    codec: Option<Codec>,
 ) -> Result<Option<(u16, usize)>, DialError> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
@@ -225,11 +245,13 @@ fn check_response(
         if header("Sec-WebSocket-Accept") != Some(derive_accept_key(key.as_bytes()).as_bytes()) {
             return Err(DialError::Handshake("wrong Sec-WebSocket-Accept".into()));
         }
-        if header("Sec-WebSocket-Protocol") != Some(codec.subprotocol().as_bytes()) {
-            return Err(DialError::Handshake(format!(
-                "the gateway did not accept subprotocol {}",
-                codec.subprotocol()
-            )));
+        if let Some(codec) = codec {
+            if header("Sec-WebSocket-Protocol") != Some(codec.subprotocol().as_bytes()) {
+                return Err(DialError::Handshake(format!(
+                    "the gateway did not accept subprotocol {}",
+                    codec.subprotocol()
+                )));
+            }
         }
     }
     Ok(Some((status, len)))
@@ -289,19 +311,19 @@ mod tests {
         let ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: tokenim.v1.json\r\n\r\n\x01\x02hi";
         let bytes = ok.as_bytes();
         assert_eq!(
-            check_response(bytes, key, Codec::Json).unwrap(),
+            check_response(bytes, key, Some(Codec::Json)).unwrap(),
             Some((101, bytes.len() - 4))
         );
         assert!(
-            check_response(&bytes[..40], key, Codec::Json)
+            check_response(&bytes[..40], key, Some(Codec::Json))
                 .unwrap()
                 .is_none()
         );
-        assert!(check_response(bytes, key, Codec::MsgPack).is_err());
-        assert!(check_response(bytes, "b3RoZXIga2V5IGhlcmUhIQ==", Codec::Json).is_err());
+        assert!(check_response(bytes, key, Some(Codec::MsgPack)).is_err());
+        assert!(check_response(bytes, "b3RoZXIga2V5IGhlcmUhIQ==", Some(Codec::Json)).is_err());
         let refused = b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\n\r\n";
         assert_eq!(
-            check_response(refused, key, Codec::Json).unwrap(),
+            check_response(refused, key, Some(Codec::Json)).unwrap(),
             Some((429, refused.len()))
         );
     }

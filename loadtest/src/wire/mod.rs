@@ -20,12 +20,16 @@
 //! * [`scan`]: `channel`, `seq` and the stamp's send time read straight
 //!   from a message's bytes in either codec, checked against the full
 //!   decode.
+//! * [`eio`]: Socket.IO 4 / Engine.IO 4 for `--target socketio`: the
+//!   namespace handshake, subscribe and publish packets, and the scan of
+//!   a room message's `seq` and stamp.
 //! * [`frame`]: commands out; [`Inbound`], the serde view of replies and
 //!   other frames off the hot path; [`Stamp`], the payload that carries
 //!   its intended send time.
 
 pub mod conn;
 pub mod dial;
+pub mod eio;
 pub mod frame;
 pub mod scan;
 pub mod ws;
@@ -65,6 +69,29 @@ pub enum AuthMode {
     /// A first `connect` command after the upgrade: one more round trip,
     /// counted in the connect time.
     Frame,
+}
+
+/// What kind of server the generator talks to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// A tokenim gateway: its protocol, codecs and tokens. The default.
+    #[default]
+    Tokenim,
+    /// A Socket.IO 4 server (Engine.IO 4 over WebSocket, no tokens), for
+    /// side-by-side comparisons; see [`eio`]. `connect`, `idle` and
+    /// `broadcast` only.
+    Socketio,
+}
+
+impl TargetKind {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::Tokenim => "tokenim",
+            TargetKind::Socketio => "socketio",
+        }
+    }
 }
 
 /// One gateway endpoint, resolved once at start.

@@ -11,4 +11,5 @@ mod cli;
 mod connect;
 mod idle;
 mod ramp;
+mod socketio;
 mod workers;

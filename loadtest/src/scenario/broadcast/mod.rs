@@ -156,6 +156,7 @@ pub async fn run(
         setup.connect_timeout,
     );
     shared.verify = params.verify;
+    shared.kind = setup.kind;
     let shared = Arc::new(shared);
     let tasks = TaskTracker::new();
     let stopper = Stopper::new();

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::subscriber::Clock;
 use crate::report::Recorder;
-use crate::wire::{self, Conn, Reply, Stamp};
+use crate::wire::{self, Conn, Reply, Stamp, TargetKind, eio};
 
 /// How long before a send is due the runtime's (millisecond) timer is
 /// set to fire; a precise sleep covers the rest.
@@ -49,6 +49,20 @@ pub struct Plan {
     pub drain: Duration,
     /// The shared clock.
     pub clock: Clock,
+    /// tokenim, or Socket.IO: then message `k` carries its own `seq`,
+    /// `k × publishers + index + 1` (1, 2, 3, ... in intended send order
+    /// over all publishers), since the server numbers nothing.
+    pub kind: TargetKind,
+    /// Publishers in the whole run (the stride of the `seq`s above).
+    pub publishers: u64,
+}
+
+impl Plan {
+    /// The `seq` message `k` of this publisher carries to a Socket.IO
+    /// server.
+    pub fn own_seq(&self, k: u64) -> u64 {
+        k * self.publishers.max(1) + u64::from(self.index) + 1
+    }
 }
 
 /// What a publisher did.
@@ -84,7 +98,7 @@ pub async fn run(
     interrupt: &CancellationToken,
 ) -> Tally {
     let mut acks = Acks {
-        codec: plan.codec,
+        plan: &plan,
         pending: VecDeque::new(),
         tally: Tally::default(),
         ack,
@@ -98,6 +112,7 @@ pub async fn run(
         n: 0,
         pad: plan.pad.clone(),
     };
+    let mut text = String::new();
     let mut sending = k < plan.limit && due(0) < plan.end;
     while sending {
         tokio::select! {
@@ -115,7 +130,16 @@ pub async fn run(
                     stamp.t = plan.clock.at(due(k));
                     stamp.n = k;
                     let id = k + 1;
-                    conn.queue(&wire::publish(plan.codec, id, &plan.channel, &stamp));
+                    match plan.kind {
+                        TargetKind::Tokenim => {
+                            conn.queue(&wire::publish(plan.codec, id, &plan.channel, &stamp));
+                        }
+                        TargetKind::Socketio => {
+                            let (room, seq) = (plan.channel.as_str(), plan.own_seq(k));
+                            eio::publish(&mut text, id, room, seq, stamp.t, plan.index, &plan.pad);
+                            conn.queue(text.as_bytes());
+                        }
+                    }
                     lag.record(acks.index, now.saturating_duration_since(due(k)).as_micros() as u64);
                     acks.pending.push_back((id, now));
                     acks.tally.sent += 1;
@@ -153,7 +177,7 @@ pub async fn run(
 
 /// Matches replies to the publishes waiting for them.
 struct Acks<'a> {
-    codec: Codec,
+    plan: &'a Plan,
     /// Command ids sent and not yet answered, with their send time.
     pending: VecDeque<(u64, Instant)>,
     tally: Tally,
@@ -164,11 +188,23 @@ struct Acks<'a> {
 impl Acks<'_> {
     /// Handles one incoming message (replies; pushes are ignored).
     fn reply(&mut self, message: &[u8]) {
-        let Some(frame) = wire::decode(self.codec, message) else {
-            return;
-        };
-        let Some(id) = frame.id else {
-            return;
+        let (id, reply) = match self.plan.kind {
+            TargetKind::Tokenim => {
+                let Some(frame) = wire::decode(self.plan.codec, message) else {
+                    return;
+                };
+                let Some(id) = frame.id else {
+                    return;
+                };
+                (id, frame.reply())
+            }
+            TargetKind::Socketio => {
+                let Some(id) = eio::ack_id(message) else {
+                    return;
+                };
+                // Publish `id` carried the publisher's message `id - 1`.
+                (id, Reply::Ok(Some(self.plan.own_seq(id.saturating_sub(1)))))
+            }
         };
         // Replies come in command order; anything older than `id` was lost.
         while self.pending.front().is_some_and(|(p, _)| *p < id) {
@@ -180,7 +216,7 @@ impl Acks<'_> {
                     .record(self.index, sent.elapsed().as_micros() as u64);
             }
         }
-        match frame.reply() {
+        match reply {
             Reply::Ok(seq) => {
                 self.tally.acked += 1;
                 self.tally.max_seq = self.tally.max_seq.max(seq.unwrap_or(0));

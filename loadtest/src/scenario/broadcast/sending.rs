@@ -98,6 +98,8 @@ async fn run(
             pad: pad.clone(),
             drain: params.drain,
             clock: job.clock,
+            kind: job.setup.kind,
+            publishers: params.publishers as u64,
         };
         let (ack, lag, interrupt) = (
             Arc::clone(&job.ack),

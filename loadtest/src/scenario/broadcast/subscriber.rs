@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::seq::SeqTracker;
 use crate::report::{Batch, Recorder};
-use crate::wire::{self, Conn, Reply, scan};
+use crate::wire::{self, Conn, Reply, TargetKind, eio, scan};
 
 /// A slot value meaning "not owed anything now" (not subscribed yet, or
 /// gone): the drain phase does not wait for it.
@@ -103,6 +103,9 @@ pub struct Shared {
     pub verified: AtomicU64,
     /// Messages where the scan and the full decode disagreed.
     pub mismatches: AtomicU64,
+    /// tokenim, or Socket.IO (subscribe by event, `seq` and stamp read
+    /// from the publisher's payload).
+    pub kind: TargetKind,
 }
 
 impl Shared {
@@ -127,6 +130,7 @@ impl Shared {
             verify: false,
             verified: AtomicU64::new(0),
             mismatches: AtomicU64::new(0),
+            kind: TargetKind::Tokenim,
         }
     }
 
@@ -169,11 +173,22 @@ impl Reading<'_> {
     #[inline]
     fn message(&mut self, bytes: &[u8]) {
         let shared = self.shared;
+        let socketio = shared.kind == TargetKind::Socketio;
         if shared.verify {
             self.verified += 1;
-            self.mismatches += u64::from(!scan::agrees(shared.codec, bytes));
+            let agrees = if socketio {
+                eio::agrees(bytes)
+            } else {
+                scan::agrees(shared.codec, bytes)
+            };
+            self.mismatches += u64::from(!agrees);
         }
-        match scan::message(shared.codec, bytes) {
+        let scanned = if socketio {
+            eio::message(bytes)
+        } else {
+            scan::message(shared.codec, bytes)
+        };
+        match scanned {
             Some(m) if m.channel == shared.channel.as_str().as_bytes() => {
                 self.seqs.observe(m.seq);
                 if let Some(t) = m.t {
@@ -198,7 +213,19 @@ pub async fn run(
     drop_signal: Option<CancellationToken>,
 ) {
     let codec = shared.codec;
+    let kind = shared.kind;
     let subscribed = async {
+        if kind == TargetKind::Socketio {
+            // No sequence numbers: every subscriber is owed every message
+            // the publisher numbers from 1 (all subscribe before it starts).
+            conn.send(&eio::subscribe(1, shared.channel.as_str()))
+                .await
+                .map_err(|_| wire::DialError::Closed)?;
+            return Ok(match eio::next_ack(&mut conn, 1).await? {
+                true => Reply::Ok(Some(0)),
+                false => Reply::Error(0),
+            });
+        }
         conn.send(&wire::subscribe(codec, 1, &shared.channel))
             .await
             .map_err(|_| wire::DialError::Closed)?;

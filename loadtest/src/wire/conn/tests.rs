@@ -136,3 +136,18 @@ async fn end_of_stream_and_masked_frames_end_the_connection() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn engine_io_pings_are_answered_and_not_handed_on() {
+    let (mut conn, mut server) = pair(256).await;
+    conn.set_engine_io();
+    let mut wire = frame(TEXT, true, b"2");
+    wire.extend(frame(TEXT, true, b"42[\"message\",\"r\",{\"seq\":1}]"));
+    server.write_all(&wire).await.unwrap();
+    let mut got = Vec::new();
+    let n = conn.read_some(|m| got.push(m.to_vec())).await.unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(got, [b"42[\"message\",\"r\",{\"seq\":1}]".to_vec()]);
+    assert_eq!(conn.pings(), 1);
+    assert_eq!(client_frame(&mut server).await, (0x1, b"3".to_vec()));
+}

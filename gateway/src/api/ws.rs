@@ -112,14 +112,7 @@ pub async fn upgrade(
                 WebSocketStream::from_partially_read(stream, early, Role::Server, config).await
             }
         };
-        let limits = &task_state.config.limits;
-        let conn = Conn::new(
-            ws,
-            codec,
-            limits.max_message_size,
-            limits.write_timeout,
-            task_state.metrics.clone(),
-        );
+        let conn = Conn::new(ws, codec, task_state.clone());
         session::run(conn, task_state.clone(), claims, info.permit).await;
     });
 

@@ -54,6 +54,12 @@ pub struct Limits {
     /// dropped as a slow consumer. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
+    /// How long a session waits, once something is queued for it, before
+    /// writing, so that more frames join the same write (one system call
+    /// for several messages). Trades up to this much latency for CPU on
+    /// busy channels. Default `0s` (write at once).
+    #[serde(with = "humantime_serde")]
+    pub write_delay: Duration,
     /// Channels one connection may subscribe to (its personal channel not
     /// counted); more get error 1202. Default 128.
     pub max_subscriptions: usize,
@@ -92,6 +98,7 @@ impl Default for Limits {
             outbound_queue_frames: 1_024,
             outbound_queue_bytes: 1 << 20,
             write_timeout: Duration::from_secs(10),
+            write_delay: Duration::ZERO,
             max_subscriptions: 128,
             publish_rate: 50.0,
             publish_burst: 100.0,

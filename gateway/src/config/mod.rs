@@ -238,6 +238,12 @@ impl Config {
             ("limits.auth_timeout", l.auth_timeout),
             ("limits.write_timeout", l.write_timeout),
         ])?;
+        if l.write_delay >= l.write_timeout {
+            return Err(invalid(
+                "limits.write_delay",
+                "must be shorter than limits.write_timeout",
+            ));
+        }
         self.history.validate()?;
         if let Some(redis) = &self.redis {
             redis.validate()?;

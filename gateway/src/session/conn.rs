@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::metrics::Metrics;
+use crate::state::AppState;
 use crate::wire::to_message;
 
 /// How long closing may take: the close frame written and the client's
@@ -53,27 +54,22 @@ pub struct WriteFailed;
 pub struct Conn {
     ws: Ws,
     codec: Codec,
-    max_message: usize,
-    write_timeout: Duration,
-    metrics: Metrics,
+    /// Limits and metrics, shared (one pointer per connection, not a copy).
+    state: AppState,
 }
 
 impl Conn {
     /// Wraps an upgraded socket.
-    pub fn new(
-        ws: Ws,
-        codec: Codec,
-        max_message: usize,
-        write_timeout: Duration,
-        metrics: Metrics,
-    ) -> Self {
-        Self {
-            ws,
-            codec,
-            max_message,
-            write_timeout,
-            metrics,
-        }
+    pub fn new(ws: Ws, codec: Codec, state: AppState) -> Self {
+        Self { ws, codec, state }
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.state.metrics
+    }
+
+    fn write_timeout(&self) -> Duration {
+        self.state.config.limits.write_timeout
     }
 
     /// The codec this connection speaks.
@@ -114,7 +110,10 @@ impl Conn {
                 return Incoming::Control;
             }
         };
-        match self.codec.decode::<ClientFrame>(bytes, self.max_message) {
+        match self
+            .codec
+            .decode::<ClientFrame>(bytes, self.state.config.limits.max_message_size)
+        {
             Ok(frame) => Incoming::Command(frame),
             Err(e) => Incoming::Invalid(self.codec.peek_id(bytes).unwrap_or(0), e),
         }
@@ -133,6 +132,7 @@ impl Conn {
     /// Writes every frame of `batch` (leaving it empty) with one flush.
     pub async fn write_batch(&mut self, batch: &mut VecDeque<Message>) -> Result<(), WriteFailed> {
         let frames = batch.len() as u64;
+        let timeout = self.write_timeout();
         let ws = &mut self.ws;
         let write = async {
             while let Some(msg) = batch.pop_front() {
@@ -140,10 +140,10 @@ impl Conn {
             }
             ws.flush().await
         };
-        match tokio::time::timeout(self.write_timeout, write).await {
+        match tokio::time::timeout(timeout, write).await {
             Ok(Ok(())) => {
-                self.metrics.frames_out.inc_by(frames);
-                self.metrics.writes.inc();
+                self.metrics().frames_out.inc_by(frames);
+                self.metrics().writes.inc();
                 Ok(())
             }
             _ => {
@@ -155,7 +155,7 @@ impl Conn {
 
     /// Writes pending control frames (e.g. the pong tungstenite queued).
     pub async fn flush(&mut self) -> Result<(), WriteFailed> {
-        match tokio::time::timeout(self.write_timeout, self.ws.flush()).await {
+        match tokio::time::timeout(self.write_timeout(), self.ws.flush()).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(WriteFailed),
         }
@@ -170,7 +170,7 @@ impl Conn {
     /// Sends the `disconnect` push and a close frame with `code`, waits
     /// briefly for the client's close, and counts the disconnect.
     pub async fn close(mut self, code: DisconnectCode) {
-        self.metrics.disconnect(code);
+        self.metrics().disconnect(code);
         let push = Push::Disconnect(Disconnect::from(code));
         let frame = CloseFrame {
             code: CloseCode::from(code.code()),

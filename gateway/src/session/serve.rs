@@ -51,6 +51,10 @@ impl Session {
                 biased;
                 () = state.shutdown.cancelled() => return End::Close(DisconnectCode::Shutdown),
                 () = self.handle.outbound.ready() => {
+                    if !limits.write_delay.is_zero() {
+                        // Let more frames gather for this write.
+                        tokio::time::sleep(limits.write_delay).await;
+                    }
                     if let Some(code) = self.handle.outbound.take(&mut batch) {
                         // A closing session (e.g. a slow consumer) gets no backlog.
                         batch.clear();

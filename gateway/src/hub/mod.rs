@@ -6,17 +6,17 @@
 //! without affecting the others. The broker decides *what* reaches this
 //! node; the hub decides *which local sessions* get it.
 
+mod subscribers;
+
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use indexmap::IndexMap;
 use tokenim_protocol::{ChannelName, DisconnectCode, Push, SessionId, UserId};
 
+use self::subscribers::Subscribers;
 use crate::metrics::Metrics;
 use crate::session::SessionHandle;
 use crate::wire::EncodeOnce;
-
-type Subscribers = IndexMap<SessionId, Arc<SessionHandle>>;
 
 /// Channel → local subscribers.
 #[derive(Debug)]
@@ -42,7 +42,7 @@ impl Hub {
     pub fn subscribe(&self, channel: &ChannelName, session: &Arc<SessionHandle>) -> bool {
         let mut entry = self.channels.entry(channel.clone()).or_default();
         let first = entry.is_empty();
-        if entry.insert(session.id, Arc::clone(session)).is_none() {
+        if entry.insert(session) {
             self.metrics.subscriptions.inc();
         }
         if first {
@@ -55,7 +55,7 @@ impl Hub {
     /// local subscriber (so the broker may stop listening).
     pub fn unsubscribe(&self, channel: &ChannelName, session: SessionId) -> bool {
         let removed = self.channels.remove_if_mut(channel, |_, subs| {
-            if subs.swap_remove(&session).is_some() {
+            if subs.remove(session) {
                 self.metrics.subscriptions.dec();
             }
             subs.is_empty()
@@ -80,14 +80,14 @@ impl Hub {
     pub fn members(&self, channel: &ChannelName) -> Vec<(SessionId, UserId)> {
         self.channels
             .get(channel)
-            .map(|subs| subs.values().map(|s| (s.id, s.user.clone())).collect())
+            .map(|subs| subs.iter().map(|s| (s.id, s.user.clone())).collect())
             .unwrap_or_default()
     }
 
     /// Asks every local session of `user` to close with `code`.
     pub fn close_user(&self, user: &UserId, code: DisconnectCode) {
         if let Some(subs) = self.channels.get(&user.personal_channel()) {
-            for session in subs.values() {
+            for session in subs.iter() {
                 session.outbound.close(code);
             }
         }
@@ -115,8 +115,8 @@ impl Hub {
         };
         let mut frames = EncodeOnce::new(push);
         let mut delivered = 0;
-        for (id, session) in subs.iter() {
-            if Some(*id) == except {
+        for session in subs.iter() {
+            if Some(session.id) == except {
                 continue;
             }
             match frames.get(session.codec) {

@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tower_service::Service;
 
 use crate::config::Config;
@@ -27,6 +27,23 @@ use crate::state::AppState;
 
 /// Largest HTTP request head accepted (request line and headers).
 const MAX_REQUEST_HEAD: usize = 16 << 10;
+/// Connections the kernel may hold for us before `accept` (capped by
+/// `net.core.somaxconn`). A connection storm overflows a small queue and
+/// its clients wait a whole SYN retransmission (1 s) to get in.
+const ACCEPT_BACKLOG: u32 = 4_096;
+
+/// Binds `addr` with address reuse and a deep accept queue.
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Longest wait when `accept` keeps failing (e.g. out of file descriptors).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -69,9 +86,8 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
         let addr = config.listen;
         let state = AppState::new(config).await?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
+        let listener =
+            listen(addr, ACCEPT_BACKLOG).map_err(|source| ServerError::Bind { addr, source })?;
         let router = crate::api::router(state.clone());
         Ok(Self {
             listener,

@@ -96,7 +96,7 @@ run() {
   case $1 in
     idle10k) single idle10k idle -n 10000 --rate 2000 --duration 20s --settle 3s ;;
     idle19k) single idle19k idle -n 19000 --rate 2000 --duration 25s --settle 3s ;;
-    storm) single storm connect -n 10000 --duration 10s ;;
+    storm) single storm connect -n 10000 --rate 0 --duration 10s ;;
     broadcast100) single broadcast100 broadcast -s 1000 -p 1 -r 100 --duration 10s ;;
     broadcast1000) single broadcast1000 broadcast -s 1000 -p 1 -r 1000 --duration 10s ;;
     broadcast1000-nohistory)

@@ -81,14 +81,16 @@ redis2nodes() {
     PIDS+=($!)
     until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.05; done
     p1=$(free_port)
-    start_node "$p1" TOKENIM_REDIS__URL="redis://127.0.0.1:$rport"
+    # shellcheck disable=SC2086
+    start_node "$p1" TOKENIM_REDIS__URL="redis://127.0.0.1:$rport" ${NODE_ENV:-}
     p2=$(free_port)
-    start_node "$p2" TOKENIM_REDIS__URL="redis://127.0.0.1:$rport"
+    # shellcheck disable=SC2086
+    start_node "$p2" TOKENIM_REDIS__URL="redis://127.0.0.1:$rport" ${NODE_ENV:-}
     "${GEN[@]}" broadcast -s 1000 -p 1 -r 1000 --duration 10s --url "ws://127.0.0.1:$p1/ws" \
-      --url "ws://127.0.0.1:$p2/ws" "${SOURCES[@]}" --no-progress --json "$OUT/redis2nodes-$i.json" \
-      >"$OUT/redis2nodes-$i.txt" 2>&1
+      --url "ws://127.0.0.1:$p2/ws" "${SOURCES[@]}" --no-progress --json "$OUT/${NAME:-redis2nodes}-$i.json" \
+      >"$OUT/${NAME:-redis2nodes}-$i.txt" 2>&1
     cleanup
-    echo "redis2nodes run $i done"
+    echo "${NAME:-redis2nodes} run $i done"
   done
 }
 
@@ -102,6 +104,9 @@ run() {
     broadcast1000-nohistory)
       NODE_ENV=TOKENIM_HISTORY__SIZE=0 single broadcast1000-nohistory broadcast -s 1000 -p 1 -r 1000 --duration 10s ;;
     redis2nodes) redis2nodes ;;
+    redis2nodes-delay5ms) NAME=redis2nodes-delay5ms NODE_ENV=TOKENIM_LIMITS__WRITE_DELAY=5ms redis2nodes ;;
+    broadcast1000-delay5ms)
+      NODE_ENV=TOKENIM_LIMITS__WRITE_DELAY=5ms single broadcast1000-delay5ms broadcast -s 1000 -p 1 -r 1000 --duration 10s ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
   esac
 }

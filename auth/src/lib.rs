@@ -1,5 +1,7 @@
-//! tokenim authentication: verifying the user tokens (JWT) that clients
-//! present when they connect, and the channel scopes those tokens carry.
+//! tokenim authentication and policy: verifying the user tokens (JWT) that
+//! clients present when they connect and the channel scopes those tokens
+//! carry; the server API keys applications authenticate with; roles,
+//! permissions and grants; and the audit record of who changed what.
 //!
 //! The crate does no I/O and never reads the clock: the caller passes the
 //! current time to [`TokenVerifier::verify`], so every expiry edge case is a
@@ -18,6 +20,11 @@
 //!   token may subscribe or publish to.
 //! * [`signer`]: [`TokenSigner`] and [`MintRequest`], to mint tokens in dev
 //!   mode and tests.
+//! * [`api_key`]: [`ApiKey`], [`ApiKeyId`], [`ApiSecret`] (shown once),
+//!   [`SecretHash`] (stored), [`Scope`] and [`ApiKeyError`].
+//! * [`permission`]: [`Permission`], [`Role`], [`Grant`], [`Subject`],
+//!   [`Principal`] and the [`Policy`] that decides.
+//! * [`audit`]: [`AuditRecord`] and [`AuditAction`].
 //! * [`error`]: [`TokenError`] (a refused token, with its reply code and
 //!   metric label) and [`KeyError`] (bad key configuration).
 //!
@@ -44,17 +51,26 @@
 //! assert_eq!(late.reason(), "expired");
 //! ```
 
+pub mod api_key;
+pub mod audit;
 pub mod claims;
 pub mod error;
 pub mod keys;
 mod material;
+pub mod permission;
 pub mod scope;
 pub mod signer;
 pub mod token;
 
+pub use api_key::{ApiKey, ApiKeyError, ApiKeyId, ApiSecret, Scope, SecretHash};
+pub use audit::{AuditAction, AuditRecord};
 pub use claims::UserClaims;
 pub use error::{KeyError, TokenError};
 pub use keys::{Alg, KeyConfig, KeySet};
+pub use permission::{
+    DEFAULT_APP_ROLE, DEFAULT_USER_ROLE, Grant, InvalidRole, Permission, Policy, Principal, Role,
+    RoleName, Subject,
+};
 pub use scope::{ChannelPattern, ChannelScope, InvalidPattern};
 pub use signer::{MintRequest, TokenSigner};
 pub use token::{TokenVerifier, VerifierConfig};

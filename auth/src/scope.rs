@@ -76,6 +76,19 @@ impl fmt::Display for ChannelPattern {
     }
 }
 
+impl serde::Serialize for ChannelPattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ChannelPattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::str::FromStr for ChannelPattern {
     type Err = InvalidPattern;
 

@@ -13,6 +13,7 @@
 //! * [`wire`]: frames → WebSocket messages, once per codec.
 //! * [`metrics`]: the `tokenim_*` Prometheus collectors.
 //! * [`telemetry`]: structured logging.
+//! * [`store`]: users, groups, keys, policy, audit, jobs: embedded or Redis.
 //! * [`state`]: [`state::AppState`], what every task shares.
 //! * [`cli`]: the `tokenim` command line.
 //!
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 pub mod wire;
 

@@ -80,6 +80,12 @@ disconnect_codes! {
     ProtocolViolation = 4501, "protocol violation";
     /// A frame or message exceeded the configured size limit.
     MessageTooLarge = 4502, "message too large";
+    /// The user's tokens were revoked by the application: get a new token
+    /// (issued after the revocation), then reconnect.
+    TokenRevoked = 4503, "token revoked";
+    /// The user was banned by the application: do not reconnect until the
+    /// ban ends.
+    Banned = 4504, "banned";
 }
 
 impl DisconnectCode {

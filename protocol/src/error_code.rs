@@ -65,6 +65,29 @@ error_codes! {
     InvalidUser = 1003, "invalid_user";
     /// The message or its data is larger than the server allows.
     MessageTooLarge = 1004, "message_too_large";
+    /// A batch holds more items than the server accepts in one request
+    /// (the message says the limit): split it, or import it as a job.
+    TooManyItems = 1005, "too_many_items";
+    /// The request body could not be parsed (JSON, CSV, JSON lines); the
+    /// message says where. Nothing was stored.
+    InvalidBody = 1006, "invalid_body";
+    /// A field of an item is missing or invalid (too long, wrong type, not
+    /// a URL); the message names the field.
+    InvalidField = 1007, "invalid_field";
+    /// The same id appears twice in one batch; only its first occurrence
+    /// was processed.
+    DuplicateItem = 1008, "duplicate_item";
+    /// The user, group, key, role or job named in the request does not
+    /// exist.
+    NotFound = 1009, "not_found";
+    /// A group member (or owner) is not a known user: create the user
+    /// first.
+    UnknownMember = 1010, "unknown_member";
+    /// The `Idempotency-Key` was used before with a different request:
+    /// use a new key for a new request.
+    IdempotencyConflict = 1011, "idempotency_conflict";
+    /// A group id breaks the grammar (the same as a user id's).
+    InvalidGroup = 1012, "invalid_group";
     /// A command other than `connect` was sent before authenticating.
     NotConnected = 1100, "not_connected";
     /// `connect` was sent on a connection that is already authenticated.
@@ -77,6 +100,25 @@ error_codes! {
     /// The token or the user's permissions do not allow this channel or
     /// action.
     PermissionDenied = 1104, "permission_denied";
+    /// The HTTP request carries no API key (`Authorization: Basic` with
+    /// the key id and secret, or `Bearer <id>:<secret>`).
+    MissingCredentials = 1105, "missing_credentials";
+    /// No API key has this id.
+    UnknownApiKey = 1106, "unknown_api_key";
+    /// The API key exists but the secret is wrong (or was rotated out).
+    WrongSecret = 1107, "wrong_secret";
+    /// The API key's expiry has passed: create or rotate a key.
+    ApiKeyExpired = 1108, "api_key_expired";
+    /// The API key was revoked.
+    ApiKeyRevoked = 1109, "api_key_revoked";
+    /// The API key lacks the scope this endpoint needs (the message names
+    /// it).
+    MissingScope = 1110, "missing_scope";
+    /// The user is banned: no connection or token until the ban ends.
+    UserBanned = 1111, "user_banned";
+    /// The token was issued before the user's tokens were revoked: get a
+    /// new token.
+    TokenRevoked = 1112, "token_revoked";
     /// The connection is already subscribed to this channel.
     AlreadySubscribed = 1200, "already_subscribed";
     /// The connection is not subscribed to this channel.
@@ -85,6 +127,11 @@ error_codes! {
     TooManySubscriptions = 1202, "too_many_subscriptions";
     /// Too many publishes in a short time: slow down and retry.
     RateLimited = 1203, "rate_limited";
+    /// The node runs as many import jobs as it allows; retry when one
+    /// finishes.
+    TooManyJobs = 1204, "too_many_jobs";
+    /// The request body is larger than the server accepts.
+    BodyTooLarge = 1205, "body_too_large";
     /// Messages after the requested position are no longer in the
     /// channel's history (too old, or too many since). Fetch what remains
     /// with `history`; some messages are lost to this client.

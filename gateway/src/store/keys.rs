@@ -1,0 +1,66 @@
+//! API keys: stored by id, only the hash of their secret.
+
+use tokenim_auth::{ApiKey, ApiKeyId};
+
+use super::kv::{NewItem, Table};
+use super::users::MAX_PAGE;
+use super::{Store, StoreError, decode, encode};
+
+impl Store {
+    /// Stores a new key; `false` if its id is taken.
+    pub async fn insert_key(&self, key: &ApiKey) -> Result<bool, StoreError> {
+        let item = NewItem {
+            key: key.id.as_str().to_owned(),
+            value: encode(key),
+            also: Vec::new(),
+        };
+        Ok(self.kv.insert_new(Table::Keys, vec![item]).await?[0])
+    }
+
+    /// One key.
+    pub async fn key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
+        self.kv
+            .get(Table::Keys, id.as_str())
+            .await?
+            .map(|b| decode(&b))
+            .transpose()
+    }
+
+    /// Changes a key with `change` (read, change, compare-and-swap, retried
+    /// when another node changed it meanwhile). `None` if there is no such
+    /// key; otherwise the key as stored and what `change` returned.
+    pub async fn update_key<T>(
+        &self,
+        id: &ApiKeyId,
+        mut change: impl FnMut(&mut ApiKey) -> T,
+    ) -> Result<Option<(ApiKey, T)>, StoreError> {
+        loop {
+            let Some(raw) = self.kv.get(Table::Keys, id.as_str()).await? else {
+                return Ok(None);
+            };
+            let mut key: ApiKey = decode(&raw)?;
+            let out = change(&mut key);
+            let swapped = self
+                .kv
+                .compare_and_swap(Table::Keys, id.as_str(), Some(raw), Some(encode(&key)))
+                .await?;
+            if swapped {
+                return Ok(Some((key, out)));
+            }
+        }
+    }
+
+    /// A page of keys by id.
+    pub async fn list_keys(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.kv
+            .scan(Table::Keys, "", after, limit.min(MAX_PAGE))
+            .await?
+            .iter()
+            .map(|(_, v)| decode(v))
+            .collect()
+    }
+}

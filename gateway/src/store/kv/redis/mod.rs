@@ -1,0 +1,257 @@
+//! [`RedisKv`]: the store in Redis, shared by every node of a cluster.
+//!
+//! # Layout
+//!
+//! Every key of the store carries the hash tag `{<prefix>:store}`, so on a
+//! Redis Cluster the whole store lives in one slot and a script may touch
+//! several tables at once. Per table:
+//!
+//! * `{<prefix>:store}:<table>`: a hash, key → value (binary-safe).
+//! * `{<prefix>:store}:<table>:idx`: a sorted set of the same keys, all
+//!   with score 0, for ordered prefix scans (`ZRANGEBYLEX`).
+//!
+//! Counters are fields `counter/<name>` of the `meta` hash, in decimal
+//! text, the same keys the embedded backend uses.
+//!
+//! Each operation is one Lua script ([`scripts`]): one round trip, atomic,
+//! bounded by `redis.command_timeout`. A call that fails or times out
+//! gives [`StoreError::Unavailable`].
+
+mod scripts;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::{FromRedisValue, ScriptInvocation};
+
+use self::scripts::{DELETE, PUT, Scripts};
+use super::embedded::counter_key;
+use super::{Entry, NewItem, Op, StoreError, Table};
+use crate::broker::redis::Commands;
+use crate::config::RedisConfig;
+
+/// The store's Redis connection, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RedisKv {
+    commands: Commands,
+    scripts: Arc<Scripts>,
+    /// `{<prefix>:store}`, the start of every key.
+    base: Arc<str>,
+    timeout: Duration,
+}
+
+impl RedisKv {
+    /// Opens the connection: lazily on a single Redis (so a node starts
+    /// while Redis is down), eagerly on a Redis Cluster.
+    pub async fn open(config: &RedisConfig) -> Result<Self, StoreError> {
+        let commands = tokio::time::timeout(config.command_timeout, Commands::open(config))
+            .await
+            .map_err(|_| StoreError::Unavailable("redis did not answer in time".into()))?
+            .map_err(unavailable)?;
+        Ok(Self {
+            commands,
+            scripts: Arc::new(Scripts::new()),
+            base: format!("{{{}:store}}", config.prefix).into(),
+            timeout: config.command_timeout,
+        })
+    }
+
+    /// The hash holding `table`.
+    fn hash(&self, table: Table) -> String {
+        format!("{}:{}", self.base, table.name())
+    }
+
+    /// The sorted set indexing the keys of `table`.
+    fn idx(&self, table: Table) -> String {
+        format!("{}:{}:idx", self.base, table.name())
+    }
+
+    /// Adds one op to an invocation: its table's hash and index as keys;
+    /// kind, key and value as arguments.
+    fn push_op(&self, invocation: &mut ScriptInvocation<'_>, op: Op) {
+        let (table, kind, key, value) = match op {
+            Op::Put(table, key, value) => (table, PUT, key, value),
+            Op::Delete(table, key) => (table, DELETE, key, Vec::new()),
+        };
+        invocation
+            .key(self.hash(table))
+            .key(self.idx(table))
+            .arg(kind)
+            .arg(key)
+            .arg(value);
+    }
+
+    /// Runs a script, bounded by the command timeout.
+    async fn run<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, self.commands.script(invocation)).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "redis did not answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    pub(super) async fn get_multi(
+        &self,
+        keys: Vec<(Table, String)>,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.scripts.get_multi.prepare_invoke();
+        for (table, key) in keys {
+            invocation.key(self.hash(table)).arg(key);
+        }
+        self.run(&invocation).await
+    }
+
+    pub(super) async fn insert_new(
+        &self,
+        table: Table,
+        items: Vec<NewItem>,
+    ) -> Result<Vec<bool>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.scripts.insert_new.prepare_invoke();
+        invocation.key(self.hash(table)).key(self.idx(table));
+        for item in items {
+            invocation
+                .arg(item.key)
+                .arg(item.value)
+                .arg(item.also.len());
+            for op in item.also {
+                self.push_op(&mut invocation, op);
+            }
+        }
+        let inserted: Vec<i64> = self.run(&invocation).await?;
+        Ok(inserted.into_iter().map(|i| i == 1).collect())
+    }
+
+    pub(super) async fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.scripts.write.prepare_invoke();
+        for op in ops {
+            self.push_op(&mut invocation, op);
+        }
+        self.run::<i64>(&invocation).await.map(drop)
+    }
+
+    pub(super) async fn compare_and_swap(
+        &self,
+        table: Table,
+        key: &str,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.scripts.compare_and_swap.prepare_invoke();
+        invocation
+            .key(self.hash(table))
+            .key(self.idx(table))
+            .arg(key)
+            .arg(u8::from(expected.is_some()))
+            .arg(expected.unwrap_or_default())
+            .arg(u8::from(new.is_some()))
+            .arg(new.unwrap_or_default());
+        let swapped: i64 = self.run(&invocation).await?;
+        Ok(swapped == 1)
+    }
+
+    pub(super) async fn scan(
+        &self,
+        table: Table,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (min, max) = lex_range(prefix, after);
+        let mut invocation = self.scripts.scan.prepare_invoke();
+        invocation
+            .key(self.hash(table))
+            .key(self.idx(table))
+            .arg(min)
+            .arg(max)
+            .arg(limit);
+        let flat: Vec<Vec<u8>> = self.run(&invocation).await?;
+        let mut entries = Vec::with_capacity(flat.len() / 2);
+        let mut flat = flat.into_iter();
+        while let (Some(key), Some(value)) = (flat.next(), flat.next()) {
+            let key = String::from_utf8(key)
+                .map_err(|_| StoreError::Failed(format!("{}: a key is not text", table.name())))?;
+            entries.push((key, value));
+        }
+        Ok(entries)
+    }
+
+    pub(super) async fn incr(&self, name: &str, by: u64) -> Result<u64, StoreError> {
+        let by = i64::try_from(by)
+            .map_err(|_| StoreError::Failed(format!("counter {name}: increment too large")))?;
+        let mut invocation = self.scripts.incr.prepare_invoke();
+        invocation
+            .key(self.hash(Table::Meta))
+            .key(self.idx(Table::Meta))
+            .arg(counter_key(name))
+            .arg(by);
+        let value: i64 = self.run(&invocation).await?;
+        u64::try_from(value)
+            .map_err(|_| StoreError::Failed(format!("counter {name} is negative: {value}")))
+    }
+}
+
+/// `ZRANGEBYLEX` bounds of a scan: keys starting with `prefix`, strictly
+/// after `after` if it is given and not before `prefix`.
+///
+/// Keys are UTF-8, which never contains the byte `0xff`, so every key with
+/// the prefix sorts before `prefix` followed by `0xff`, and every key
+/// between the two bounds starts with the prefix.
+fn lex_range(prefix: &str, after: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+    let min = match after {
+        Some(after) if after >= prefix => [b"(", after.as_bytes()].concat(),
+        _ if prefix.is_empty() => b"-".to_vec(),
+        _ => [b"[", prefix.as_bytes()].concat(),
+    };
+    let max = if prefix.is_empty() {
+        b"+".to_vec()
+    } else {
+        [b"(", prefix.as_bytes(), &[0xff]].concat()
+    };
+    (min, max)
+}
+
+/// A Redis error: the store cannot be used now.
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lex_range;
+
+    #[test]
+    fn lex_range_bounds_the_prefix() {
+        assert_eq!(lex_range("", None), (b"-".to_vec(), b"+".to_vec()));
+        assert_eq!(lex_range("", Some("a")), (b"(a".to_vec(), b"+".to_vec()));
+        assert_eq!(
+            lex_range("a/", None),
+            (b"[a/".to_vec(), b"(a/\xff".to_vec())
+        );
+        assert_eq!(
+            lex_range("a/", Some("a/1")),
+            (b"(a/1".to_vec(), b"(a/\xff".to_vec())
+        );
+        // A cursor before the prefix starts at the prefix.
+        assert_eq!(
+            lex_range("a/", Some("a")),
+            (b"[a/".to_vec(), b"(a/\xff".to_vec())
+        );
+    }
+}

@@ -244,7 +244,7 @@ fi
 while IFS= read -r var; do
     case "$var" in
         TOKENIM_LISTEN | TOKENIM_DEV_MODE | TOKENIM_NODE_ID | TOKENIM_DRAIN_TIMEOUT) ;;
-        TOKENIM_LOG__* | TOKENIM_AUTH__* | TOKENIM_ORIGINS__* | TOKENIM_LIMITS__* | TOKENIM_REDIS__*) ;;
+        TOKENIM_LOG__* | TOKENIM_AUTH__* | TOKENIM_ORIGINS__* | TOKENIM_LIMITS__* | TOKENIM_REDIS__* | TOKENIM_STORE__* | TOKENIM_API__*) ;;
         TOKENIM_*)
             echo "note: $var is not passed to the nodes (not a gateway setting)"
             unset "$var"

@@ -47,7 +47,8 @@ start_node() {
   local port=$1
   shift
   env TOKENIM_LIMITS__MAX_CONNECTIONS_PER_IP=100000 TOKENIM_LIMITS__PUBLISH_RATE=100000 \
-    TOKENIM_LIMITS__PUBLISH_BURST=100000 TOKENIM_LOG__FILTER=warn "$@" \
+    TOKENIM_LIMITS__PUBLISH_BURST=100000 TOKENIM_LOG__FILTER=warn \
+    TOKENIM_STORE__PATH="$OUT/store-$port-$RANDOM" "$@" \
     taskset -c 0 target/release/tokenim --listen "127.0.0.1:$port" >"$OUT/gateway-$port.log" 2>&1 &
   PIDS+=($!)
   LAST_PID=$!

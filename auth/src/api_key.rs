@@ -121,7 +121,9 @@ impl fmt::Display for Scope {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiKeyError {
     /// No credentials in the request: send the key id and secret.
-    #[error("no API key: send Authorization: Basic <key id>:<secret> (base64) or Bearer <key id>:<secret>")]
+    #[error(
+        "no API key: send Authorization: Basic <key id>:<secret> (base64) or Bearer <key id>:<secret>"
+    )]
     Missing,
     /// The credentials are not `<key id>:<secret>`, or no key has this id.
     #[error("unknown API key {0:?}")]
@@ -333,13 +335,7 @@ impl ApiKey {
     ) -> (Self, ApiSecret) {
         let secret = ApiSecret::generate();
         let key = Self::with_secret(ApiKeyId::generate(), name, scopes, &secret, now);
-        (
-            Self {
-                expires_at,
-                ..key
-            },
-            secret,
-        )
+        (Self { expires_at, ..key }, secret)
     }
 
     /// A key with a given id and secret (the configured bootstrap key).
@@ -430,12 +426,21 @@ mod tests {
     fn every_failure_is_told_apart() {
         let (mut k, s) = key(Some(NOW + 10));
         assert_eq!(k.authenticate(s.expose(), NOW), Ok(()));
-        assert_eq!(k.authenticate("sk_nope", NOW), Err(ApiKeyError::WrongSecret));
-        assert_eq!(k.authenticate(s.expose(), NOW + 10), Err(ApiKeyError::Expired));
+        assert_eq!(
+            k.authenticate("sk_nope", NOW),
+            Err(ApiKeyError::WrongSecret)
+        );
+        assert_eq!(
+            k.authenticate(s.expose(), NOW + 10),
+            Err(ApiKeyError::Expired)
+        );
         k.revoke(NOW + 1);
         assert_eq!(k.authenticate(s.expose(), NOW), Err(ApiKeyError::Revoked));
         // A wrong secret says nothing about revocation.
-        assert_eq!(k.authenticate("sk_nope", NOW), Err(ApiKeyError::WrongSecret));
+        assert_eq!(
+            k.authenticate("sk_nope", NOW),
+            Err(ApiKeyError::WrongSecret)
+        );
     }
 
     #[test]
@@ -464,7 +469,10 @@ mod tests {
     fn rotation_without_overlap_drops_the_old_secret_at_once() {
         let (mut k, old) = key(None);
         let new = k.rotate(0, NOW);
-        assert_eq!(k.authenticate(old.expose(), NOW), Err(ApiKeyError::WrongSecret));
+        assert_eq!(
+            k.authenticate(old.expose(), NOW),
+            Err(ApiKeyError::WrongSecret)
+        );
         assert_eq!(k.authenticate(new.expose(), NOW), Ok(()));
     }
 }

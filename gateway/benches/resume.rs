@@ -18,11 +18,13 @@ const MISSED: u64 = 1_000;
 
 fn resume(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
     let (url, epoch) = rt.block_on(async {
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             ..Config::default()
         };
+        config.store.path = data.path().to_owned();
         config.origins.allow_missing = true;
         config.history.size = MISSED as usize;
         config.history.page = MISSED as usize;

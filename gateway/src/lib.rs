@@ -14,6 +14,9 @@
 //! * [`metrics`]: the `tokenim_*` Prometheus collectors.
 //! * [`telemetry`]: structured logging.
 //! * [`store`]: users, groups, keys, policy, audit, jobs: embedded or Redis.
+//! * [`records`]: request bodies (JSON, CSV, JSON lines) → validated users and groups.
+//! * [`access`]: the node's copy of roles and grants, and the access version.
+//! * [`bootstrap`]: the first admin API key.
 //! * [`state`]: [`state::AppState`], what every task shares.
 //! * [`cli`]: the `tokenim` command line.
 //!
@@ -27,13 +30,16 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod api;
+pub mod bootstrap;
 pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod hub;
 pub mod limiter;
 pub mod metrics;
+pub mod records;
 pub mod server;
 pub mod session;
 pub mod state;

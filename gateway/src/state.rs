@@ -9,11 +9,14 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::Access;
 use crate::broker::{Broker, LocalBroker, RedisBroker};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::limiter::ConnLimiter;
 use crate::metrics::Metrics;
+use crate::store::kv::{EmbeddedKv, Kv, RedisKv};
+use crate::store::{Store, StoreError};
 
 /// Cheap-to-clone handle on the node's shared state.
 #[derive(Debug, Clone)]
@@ -28,10 +31,17 @@ pub struct Shared {
     pub verifier: TokenVerifier,
     /// Mints tokens in development mode (`/dev/token`); `None` otherwise.
     pub signer: Option<TokenSigner>,
+    /// Mints tokens for the server API (`POST /v1/tokens`): the first
+    /// configured key that can sign; `None` if none can (public keys only).
+    pub minter: Option<TokenSigner>,
     /// Local channels and subscribers.
     pub hub: Arc<Hub>,
     /// Fan-out between nodes.
     pub broker: Broker,
+    /// Users, groups, keys, policy, audit log, jobs.
+    pub store: Store,
+    /// The node's copy of the access rules.
+    pub access: Arc<Access>,
     /// Prometheus collectors.
     pub metrics: Metrics,
     /// Cancelled when the node starts draining.
@@ -42,6 +52,8 @@ pub struct Shared {
     pub limiter: Arc<ConnLimiter>,
     /// tungstenite settings derived from `limits`.
     pub ws_config: WebSocketConfig,
+    /// Import jobs this node may still start (`api.max_jobs`).
+    pub job_slots: Arc<tokio::sync::Semaphore>,
     /// This node's id (logs, envelopes, presence).
     pub node_id: String,
     session_tag: u64,
@@ -61,6 +73,10 @@ pub enum StateError {
     /// Redis could not be set up.
     #[error("redis: {0}")]
     Broker(#[from] crate::broker::BrokerError),
+    /// The store could not be opened (the embedded file is in use by
+    /// another process, or unreadable).
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// A weak random number (time and process id): enough to tell nodes apart.
@@ -96,6 +112,7 @@ impl AppState {
         } else {
             None
         };
+        let minter = auth.keys.iter().find_map(|k| TokenSigner::new(k).ok());
         let metrics = Metrics::new();
         let hub = Arc::new(Hub::new(
             metrics.clone(),
@@ -122,6 +139,19 @@ impl AppState {
                 .await?,
             ),
         };
+        let kv = match &config.redis {
+            Some(redis) if !config.store.is_embedded(true) => {
+                Kv::Redis(RedisKv::open(redis).await?)
+            }
+            _ => Kv::Embedded(EmbeddedKv::open(&config.store.path)?),
+        };
+        let store = Store::new(kv);
+        if let Err(e) = crate::bootstrap::ensure_admin_key(&store, &config.api).await {
+            tracing::warn!(error = %e, "bootstrap admin key not checked (store unreachable)");
+        }
+        let access = Arc::new(Access::load(store.clone()).await);
+        tokio::spawn(Arc::clone(&access).poll(config.api.access_refresh, shutdown.clone()));
+        let job_slots = Arc::new(tokio::sync::Semaphore::new(config.api.max_jobs));
         let l = &config.limits;
         let limiter =
             ConnLimiter::new(l.max_connections, l.max_connections_per_ip, metrics.clone());
@@ -135,10 +165,14 @@ impl AppState {
             config,
             verifier,
             signer,
+            minter,
             hub,
             broker,
+            store,
+            access,
             metrics,
             shutdown,
+            job_slots,
             node_id,
             session_tag: u64::from(random_u32() & SESSION_TAG_MASK) << 32,
             tracker: TaskTracker::new(),

@@ -24,7 +24,7 @@ LOGS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -f "${LOGS[@]}"
+    rm -rf "${LOGS[@]}"
 }
 trap cleanup EXIT
 
@@ -35,8 +35,11 @@ start_gateway() {
     local log
     log=$(mktemp -t tokenim-spec-client.XXXXXX.log)
     LOGS+=("$log")
+    local data
+    data=$(mktemp -d -t tokenim-spec-store.XXXXXX)
+    LOGS+=("$data")
     env -u TOKENIM_URL -u TOKENIM_STRICT_DOC -u TOKENIM_SPEC_ALLOWED_ORIGIN -u TOKENIM_SPEC_LIMITED_URL \
-        "$@" "$GATEWAY" --listen "127.0.0.1:$port" >"$log" 2>&1 &
+        TOKENIM_STORE__PATH="$data" "$@" "$GATEWAY" --listen "127.0.0.1:$port" >"$log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
     for _ in $(seq 1 100); do   # up to ~10 s

@@ -33,3 +33,56 @@ impl IntoResponse for ApiError {
         (self.status, Json(ErrorBody::new(self.code, self.message))).into_response()
     }
 }
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        let status = match e {
+            crate::store::StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            crate::store::StoreError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        tracing::warn!(error = %e, "store request failed");
+        Self::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<crate::broker::BrokerError> for ApiError {
+    fn from(e: crate::broker::BrokerError) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
+    }
+}
+
+impl From<tokenim_auth::ApiKeyError> for ApiError {
+    fn from(e: tokenim_auth::ApiKeyError) -> Self {
+        let status = match e {
+            tokenim_auth::ApiKeyError::MissingScope(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        Self::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<crate::records::BodyError> for ApiError {
+    fn from(e: crate::records::BodyError) -> Self {
+        let status = match e.code() {
+            ErrorCode::TooManyItems => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, e.code(), e.to_string())
+    }
+}
+
+impl ApiError {
+    /// 400 with `code`.
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("{what} does not exist"),
+        )
+    }
+}

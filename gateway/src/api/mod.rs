@@ -7,11 +7,13 @@
 //! | `GET /healthz`, `/readyz`, `/metrics` | [`health`] | liveness, readiness, Prometheus |
 //! | `GET /` | [`demo`] | the demo chat page |
 //! | `GET /dev/token` | [`dev`] | development only: mint a token for any user |
+//! | `/v1/...` | [`v1`] | the server API: keys, users, groups, tokens, moderation, publish, roles, grants, audit, jobs |
 
 pub mod demo;
 pub mod dev;
 pub mod error;
 pub mod health;
+pub mod v1;
 pub mod ws;
 
 use axum::Router;
@@ -28,5 +30,6 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/dev/token", get(dev::token))
+        .merge(v1::router())
         .with_state(state)
 }

@@ -3,7 +3,9 @@
 //! Checks, in order: the node is not draining (503), the request is a
 //! valid WebSocket handshake (400), its `Origin` is allowed (403), the
 //! subprotocol is one of ours (400), and a token in the `Authorization`
-//! header or `?token=` query, if present, is valid (401). Then it answers
+//! header or `?token=` query, if present, is valid (401), not revoked
+//! (401, `1112 token_revoked`) and not for a banned user (403, `1111
+//! user_banned`); see [`crate::session::access`]. Then it answers
 //! `101` and hands the raw TCP socket to a session task with tungstenite
 //! configured from `limits`. Every refusal is counted by reason.
 
@@ -24,6 +26,7 @@ use super::error::ApiError;
 use crate::config::OriginConfig;
 use crate::metrics::Rejection;
 use crate::server::ConnInfo;
+use crate::session::access::{self, Refusal};
 use crate::session::{self, auth, conn::Conn};
 use crate::state::AppState;
 
@@ -80,11 +83,15 @@ pub async fn upgrade(
         ));
     };
     let token = bearer(headers).or_else(|| query.ok().and_then(|Query(q)| q.token));
-    let claims = match token {
-        Some(token) => Some(
-            auth::verify(&state, &token)
-                .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()))?,
-        ),
+    let admitted = match token {
+        Some(token) => {
+            let claims = auth::verify(&state, &token)
+                .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()))?;
+            let admitted = access::admit(&state, claims)
+                .await
+                .map_err(|r| ApiError::new(refusal_status(r), r.code(), r.to_string()))?;
+            Some(admitted)
+        }
         None => None,
     };
 
@@ -113,7 +120,7 @@ pub async fn upgrade(
             }
         };
         let conn = Conn::new(ws, codec, task_state.clone());
-        session::run(conn, task_state.clone(), claims, info.permit).await;
+        session::run(conn, task_state.clone(), admitted, info.permit).await;
     });
 
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
@@ -131,6 +138,15 @@ pub async fn upgrade(
         );
     }
     Ok(response)
+}
+
+/// The HTTP status refusing an upgrade for `refusal`: 403 for a banned
+/// user (another token will not help), 401 for a revoked token.
+fn refusal_status(refusal: Refusal) -> StatusCode {
+    match refusal {
+        Refusal::Banned => StatusCode::FORBIDDEN,
+        Refusal::Revoked => StatusCode::UNAUTHORIZED,
+    }
 }
 
 /// Whether a comma-separated header holds `token` (case-insensitive).

@@ -9,13 +9,17 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+mod api;
 mod history;
 mod limits;
 mod redis;
+mod store;
 
+pub use self::api::ApiConfig;
 pub use self::history::HistoryConfig;
 pub use self::limits::Limits;
 pub use self::redis::RedisConfig;
+pub use self::store::{StoreBackend, StoreConfig};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -51,6 +55,10 @@ pub struct Config {
     /// Redis, to run several nodes as one cluster. Absent (the default):
     /// a single node with the in-process broker.
     pub redis: Option<RedisConfig>,
+    /// Where users, groups, keys, policy and the audit log are kept.
+    pub store: StoreConfig,
+    /// The server API (keys, batches, imports).
+    pub api: ApiConfig,
     /// This node's name in logs and in what it publishes to other nodes.
     /// Default: `<hostname>-<random>`, new at every start.
     pub node_id: Option<String>,
@@ -71,6 +79,8 @@ impl Default for Config {
             limits: Limits::default(),
             history: HistoryConfig::default(),
             redis: None,
+            store: StoreConfig::default(),
+            api: ApiConfig::default(),
             node_id: None,
             drain_timeout: Duration::from_secs(10),
         }
@@ -245,6 +255,8 @@ impl Config {
             ));
         }
         self.history.validate()?;
+        self.store.validate(self.redis.is_some())?;
+        self.api.validate()?;
         if let Some(redis) = &self.redis {
             redis.validate()?;
         }
@@ -256,7 +268,7 @@ impl Config {
 
 /// The top-level settings, the only `TOKENIM_*` variables read as
 /// configuration.
-const SETTINGS: [&str; 10] = [
+const SETTINGS: [&str; 12] = [
     "listen",
     "dev_mode",
     "log",
@@ -265,6 +277,8 @@ const SETTINGS: [&str; 10] = [
     "limits",
     "history",
     "redis",
+    "store",
+    "api",
     "node_id",
     "drain_timeout",
 ];

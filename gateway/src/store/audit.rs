@@ -66,6 +66,24 @@ impl Store {
         Ok(id)
     }
 
+    /// Appends several records with consecutive ids, in one write.
+    pub async fn audit_many(&self, mut records: Vec<AuditRecord>) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let last = self.kv.incr("audit", records.len() as u64).await?;
+        let first = last + 1 - records.len() as u64;
+        let ops = records
+            .iter_mut()
+            .zip(first..)
+            .map(|(r, id)| {
+                r.id = id;
+                Op::Put(Table::Audit, key(id), encode(r))
+            })
+            .collect();
+        self.kv.write(ops).await
+    }
+
     /// Records matching `query`, oldest first.
     pub async fn audit_log(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
         let limit = query.limit.clamp(1, 1_000);

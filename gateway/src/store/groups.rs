@@ -227,7 +227,8 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<GroupId>, StoreError> {
-        self.second_parts(Table::UserGroups, user, after, limit).await
+        self.second_parts(Table::UserGroups, user, after, limit)
+            .await
     }
 
     /// The ids after `first/` in a membership table.

@@ -56,7 +56,11 @@ impl Store {
                 }
                 user.created_at = old.created_at;
             }
-            ops.push(Op::Put(Table::Users, user.id.as_str().to_owned(), encode(&user)));
+            ops.push(Op::Put(
+                Table::Users,
+                user.id.as_str().to_owned(),
+                encode(&user),
+            ));
             statuses[i] = ItemStatus::Updated;
         }
         if !ops.is_empty() {

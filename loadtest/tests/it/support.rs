@@ -14,6 +14,7 @@ pub(crate) struct TestGateway {
     pub(crate) url: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    _data: tempfile::TempDir,
 }
 
 impl TestGateway {
@@ -26,6 +27,8 @@ impl TestGateway {
             listen: "127.0.0.1:0".parse().unwrap(),
             ..Config::default()
         };
+        let data = tempfile::tempdir().unwrap();
+        config.store.path = data.path().to_owned();
         config.log.filter = "warn".into();
         config.limits.publish_rate = 10_000.0;
         config.limits.publish_burst = 10_000.0;
@@ -41,6 +44,7 @@ impl TestGateway {
             url,
             stop: Some(stop),
             task: Some(task),
+            _data: data,
         }
     }
 

@@ -87,7 +87,9 @@ impl EmbeddedKv {
             keys.iter()
                 .map(|(table, key)| {
                     let t = tx.open_table(def(*table)).map_err(failed)?;
-                    Ok(t.get(key.as_str()).map_err(failed)?.map(|v| v.value().to_vec()))
+                    Ok(t.get(key.as_str())
+                        .map_err(failed)?
+                        .map(|v| v.value().to_vec()))
                 })
                 .collect()
         })
@@ -168,10 +170,7 @@ impl EmbeddedKv {
                 _ => Bound::Included(prefix.as_str()),
             };
             let mut out = Vec::new();
-            for entry in t
-                .range::<&str>((start, Bound::Unbounded))
-                .map_err(failed)?
-            {
+            for entry in t.range::<&str>((start, Bound::Unbounded)).map_err(failed)? {
                 let (k, v) = entry.map_err(failed)?;
                 if !k.value().starts_with(prefix.as_str()) || out.len() >= limit {
                     break;

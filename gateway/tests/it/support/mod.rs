@@ -22,10 +22,17 @@ use tokio::task::JoinHandle;
 /// How long a test waits for something that should happen promptly.
 pub(crate) const WAIT: Duration = Duration::from_secs(5);
 
+/// The bootstrap admin key of every test gateway (all scopes).
+pub(crate) const ADMIN_KEY_ID: &str = "ak_00000000000000a1";
+/// Its secret.
+pub(crate) const ADMIN_SECRET: &str = "test-admin-secret-0123456789abcdef";
+
 /// A running gateway, shut down on `stop` (or aborted on drop).
 pub(crate) struct TestGateway {
     pub(crate) addr: SocketAddr,
     pub(crate) state: AppState,
+    /// The embedded store's directory (removed when the last holder drops).
+    pub(crate) data: std::sync::Arc<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -88,10 +95,21 @@ impl TestGateway {
     }
 
     pub(crate) async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::in_dir(std::sync::Arc::new(tempfile::tempdir().unwrap()), tweak).await
+    }
+
+    /// A gateway whose embedded store is in `data` (to restart a node on
+    /// the same store).
+    pub(crate) async fn in_dir(
+        data: std::sync::Arc<tempfile::TempDir>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             ..Config::default()
         };
+        config.store.path = data.path().to_owned();
+        config.api.admin_key = Some(format!("{ADMIN_KEY_ID}:{ADMIN_SECRET}"));
         config.origins.allow_missing = true;
         config.limits.publish_rate = 10_000.0;
         config.limits.publish_burst = 10_000.0;
@@ -107,6 +125,7 @@ impl TestGateway {
         Self {
             addr,
             state,
+            data,
             stop: Some(stop),
             task: Some(task),
         }
@@ -118,6 +137,7 @@ impl TestGateway {
         Self {
             addr,
             state: like.state.clone(),
+            data: std::sync::Arc::clone(&like.data),
             stop: None,
             task: None,
         }

@@ -1,0 +1,213 @@
+//! What the batch endpoints share: the body (bounded), its format, the
+//! create/upsert mode, storing parsed items and the per-item response.
+//! Import jobs store their items through the same functions.
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use tokenim_auth::{AuditAction, AuditRecord};
+use tokenim_protocol::ErrorCode;
+
+use super::caller::Caller;
+use crate::api::error::ApiError;
+use crate::records::{Format, ParsedItem, RecordLimits};
+use crate::state::AppState;
+use crate::store::groups::GroupOutcome;
+use crate::store::{ItemResult, ItemStatus, NewGroup, StoreError, User};
+
+/// `?mode=create` (the default: existing items are left alone) or
+/// `?mode=upsert` (existing items are updated).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Create only.
+    #[default]
+    Create,
+    /// Create or update.
+    Upsert,
+}
+
+/// The query of a batch request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchQuery {
+    /// Create or upsert.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// What a batch did, with a result per item in input order.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// Items created.
+    pub created: usize,
+    /// Items that existed and were left unchanged.
+    pub exists: usize,
+    /// Items updated (upsert).
+    pub updated: usize,
+    /// Items refused: retry exactly these, fixed.
+    pub failed: usize,
+    /// One result per item.
+    pub results: Vec<ItemResult>,
+}
+
+impl BatchResponse {
+    /// Counts the results.
+    pub fn new(results: Vec<ItemResult>) -> Self {
+        let count = |s| results.iter().filter(|r| r.status == s).count();
+        Self {
+            created: count(ItemStatus::Created),
+            exists: count(ItemStatus::Exists),
+            updated: count(ItemStatus::Updated),
+            failed: count(ItemStatus::Error),
+            results,
+        }
+    }
+
+    /// As a kept response.
+    pub fn outcome(&self) -> super::idempotency::Outcome {
+        let body = serde_json::to_string(self).expect("responses serialize");
+        (StatusCode::OK, body)
+    }
+}
+
+/// Reads a body of at most `api.max_body_bytes`.
+pub async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    let max = state.config.api.max_body_bytes;
+    axum::body::to_bytes(body, max).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BodyTooLarge,
+            format!("the body is larger than {max} bytes; import it as a job"),
+        )
+    })
+}
+
+/// The body's format from `Content-Type` (absent: JSON).
+pub fn format(headers: &HeaderMap) -> Result<Format, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(Format::Json);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(Format::from_content_type)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::InvalidBody,
+                "Content-Type must be application/json, text/csv or application/x-ndjson",
+            )
+        })
+}
+
+/// The record limits from configuration.
+pub fn limits(state: &AppState) -> RecordLimits {
+    RecordLimits {
+        max_metadata_bytes: state.config.api.max_metadata_bytes,
+        max_members: state.config.api.max_batch_items,
+    }
+}
+
+fn result(
+    index: usize,
+    id: Option<String>,
+    outcome: Result<ItemStatus, ErrorCodeMsg>,
+) -> ItemResult {
+    match outcome {
+        Ok(status) => ItemResult {
+            index,
+            id,
+            status,
+            error: None,
+        },
+        Err((code, message)) => ItemResult {
+            index,
+            id,
+            status: ItemStatus::Error,
+            error: Some(tokenim_protocol::ErrorBody::new(code, message)),
+        },
+    }
+}
+
+type ErrorCodeMsg = (ErrorCode, String);
+
+/// A valid record with its position and id as written.
+type Placed<T> = (usize, Option<String>, T);
+
+/// Splits parsed items into the valid records (with their positions) and
+/// the refused ones' results.
+fn split<T>(items: Vec<ParsedItem<T>>) -> (Vec<Placed<T>>, Vec<ItemResult>) {
+    let mut valid = Vec::new();
+    let mut refused = Vec::new();
+    for item in items {
+        match item.result {
+            Ok(record) => valid.push((item.index, item.id, record)),
+            Err(e) => refused.push(result(item.index, item.id, Err((e.code, e.message)))),
+        }
+    }
+    (valid, refused)
+}
+
+/// Stores parsed users; a result per item, in input order. Users created
+/// or updated with roles are audited, and move the access version.
+pub async fn store_users(
+    state: &AppState,
+    caller: &Caller,
+    items: Vec<ParsedItem<User>>,
+    upsert: bool,
+) -> Result<Vec<ItemResult>, StoreError> {
+    let (valid, mut results) = split(items);
+    let (places, users): (Vec<_>, Vec<User>) =
+        valid.into_iter().map(|(i, id, u)| ((i, id), u)).unzip();
+    let statuses = state.store.create_users(users.clone(), upsert).await?;
+    let now = crate::unix_millis();
+    let mut audits = Vec::new();
+    for (((index, id), user), status) in places.into_iter().zip(&users).zip(statuses) {
+        let changed = matches!(status, ItemStatus::Created | ItemStatus::Updated);
+        if changed && !user.roles.is_empty() {
+            let mut r = AuditRecord::new(
+                now,
+                caller.actor(),
+                AuditAction::UserRolesChanged,
+                user.id.as_str(),
+            );
+            r.source = caller.source.clone();
+            r.detail = serde_json::json!({ "roles": user.roles });
+            audits.push(r);
+        }
+        results.push(result(index, id, Ok(status)));
+    }
+    if !audits.is_empty() {
+        state.store.audit_many(audits).await?;
+        state.store.bump_access().await?;
+    }
+    results.sort_by_key(|r| r.index);
+    Ok(results)
+}
+
+/// Stores parsed groups; a result per item, in input order.
+pub async fn store_groups(
+    state: &AppState,
+    items: Vec<ParsedItem<NewGroup>>,
+    upsert: bool,
+) -> Result<Vec<ItemResult>, StoreError> {
+    let (valid, mut results) = split(items);
+    let (places, groups): (Vec<_>, Vec<NewGroup>) =
+        valid.into_iter().map(|(i, id, g)| ((i, id), g)).unzip();
+    let outcomes: Vec<GroupOutcome> = state
+        .store
+        .create_groups(groups, upsert, crate::unix_millis())
+        .await?;
+    let any_change = outcomes
+        .iter()
+        .any(|o| matches!(o, Ok(ItemStatus::Created | ItemStatus::Updated)));
+    for ((index, id), outcome) in places.into_iter().zip(outcomes) {
+        results.push(result(index, id, outcome));
+    }
+    if any_change {
+        state.store.bump_access().await?;
+    }
+    results.sort_by_key(|r| r.index);
+    Ok(results)
+}

@@ -1,0 +1,332 @@
+//! Import jobs: `POST /v1/jobs/import/users` (or `/groups`) with a CSV or
+//! JSON-lines file of any size (up to `api.max_import_bytes`). The upload
+//! is streamed to a temporary file (never held in memory), the request
+//! answers `202` with the job, and the node imports it in the background,
+//! `api.max_batch_items` at a time, recording progress (readable from any
+//! node: `GET /v1/jobs/{id}`) and every refused item (`GET
+//! /v1/jobs/{id}/failures`). A node runs at most `api.max_jobs` at once.
+//!
+//! An id repeated within one file is not refused as a duplicate: its
+//! second occurrence reports `exists` (or `updated` in upsert mode).
+
+use std::io::BufReader;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use futures_util::StreamExt;
+use tokenim_auth::Scope;
+use tokenim_protocol::{ErrorBody, ErrorCode};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use super::batch::{self, BatchQuery, Mode};
+use super::caller::Caller;
+use super::{Listing, Page, Params};
+use crate::api::error::ApiError;
+use crate::records::{Format, GroupStream, ParsedItem, RecordLimits, UserStream};
+use crate::state::AppState;
+use crate::store::jobs::{Job, JobKind, JobState};
+use crate::store::{ItemResult, ItemStatus, NewGroup, User};
+
+/// Imports users.
+pub async fn import_users(
+    state: State<AppState>,
+    caller: Caller,
+    query: Params<BatchQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    start(state, caller, query, headers, body, JobKind::Users).await
+}
+
+/// Imports groups.
+pub async fn import_groups(
+    state: State<AppState>,
+    caller: Caller,
+    query: Params<BatchQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    start(state, caller, query, headers, body, JobKind::Groups).await
+}
+
+fn scope(kind: JobKind) -> Scope {
+    match kind {
+        JobKind::Users => Scope::UsersWrite,
+        JobKind::Groups => Scope::GroupsWrite,
+    }
+}
+
+async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(query): Params<BatchQuery>,
+    headers: HeaderMap,
+    body: Body,
+    kind: JobKind,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    caller.require(&state, scope(kind)).await?;
+    let format = batch::format(&headers)?;
+    if format == Format::Json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::InvalidBody,
+            "an import is text/csv or application/x-ndjson (one JSON object per line)",
+        ));
+    }
+    let Ok(slot) = std::sync::Arc::clone(&state.job_slots).try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyJobs,
+            format!(
+                "this node runs {} import jobs already; retry when one finishes",
+                state.config.api.max_jobs
+            ),
+        ));
+    };
+    let (file, bytes) = spool(&state, body).await?;
+    let now = crate::unix_millis();
+    let job = Job {
+        id: format!(
+            "job_{}",
+            tokenim_auth::ApiKeyId::generate()
+                .as_str()
+                .trim_start_matches("ak_")
+        ),
+        kind,
+        upsert: query.mode == Mode::Upsert,
+        state: JobState::Queued,
+        bytes,
+        processed: 0,
+        created: 0,
+        exists: 0,
+        updated: 0,
+        failed: 0,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+        error: None,
+    };
+    state.store.put_job(&job).await?;
+    let running = job.clone();
+    tokio::spawn(async move {
+        let _slot = slot;
+        run(state, caller, running, file, format).await;
+    });
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// Streams the body into a temporary file, at most `api.max_import_bytes`.
+async fn spool(state: &AppState, body: Body) -> Result<(tempfile::NamedTempFile, u64), ApiError> {
+    let internal = |e: std::io::Error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            e.to_string(),
+        )
+    };
+    let file = tempfile::NamedTempFile::new().map_err(internal)?;
+    let mut out = tokio::fs::File::from_std(file.reopen().map_err(internal)?);
+    let max = state.config.api.max_import_bytes;
+    let mut written = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(ErrorCode::InvalidBody, format!("upload interrupted: {e}"))
+        })?;
+        written += chunk.len() as u64;
+        if written > max {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::BodyTooLarge,
+                format!("an import file is at most {max} bytes"),
+            ));
+        }
+        out.write_all(&chunk).await.map_err(internal)?;
+    }
+    out.flush().await.map_err(internal)?;
+    Ok((file, written))
+}
+
+/// Items read from the file, a batch at a time.
+enum Batch {
+    Users(Vec<ParsedItem<User>>),
+    Groups(Vec<ParsedItem<NewGroup>>),
+}
+
+/// Reads the file on a blocking thread, sending batches (at most two
+/// waiting: the reader never runs far ahead of the store).
+fn read(
+    file: &tempfile::NamedTempFile,
+    kind: JobKind,
+    format: Format,
+    limits: &RecordLimits,
+    batch_size: usize,
+    tx: &mpsc::Sender<Result<Batch, ErrorBody>>,
+) -> Result<(), ErrorBody> {
+    let reader = BufReader::new(
+        file.reopen()
+            .map_err(|e| ErrorBody::new(ErrorCode::Internal, e.to_string()))?,
+    );
+    let now = crate::unix_millis();
+    fn pump<T>(
+        items: impl Iterator<Item = Result<ParsedItem<T>, crate::records::BodyError>>,
+        batch_size: usize,
+        wrap: fn(Vec<ParsedItem<T>>) -> Batch,
+        tx: &mpsc::Sender<Result<Batch, ErrorBody>>,
+    ) -> Result<(), ErrorBody> {
+        let mut batch = Vec::with_capacity(batch_size);
+        for item in items {
+            batch.push(item.map_err(|e| e.body())?);
+            if batch.len() == batch_size {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                if tx.blocking_send(Ok(wrap(full))).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = tx.blocking_send(Ok(wrap(batch)));
+        }
+        Ok(())
+    }
+    match kind {
+        JobKind::Users => {
+            let items = UserStream::new(reader, format, limits, now).map_err(|e| e.body())?;
+            pump(items, batch_size, Batch::Users, tx)
+        }
+        JobKind::Groups => {
+            let items = GroupStream::new(reader, format, limits, now).map_err(|e| e.body())?;
+            pump(items, batch_size, Batch::Groups, tx)
+        }
+    }
+}
+
+async fn run(
+    state: AppState,
+    caller: Caller,
+    mut job: Job,
+    file: tempfile::NamedTempFile,
+    format: Format,
+) {
+    let (tx, mut rx) = mpsc::channel(2);
+    let limits = batch::limits(&state);
+    let batch_size = state.config.api.max_batch_items;
+    let kind = job.kind;
+    let reader = tokio::task::spawn_blocking(move || {
+        if let Err(e) = read(&file, kind, format, &limits, batch_size, &tx) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    job.state = JobState::Running;
+    let mut outcome = Ok(());
+    while let Some(next) = rx.recv().await {
+        let stored = match next {
+            Ok(Batch::Users(items)) => batch::store_users(&state, &caller, items, job.upsert).await,
+            Ok(Batch::Groups(items)) => batch::store_groups(&state, items, job.upsert).await,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        };
+        let results = match stored {
+            Ok(results) => results,
+            Err(e) => {
+                outcome = Err(ErrorBody::new(e.code(), e.to_string()));
+                break;
+            }
+        };
+        if let Err(e) = record(&state, &mut job, &results).await {
+            outcome = Err(ErrorBody::new(e.code(), e.to_string()));
+            break;
+        }
+    }
+    drop(rx);
+    let _ = reader.await;
+    let now = crate::unix_millis();
+    job.finished_at = Some(now);
+    job.updated_at = now;
+    match outcome {
+        Ok(()) => job.state = JobState::Done,
+        Err(e) => {
+            job.state = JobState::Failed;
+            job.error = Some(e);
+        }
+    }
+    if let Err(e) = state.store.put_job(&job).await {
+        tracing::warn!(job = %job.id, error = %e, "job's end not recorded");
+    }
+    tracing::info!(job = %job.id, processed = job.processed, failed = job.failed, state = ?job.state, "import job ended");
+}
+
+/// Counts a stored batch and records its failures.
+async fn record(
+    state: &AppState,
+    job: &mut Job,
+    results: &[ItemResult],
+) -> Result<(), crate::store::StoreError> {
+    let failures: Vec<ItemResult> = results
+        .iter()
+        .filter(|r| r.status == ItemStatus::Error)
+        .cloned()
+        .collect();
+    state.store.add_job_failures(&job.id, &failures).await?;
+    for r in results {
+        job.processed += 1;
+        match r.status {
+            ItemStatus::Created => job.created += 1,
+            ItemStatus::Exists => job.exists += 1,
+            ItemStatus::Updated => job.updated += 1,
+            ItemStatus::Error => job.failed += 1,
+        }
+    }
+    job.updated_at = crate::unix_millis();
+    state.store.put_job(job).await
+}
+
+async fn existing(state: &AppState, caller: &Caller, id: &str) -> Result<Job, ApiError> {
+    let job = state
+        .store
+        .job(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format_args!("job {id:?}")))?;
+    caller.require(state, scope(job.kind)).await?;
+    Ok(job)
+}
+
+/// A job's progress.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, ApiError> {
+    Ok(Json(existing(&state, &caller, &id).await?))
+}
+
+/// A page of a job's refused items, in input order (`after` is an item
+/// index).
+pub async fn failures(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Params(page): Params<Page>,
+) -> Result<Json<Listing<ItemResult>>, ApiError> {
+    let job = existing(&state, &caller, &id).await?;
+    let after = page
+        .after
+        .as_deref()
+        .map(|a| {
+            a.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(ErrorCode::BadRequest, "after: an item index"))
+        })
+        .transpose()?;
+    let items = state
+        .store
+        .job_failures(&job.id, after, page.limit())
+        .await?;
+    Ok(Json(Listing::new(items, page.limit(), |r| {
+        r.index.to_string()
+    })))
+}

@@ -1,0 +1,179 @@
+//! `/v1`: the server API an application's backend calls, authenticated
+//! with an API key ([`caller`]) and described by `docs/openapi.json`.
+//!
+//! | routes | module | scope |
+//! |---|---|---|
+//! | `/v1/keys…` | [`keys`] | `keys:admin` |
+//! | `/v1/users…` | [`users`] | `users:read`, `users:write` |
+//! | `/v1/groups…` | [`groups`] | `groups:read`, `groups:write` |
+//! | `/v1/tokens`, `/v1/users/{id}/ban…` | [`moderation`] | `tokens:mint`, `users:moderate` |
+//! | `/v1/publish` | [`publish`] | `messages:publish` |
+//! | `/v1/roles…`, `/v1/grants…` | [`policy`] | `roles:admin` |
+//! | `/v1/audit` | [`audit`] | `audit:read` |
+//! | `/v1/jobs…` | [`jobs`] | `users:write`, `groups:write` |
+//!
+//! Every error is `{"code","name","message"}` with a stable code.
+
+pub mod audit;
+pub mod batch;
+pub mod caller;
+pub mod groups;
+pub mod idempotency;
+pub mod jobs;
+pub mod keys;
+pub mod moderation;
+pub mod policy;
+pub mod publish;
+pub mod users;
+
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::routing::{get, post, put};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokenim_protocol::ErrorCode;
+
+use crate::api::error::ApiError;
+use crate::state::AppState;
+
+/// The `/v1` routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/keys", post(keys::create).get(keys::list))
+        .route("/v1/keys/{id}", get(keys::get).delete(keys::revoke))
+        .route("/v1/keys/{id}/rotate", post(keys::rotate))
+        .route("/v1/keys/{id}/revoke", post(keys::revoke))
+        .route("/v1/users", post(users::create).get(users::list))
+        .route("/v1/users/{id}", get(users::get).delete(users::delete))
+        .route("/v1/users/{id}/groups", get(users::groups))
+        .route(
+            "/v1/users/{id}/revoke-tokens",
+            post(moderation::revoke_tokens),
+        )
+        .route("/v1/users/{id}/disconnect", post(moderation::disconnect))
+        .route(
+            "/v1/users/{id}/ban",
+            post(moderation::ban).delete(moderation::unban),
+        )
+        .route("/v1/tokens", post(moderation::mint))
+        .route("/v1/groups", post(groups::create).get(groups::list))
+        .route("/v1/groups/{id}", get(groups::get).delete(groups::delete))
+        .route(
+            "/v1/groups/{id}/members",
+            get(groups::members).post(groups::add_members),
+        )
+        .route(
+            "/v1/groups/{id}/members/remove",
+            post(groups::remove_members),
+        )
+        .route("/v1/publish", post(publish::publish))
+        .route("/v1/roles", get(policy::roles))
+        .route(
+            "/v1/roles/{name}",
+            put(policy::set_role).delete(policy::delete_role),
+        )
+        .route("/v1/grants", get(policy::grants).post(policy::grant))
+        .route("/v1/grants/revoke", post(policy::revoke))
+        .route("/v1/audit", get(audit::query))
+        .route("/v1/jobs/import/users", post(jobs::import_users))
+        .route("/v1/jobs/import/groups", post(jobs::import_groups))
+        .route("/v1/jobs/{id}", get(jobs::get))
+        .route("/v1/jobs/{id}/failures", get(jobs::failures))
+        .route("/v1/openapi.json", get(openapi))
+}
+
+/// The OpenAPI document of this API (also `docs/openapi.json`).
+pub const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
+/// A JSON body; a bad one is `invalid_body` with serde's message.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(e) => Err(ApiError::new(
+                e.status(),
+                ErrorCode::InvalidBody,
+                e.body_text(),
+            )),
+        }
+    }
+}
+
+/// Query parameters; bad ones are `bad_request` with serde's message.
+#[derive(Debug)]
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(e) => Err(ApiError::bad_request(ErrorCode::BadRequest, e.body_text())),
+        }
+    }
+}
+
+/// An optional JSON body: empty is `T::default()`.
+pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidBody, e.to_string()))
+}
+
+/// Default page size.
+pub const DEFAULT_PAGE: usize = 100;
+
+/// `?after=<cursor>&limit=<n>` of a listing.
+#[derive(Debug, Default, Deserialize)]
+pub struct Page {
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    /// Page size (default 100, at most 1,000).
+    pub limit: Option<usize>,
+}
+
+impl Page {
+    /// The page size asked for, within bounds.
+    pub fn limit(&self) -> usize {
+        self.limit
+            .unwrap_or(DEFAULT_PAGE)
+            .clamp(1, crate::store::users::MAX_PAGE)
+    }
+}
+
+/// A page of a listing.
+#[derive(Debug, Serialize)]
+pub struct Listing<T> {
+    /// The items, in order.
+    pub items: Vec<T>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+impl<T> Listing<T> {
+    /// A page; `next` is the cursor of the last item when the page is
+    /// full (there may be more).
+    pub fn new(items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Self {
+        let next = (items.len() == limit)
+            .then(|| items.last().map(cursor))
+            .flatten();
+        Self { items, next }
+    }
+}

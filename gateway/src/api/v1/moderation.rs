@@ -1,0 +1,258 @@
+//! Tokens and moderation: mint a user token (`tokens:mint`); revoke a
+//! user's tokens, close its connections, ban and unban it
+//! (`users:moderate`). Revocations and bans apply on every node: live
+//! connections are closed at once (through the broker) and new ones are
+//! refused.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tokenim_auth::{AuditAction, ChannelPattern, MintRequest, Scope};
+use tokenim_protocol::{DisconnectCode, ErrorCode, UserId};
+
+use super::caller::Caller;
+use super::users::user_id;
+use super::{JsonBody, optional_json};
+use crate::api::error::ApiError;
+use crate::state::AppState;
+use crate::store::access::Ban;
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintBody {
+    user: UserId,
+    /// Lifetime (e.g. `1h`; default `1h`, at most `api.max_token_ttl`).
+    #[serde(default, with = "humantime_serde")]
+    ttl: Option<Duration>,
+    /// Channel patterns the token may subscribe to (default: any).
+    channels: Option<Vec<String>>,
+    /// Channel patterns the token may publish to (default: any).
+    publish: Option<Vec<String>>,
+}
+
+/// A minted token.
+#[derive(Debug, Serialize)]
+pub struct Minted {
+    token: String,
+    user: UserId,
+    /// Milliseconds since the Unix epoch.
+    expires_at: u64,
+}
+
+/// The first `iat` a revocation made now lets through: the next second,
+/// so a token minted in the same second as the revocation is revoked too
+/// (the mint endpoint issues tokens no earlier than this).
+pub fn revocation_time() -> u64 {
+    crate::unix_secs() + 1
+}
+
+fn check_patterns(field: &str, patterns: Option<&Vec<String>>) -> Result<(), ApiError> {
+    for p in patterns.into_iter().flatten() {
+        ChannelPattern::new(p)
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidField, format!("{field}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Mints a token for a user.
+pub async fn mint(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<MintBody>,
+) -> Result<Json<Minted>, ApiError> {
+    caller.require(&state, Scope::TokensMint).await?;
+    let Some(signer) = state.minter.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal,
+            "no configured key can sign tokens (HS256 secret or a private key is needed)",
+        ));
+    };
+    let ttl = body.ttl.unwrap_or(Duration::from_secs(3600));
+    let max = state.config.api.max_token_ttl;
+    if ttl.is_zero() || ttl > max {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidField,
+            format!(
+                "ttl: more than 0 and at most {}",
+                humantime_serde::re::humantime::format_duration(max)
+            ),
+        ));
+    }
+    check_patterns("channels", body.channels.as_ref())?;
+    check_patterns("publish", body.publish.as_ref())?;
+    let access = state.store.user_access(&body.user).await?;
+    let now_ms = crate::unix_millis();
+    if access.ban.as_ref().is_some_and(|b| b.active(now_ms)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::UserBanned,
+            format!("user {} is banned", body.user),
+        ));
+    }
+    let issued_at = access
+        .revocation
+        .map_or(0, |r| r.before)
+        .max(crate::unix_secs());
+    let auth = &state.config.auth;
+    let request = MintRequest {
+        audience: auth.audience.clone(),
+        issuer: auth.issuer.clone(),
+        subscribe: body.channels,
+        publish: body.publish,
+        ..MintRequest::new(body.user.clone(), issued_at, ttl.as_secs().max(1))
+    };
+    let token = signer.sign(&request).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            e.to_string(),
+        )
+    })?;
+    Ok(Json(Minted {
+        token,
+        user: body.user,
+        expires_at: (issued_at + ttl.as_secs().max(1)) * 1000,
+    }))
+}
+
+/// Revokes every token of a user issued so far and closes its
+/// connections.
+pub async fn revoke_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&state, Scope::UsersModerate).await?;
+    let id = user_id(&id)?;
+    let before = revocation_time();
+    state.store.revoke_tokens(&id, before).await?;
+    state.access.refresh().await?;
+    state
+        .broker
+        .disconnect_user(&id, DisconnectCode::TokenRevoked)
+        .await?;
+    caller
+        .audit(
+            &state,
+            AuditAction::TokensRevoked,
+            id.as_str(),
+            serde_json::json!({ "issued_before": before }),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/users/{id}/disconnect`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisconnectBody {
+    /// Why (kept in the audit log).
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Closes a user's connections on every node with 4000 `shutdown`: the
+/// clients may reconnect (to keep them out, ban the user).
+pub async fn disconnect(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&state, Scope::UsersModerate).await?;
+    let id = user_id(&id)?;
+    let body: DisconnectBody = optional_json(&body)?;
+    state
+        .broker
+        .disconnect_user(&id, DisconnectCode::Shutdown)
+        .await?;
+    caller
+        .audit(
+            &state,
+            AuditAction::UserDisconnected,
+            id.as_str(),
+            serde_json::json!({ "reason": body.reason }),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/users/{id}/ban`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BanBody {
+    /// How long (e.g. `24h`); absent: until lifted.
+    #[serde(default, with = "humantime_serde")]
+    duration: Option<Duration>,
+    /// Why.
+    #[serde(default)]
+    reason: String,
+}
+
+/// Bans a user: its connections close with 4504 and it can neither
+/// connect nor get a token until the ban ends.
+pub async fn ban(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Ban>, ApiError> {
+    caller.require(&state, Scope::UsersModerate).await?;
+    let id = user_id(&id)?;
+    let body: BanBody = optional_json(&body)?;
+    if body.reason.len() > 512 {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidField,
+            "reason: at most 512 bytes",
+        ));
+    }
+    let now = crate::unix_millis();
+    let ban = Ban {
+        since: now,
+        until: body.duration.map(|d| now + d.as_millis() as u64),
+        reason: body.reason,
+    };
+    state.store.ban(&id, &ban).await?;
+    state.access.refresh().await?;
+    state
+        .broker
+        .disconnect_user(&id, DisconnectCode::Banned)
+        .await?;
+    caller
+        .audit(
+            &state,
+            AuditAction::UserBanned,
+            id.as_str(),
+            serde_json::json!({ "until": ban.until, "reason": ban.reason }),
+        )
+        .await?;
+    Ok(Json(ban))
+}
+
+/// Lifts a user's ban.
+pub async fn unban(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&state, Scope::UsersModerate).await?;
+    let id = user_id(&id)?;
+    if !state.store.unban(&id).await? {
+        return Err(ApiError::not_found(format_args!("a ban of {id}")));
+    }
+    state.access.refresh().await?;
+    caller
+        .audit(
+            &state,
+            AuditAction::UserUnbanned,
+            id.as_str(),
+            serde_json::Value::Null,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

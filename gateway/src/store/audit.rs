@@ -47,6 +47,7 @@ pub struct AuditPage {
     /// Matching records.
     pub records: Vec<AuditRecord>,
     /// Pass as `after` to continue; absent at the end of the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<u64>,
 }
 

@@ -82,14 +82,26 @@ fn credentials(headers: &HeaderMap) -> Result<(String, String), ApiKeyError> {
     Ok((id.to_owned(), secret.to_owned()))
 }
 
-async fn audit_failure(state: &AppState, actor: &str, source: Option<String>, e: &ApiKeyError) {
+/// Audits a refused request. A request that did not prove its key is
+/// `anonymous`, with the key it named as the target; a key that proved
+/// itself but lacks a scope is the actor.
+async fn audit_failure(state: &AppState, key: &str, source: Option<String>, e: &ApiKeyError) {
     state.metrics.auth_failure(e.reason());
-    let mut record = AuditRecord::new(crate::unix_millis(), actor, AuditAction::AuthFailed, actor);
+    let actor = match e {
+        ApiKeyError::MissingScope(_) => key,
+        _ => ANONYMOUS,
+    };
+    let mut record = AuditRecord::new(crate::unix_millis(), actor, AuditAction::AuthFailed, key);
     record.source = source;
     record.detail = serde_json::json!({ "reason": e.reason(), "message": e.to_string() });
     if let Err(err) = state.store.audit(record).await {
         tracing::warn!(error = %err, "failed authentication not audited");
     }
+}
+
+/// A presented key id as an audit target (bounded, printable).
+fn presented_id(id: &str) -> String {
+    id.chars().filter(|c| c.is_ascii_graphic()).take(40).collect()
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -113,7 +125,7 @@ impl FromRequestParts<AppState> for Caller {
         };
         let Some(key) = key else {
             let e = ApiKeyError::Unknown(id.chars().take(40).collect());
-            audit_failure(state, ANONYMOUS, source, &e).await;
+            audit_failure(state, &presented_id(&id), source, &e).await;
             return Err(e.into());
         };
         if let Err(e) = key.authenticate(&secret, crate::unix_millis()) {

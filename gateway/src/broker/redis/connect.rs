@@ -17,9 +17,9 @@ use tokio::sync::mpsc;
 
 use crate::config::RedisConfig;
 
-/// The command connection.
+/// The command connection (also used by the Redis store).
 #[derive(Clone)]
-pub(super) enum Commands {
+pub(crate) enum Commands {
     /// A single Redis (reconnects by itself, lazily).
     Single(ConnectionManager),
     /// A Redis Cluster (routes by key, follows slot moves).
@@ -38,7 +38,7 @@ impl std::fmt::Debug for Commands {
 impl Commands {
     /// Opens the command connection. A single Redis connects lazily, so a
     /// node starts (not ready) while Redis is down.
-    pub(super) async fn open(config: &RedisConfig) -> RedisResult<Self> {
+    pub(crate) async fn open(config: &RedisConfig) -> RedisResult<Self> {
         if config.cluster {
             let client = ClusterClientBuilder::new(config.urls())
                 .connection_timeout(config.command_timeout)
@@ -58,7 +58,7 @@ impl Commands {
     }
 
     /// Runs one command.
-    pub(super) async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
+    pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
         match self {
             Commands::Single(c) => cmd.query_async(&mut c.clone()).await,
             Commands::Cluster(c) => cmd.query_async(&mut c.clone()).await,
@@ -66,7 +66,7 @@ impl Commands {
     }
 
     /// Runs a pipeline (all of whose keys share one slot on a cluster).
-    pub(super) async fn pipeline<T: FromRedisValue>(
+    pub(crate) async fn pipeline<T: FromRedisValue>(
         &self,
         pipe: &redis::Pipeline,
     ) -> RedisResult<T> {
@@ -77,7 +77,7 @@ impl Commands {
     }
 
     /// Runs a script (EVALSHA, loading it on first use).
-    pub(super) async fn script<T: FromRedisValue>(
+    pub(crate) async fn script<T: FromRedisValue>(
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> RedisResult<T> {

@@ -34,7 +34,7 @@ use tokenim_protocol::{
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use self::connect::Commands;
+pub(crate) use self::connect::Commands;
 use self::keys::Keys;
 use self::subscriber::Reconcile;
 use super::BrokerError;

@@ -120,7 +120,9 @@ pub struct NewItem {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached or did not answer in time (Redis
-    /// down); nothing was changed. Retry later.
+    /// down or hung). A write that timed out may or may not have been
+    /// applied: every write of the store is safe to retry (creation is
+    /// insert-if-absent, updates compare-and-swap). Retry later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
     /// The backend failed (disk, a corrupt value). Look at the logs.

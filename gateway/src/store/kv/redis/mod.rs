@@ -47,7 +47,7 @@ impl RedisKv {
         let commands = tokio::time::timeout(config.command_timeout, Commands::open(config))
             .await
             .map_err(|_| StoreError::Unavailable("redis did not answer in time".into()))?
-            .map_err(unavailable)?;
+            .map_err(|e| unavailable(&e))?;
         Ok(Self {
             commands,
             scripts: Arc::new(Scripts::new()),
@@ -87,7 +87,7 @@ impl RedisKv {
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.timeout, self.commands.script(invocation)).await {
-            Ok(result) => result.map_err(unavailable),
+            Ok(result) => result.map_err(|e| unavailable(&e)),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "redis did not answer within {:?}",
                 self.timeout
@@ -228,7 +228,7 @@ fn lex_range(prefix: &str, after: Option<&str>) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// A Redis error: the store cannot be used now.
-fn unavailable(e: redis::RedisError) -> StoreError {
+fn unavailable(e: &redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
 }
 

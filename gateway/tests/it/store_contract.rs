@@ -1,0 +1,432 @@
+//! One contract, every store backend: the same checks run on the embedded
+//! store (redb in a temporary directory), on a real standalone Redis and on
+//! a real three-master Redis Cluster, and must behave the same. Plus what
+//! only one backend has: the embedded file survives a reopen, and a Redis
+//! that is down or hung gives `Unavailable` within the command timeout.
+
+use std::time::{Duration, Instant};
+
+use tokenim_gateway::config::RedisConfig;
+use tokenim_gateway::store::kv::{EmbeddedKv, Kv, NewItem, Op, RedisKv, StoreError, Table};
+
+use crate::support::redis::{RedisCluster, RedisServer};
+
+/// Bound on one store call in these tests.
+const TIMEOUT: Duration = Duration::from_millis(800);
+
+/// Not valid UTF-8, with NULs and a newline.
+const BINARY: &[u8] = &[0, 0xff, 0xfe, 0x80, b'\n', 0, 0xc3];
+
+fn put(table: Table, key: &str, value: &[u8]) -> Op {
+    Op::Put(table, key.to_owned(), value.to_vec())
+}
+
+fn item(key: &str, value: &[u8], also: Vec<Op>) -> NewItem {
+    NewItem {
+        key: key.to_owned(),
+        value: value.to_vec(),
+        also,
+    }
+}
+
+async fn redis_kv(url: String, cluster: bool) -> Kv {
+    let config = RedisConfig {
+        url,
+        cluster,
+        command_timeout: TIMEOUT,
+        ..Default::default()
+    };
+    Kv::Redis(RedisKv::open(&config).await.expect("redis store opens"))
+}
+
+/// Keys of a scan, for comparing.
+async fn scan_keys(
+    kv: &Kv,
+    table: Table,
+    prefix: &str,
+    after: Option<&str>,
+    n: usize,
+) -> Vec<String> {
+    let entries = kv.scan(table, prefix, after, n).await.unwrap();
+    entries.into_iter().map(|(k, _)| k).collect()
+}
+
+/// Every check, on a fresh store.
+async fn contract(kv: &Kv) {
+    get_and_insert_new(kv).await;
+    write(kv).await;
+    compare_and_swap(kv).await;
+    scan(kv).await;
+    incr(kv).await;
+    binary_values(kv).await;
+}
+
+async fn get_and_insert_new(kv: &Kv) {
+    assert_eq!(kv.get(Table::Users, "nobody").await.unwrap(), None);
+    assert_eq!(
+        kv.insert_new(Table::Users, vec![]).await.unwrap(),
+        Vec::<bool>::new()
+    );
+    let first = vec![
+        item(
+            "alice",
+            b"alice-1",
+            vec![
+                put(Table::Members, "g1/alice", b"m"),
+                put(Table::UserGroups, "alice/g1", b"m"),
+            ],
+        ),
+        item("bob", b"bob-1", vec![]),
+    ];
+    assert_eq!(
+        kv.insert_new(Table::Users, first).await.unwrap(),
+        [true, true]
+    );
+    let second = vec![
+        item(
+            "alice",
+            b"alice-2",
+            vec![put(Table::Groups, "not-alice", b"x")],
+        ),
+        item(
+            "carol",
+            b"carol-1",
+            vec![Op::Delete(Table::Members, "g1/alice".into())],
+        ),
+        item(
+            "carol",
+            b"carol-2",
+            vec![put(Table::Groups, "not-carol", b"x")],
+        ),
+    ];
+    assert_eq!(
+        kv.insert_new(Table::Users, second).await.unwrap(),
+        [false, true, false],
+        "an existing key and a repeated key do not go in"
+    );
+    let got = kv
+        .get_multi(vec![
+            (Table::Users, "alice".into()),
+            (Table::Users, "nobody".into()),
+            (Table::UserGroups, "alice/g1".into()),
+            (Table::Users, "carol".into()),
+            (Table::Members, "g1/alice".into()),
+            (Table::Groups, "not-alice".into()),
+            (Table::Groups, "not-carol".into()),
+        ])
+        .await
+        .unwrap();
+    let want: [Option<&[u8]>; 7] = [
+        Some(b"alice-1"),
+        None,
+        Some(b"m"),
+        Some(b"carol-1"),
+        None,
+        None,
+        None,
+    ];
+    assert_eq!(
+        got,
+        want.map(|v| v.map(<[u8]>::to_vec)),
+        "values in order; extra writes only for what went in"
+    );
+    assert_eq!(
+        kv.get_multi(vec![]).await.unwrap(),
+        Vec::<Option<Vec<u8>>>::new()
+    );
+    assert_eq!(
+        scan_keys(kv, Table::Users, "", None, 10).await,
+        ["alice", "bob", "carol"]
+    );
+    assert_eq!(
+        scan_keys(kv, Table::Members, "", None, 10).await,
+        Vec::<String>::new()
+    );
+}
+
+async fn write(kv: &Kv) {
+    kv.write(vec![]).await.unwrap();
+    kv.write(vec![
+        put(Table::Groups, "g1", b"one"),
+        put(Table::Members, "g1/bob", b"m"),
+        Op::Delete(Table::Users, "bob".into()),
+        put(Table::Groups, "g2", b"two"),
+        Op::Delete(Table::Groups, "g2".into()),
+        Op::Delete(Table::Groups, "never-there".into()),
+        put(Table::Groups, "g1", b"one-v2"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        kv.get(Table::Groups, "g1").await.unwrap().as_deref(),
+        Some(&b"one-v2"[..]),
+        "later ops win"
+    );
+    assert_eq!(kv.get(Table::Groups, "g2").await.unwrap(), None);
+    assert_eq!(
+        kv.get(Table::Members, "g1/bob").await.unwrap().as_deref(),
+        Some(&b"m"[..])
+    );
+    assert_eq!(kv.get(Table::Users, "bob").await.unwrap(), None);
+    assert_eq!(
+        scan_keys(kv, Table::Users, "", None, 10).await,
+        ["alice", "carol"]
+    );
+    assert_eq!(scan_keys(kv, Table::Groups, "", None, 10).await, ["g1"]);
+}
+
+async fn compare_and_swap(kv: &Kv) {
+    let cas = |expected: Option<&[u8]>, new: Option<&[u8]>| {
+        kv.compare_and_swap(
+            Table::Jobs,
+            "j",
+            expected.map(<[u8]>::to_vec),
+            new.map(<[u8]>::to_vec),
+        )
+    };
+    let value = || async { kv.get(Table::Jobs, "j").await.unwrap() };
+    assert!(
+        !cas(Some(b"v1"), Some(b"v2")).await.unwrap(),
+        "absent is not v1"
+    );
+    assert_eq!(value().await, None);
+    assert!(cas(None, None).await.unwrap(), "absent stays absent");
+    assert!(cas(None, Some(b"v1")).await.unwrap(), "create when absent");
+    assert_eq!(value().await.as_deref(), Some(&b"v1"[..]));
+    assert!(
+        !cas(None, Some(b"v2")).await.unwrap(),
+        "present is not absent"
+    );
+    assert!(
+        !cas(Some(b"other"), Some(b"v2")).await.unwrap(),
+        "wrong value"
+    );
+    assert_eq!(value().await.as_deref(), Some(&b"v1"[..]));
+    assert!(cas(Some(b"v1"), Some(b"v2")).await.unwrap());
+    assert_eq!(value().await.as_deref(), Some(&b"v2"[..]));
+    assert_eq!(scan_keys(kv, Table::Jobs, "", None, 10).await, ["j"]);
+    assert!(
+        cas(Some(b"v2"), None).await.unwrap(),
+        "delete when still v2"
+    );
+    assert_eq!(value().await, None);
+    assert_eq!(
+        scan_keys(kv, Table::Jobs, "", None, 10).await,
+        Vec::<String>::new()
+    );
+    assert!(!cas(Some(b"v2"), None).await.unwrap(), "already deleted");
+    // An empty value is present, not absent.
+    assert!(cas(None, Some(b"")).await.unwrap());
+    assert!(!cas(None, Some(b"x")).await.unwrap());
+    assert!(cas(Some(b""), None).await.unwrap());
+}
+
+async fn scan(kv: &Kv) {
+    let t = Table::Audit;
+    let keys = ["b/1", "a/2", "ab/1", "a/10", "a", "a/1", "a/\u{e9}"];
+    kv.write(
+        keys.iter()
+            .map(|k| put(t, k, format!("v:{k}").as_bytes()))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        scan_keys(kv, t, "a/", None, 10).await,
+        ["a/1", "a/10", "a/2", "a/\u{e9}"],
+        "byte order"
+    );
+    assert_eq!(
+        scan_keys(kv, t, "a", None, 10).await,
+        ["a", "a/1", "a/10", "a/2", "a/\u{e9}", "ab/1"]
+    );
+    assert_eq!(scan_keys(kv, t, "b", None, 10).await, ["b/1"]);
+    assert_eq!(scan_keys(kv, t, "c", None, 10).await, Vec::<String>::new());
+    assert_eq!(scan_keys(kv, t, "", None, 10).await.len(), keys.len());
+    assert_eq!(
+        scan_keys(kv, t, "a/", Some("a/1"), 10).await,
+        ["a/10", "a/2", "a/\u{e9}"],
+        "strictly after"
+    );
+    assert_eq!(scan_keys(kv, t, "a/", Some("a/10"), 1).await, ["a/2"]);
+    assert_eq!(
+        scan_keys(kv, t, "a/", Some("a/\u{e9}"), 10).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        scan_keys(kv, t, "a/", Some("a"), 10).await.len(),
+        4,
+        "a cursor before the prefix"
+    );
+    assert_eq!(
+        scan_keys(kv, t, "a/", Some("b"), 10).await,
+        Vec::<String>::new(),
+        "a cursor past the prefix"
+    );
+    assert_eq!(
+        scan_keys(kv, t, "a/", Some("a/05"), 10).await,
+        ["a/1", "a/10", "a/2", "a/\u{e9}"],
+        "an absent cursor"
+    );
+    assert_eq!(scan_keys(kv, t, "a/", None, 2).await, ["a/1", "a/10"]);
+    assert_eq!(scan_keys(kv, t, "a/", None, 0).await, Vec::<String>::new());
+    let entries = kv.scan(t, "ab", None, 10).await.unwrap();
+    assert_eq!(entries, [("ab/1".to_owned(), b"v:ab/1".to_vec())]);
+
+    // Paging through a prefix visits every key once, in order.
+    let mut want: Vec<String> = (0..25).map(|i| format!("p/{:02}", (i * 7) % 25)).collect();
+    kv.write(want.iter().map(|k| put(t, k, k.as_bytes())).collect())
+        .await
+        .unwrap();
+    want.sort();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = kv.scan(t, "p/", after.as_deref(), 7).await.unwrap();
+        assert!(page.len() <= 7);
+        for (k, v) in &page {
+            assert_eq!(v, k.as_bytes());
+        }
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        seen.extend(page.into_iter().map(|(k, _)| k));
+    }
+    assert_eq!(seen, want);
+}
+
+async fn incr(kv: &Kv) {
+    assert_eq!(kv.incr("ids", 1).await.unwrap(), 1, "starts at 0");
+    assert_eq!(kv.incr("ids", 5).await.unwrap(), 6);
+    assert_eq!(kv.incr("other", 0).await.unwrap(), 0);
+    assert_eq!(kv.incr("other", 3).await.unwrap(), 3);
+    assert_eq!(kv.incr("ids", 0).await.unwrap(), 6, "counters are separate");
+}
+
+async fn binary_values(kv: &Kv) {
+    kv.write(vec![put(Table::Meta, "bin", BINARY)])
+        .await
+        .unwrap();
+    assert_eq!(
+        kv.get(Table::Meta, "bin").await.unwrap().as_deref(),
+        Some(BINARY)
+    );
+    let inserted = kv.insert_new(
+        Table::Keys,
+        vec![item("k", BINARY, vec![put(Table::Bans, "u", BINARY)])],
+    );
+    assert_eq!(inserted.await.unwrap(), [true]);
+    assert_eq!(
+        kv.get(Table::Bans, "u").await.unwrap().as_deref(),
+        Some(BINARY)
+    );
+    let swapped = kv.compare_and_swap(
+        Table::Keys,
+        "k",
+        Some(BINARY.to_vec()),
+        Some(BINARY[1..].to_vec()),
+    );
+    assert!(swapped.await.unwrap());
+    let entries = kv.scan(Table::Keys, "k", None, 10).await.unwrap();
+    assert_eq!(entries, [("k".to_owned(), BINARY[1..].to_vec())]);
+}
+
+#[tokio::test]
+async fn embedded_kv_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    contract(&Kv::Embedded(EmbeddedKv::open(dir.path()).unwrap())).await;
+}
+
+#[tokio::test]
+async fn redis_kv_meets_the_contract() {
+    let server = RedisServer::start();
+    contract(&redis_kv(server.url(), false).await).await;
+    // The documented layout: a hash per table, and its index.
+    assert_eq!(
+        server
+            .cli(&["HGET", "{tokenim:store}:users", "alice"])
+            .trim(),
+        "alice-1"
+    );
+    assert_eq!(
+        server.cli(&["ZCARD", "{tokenim:store}:users:idx"]).trim(),
+        "2"
+    );
+    assert_eq!(
+        server
+            .cli(&["HGET", "{tokenim:store}:meta", "counter/ids"])
+            .trim(),
+        "6"
+    );
+}
+
+#[tokio::test]
+async fn redis_cluster_kv_meets_the_contract() {
+    let cluster = RedisCluster::start();
+    contract(&redis_kv(cluster.url(), true).await).await;
+}
+
+#[tokio::test]
+async fn embedded_kv_keeps_data_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let kv = Kv::Embedded(EmbeddedKv::open(dir.path()).unwrap());
+        kv.write(vec![put(Table::Users, "alice", BINARY)])
+            .await
+            .unwrap();
+        assert_eq!(kv.incr("ids", 41).await.unwrap(), 41);
+    }
+    let kv = Kv::Embedded(EmbeddedKv::open(dir.path()).unwrap());
+    assert_eq!(
+        kv.get(Table::Users, "alice").await.unwrap().as_deref(),
+        Some(BINARY)
+    );
+    assert_eq!(scan_keys(&kv, Table::Users, "", None, 10).await, ["alice"]);
+    assert_eq!(kv.incr("ids", 1).await.unwrap(), 42);
+}
+
+/// Runs `get` and checks it fails with `Unavailable`, promptly.
+async fn assert_unavailable(kv: &Kv, what: &str) {
+    let started = Instant::now();
+    let result = kv.get(Table::Users, "alice").await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{what}: {result:?}"
+    );
+    assert!(
+        started.elapsed() < TIMEOUT + Duration::from_secs(2),
+        "{what}: took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn redis_kv_is_unavailable_while_redis_is_hung_or_down() {
+    let mut server = RedisServer::start();
+    let kv = redis_kv(server.url(), false).await;
+    kv.write(vec![put(Table::Users, "alice", b"a")])
+        .await
+        .unwrap();
+
+    server.signal("STOP");
+    assert_unavailable(&kv, "hung").await;
+    server.signal("CONT");
+
+    server.kill();
+    assert_unavailable(&kv, "killed").await;
+
+    // A store opened while Redis is down opens (lazily), then fails promptly.
+    let down = redis_kv(server.url(), false).await;
+    assert_unavailable(&down, "down at open").await;
+
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while kv.get(Table::Users, "alice").await.is_err() {
+        assert!(Instant::now() < deadline, "the store never reconnected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        kv.get(Table::Users, "alice").await.unwrap(),
+        None,
+        "a fresh Redis is empty"
+    );
+}

@@ -129,6 +129,12 @@ impl RoleName {
     }
 }
 
+impl std::borrow::Borrow<str> for RoleName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl TryFrom<String> for RoleName {
     type Error = InvalidRole;
     fn try_from(s: String) -> Result<Self, InvalidRole> {
@@ -203,22 +209,21 @@ impl Grant {
 }
 
 /// Who is asking: a user with its roles, or an application key.
+///
+/// A principal without roles holds its kind's default role
+/// ([`DEFAULT_USER_ROLE`] or [`DEFAULT_APP_ROLE`]) implicitly, without an
+/// allocation: every idle connection holds one of these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// The user or key itself.
     pub subject: Subject,
-    /// The roles it holds (defaults applied).
+    /// The roles it holds; empty: the default role of its kind.
     pub roles: Vec<RoleName>,
 }
 
 impl Principal {
     /// A user holding `roles`, or [`DEFAULT_USER_ROLE`] when it has none.
     pub fn user(user: UserId, roles: Vec<RoleName>) -> Self {
-        let roles = if roles.is_empty() {
-            vec![RoleName::builtin(DEFAULT_USER_ROLE)]
-        } else {
-            roles
-        };
         Self {
             subject: Subject::User(user),
             roles,
@@ -229,8 +234,33 @@ impl Principal {
     pub fn app(key: ApiKeyId) -> Self {
         Self {
             subject: Subject::App(key),
-            roles: vec![RoleName::builtin(DEFAULT_APP_ROLE)],
+            roles: Vec::new(),
         }
+    }
+
+    /// The role held when `roles` is empty.
+    fn default_role(&self) -> &'static str {
+        match self.subject {
+            Subject::App(_) => DEFAULT_APP_ROLE,
+            _ => DEFAULT_USER_ROLE,
+        }
+    }
+
+    /// Whether it holds `role`.
+    pub fn holds(&self, role: &str) -> bool {
+        if self.roles.is_empty() {
+            self.default_role() == role
+        } else {
+            self.roles.iter().any(|r| r.as_str() == role)
+        }
+    }
+
+    /// The names of the roles it holds (the default one when none).
+    fn role_names(&self) -> impl Iterator<Item = &str> {
+        let default = self.roles.is_empty().then(|| self.default_role());
+        default
+            .into_iter()
+            .chain(self.roles.iter().map(RoleName::as_str))
     }
 }
 
@@ -270,15 +300,14 @@ impl Policy {
         channel: Option<&ChannelName>,
     ) -> bool {
         let by_role = who
-            .roles
-            .iter()
+            .role_names()
             .any(|r| self.roles.get(r).is_some_and(|p| p.contains(&permission)));
         by_role
             || self.grants.iter().any(|g| {
                 g.permission == permission
                     && g.covers(channel)
                     && (g.subject == who.subject
-                        || matches!(&g.subject, Subject::Role(r) if who.roles.contains(r)))
+                        || matches!(&g.subject, Subject::Role(r) if who.holds(r.as_str())))
             })
     }
 
@@ -374,6 +403,20 @@ mod tests {
         assert!(!policy.allows(&user("x", &[]), Permission::ManageGroup, None));
         assert!(policy.revoke(&grant));
         assert!(!policy.allows(&m, Permission::Publish, Some(&channel("news.a"))));
+    }
+
+    #[test]
+    fn grants_to_the_default_role_reach_users_without_roles_only() {
+        let mut policy = Policy::default();
+        policy.set_role(RoleName::new("mod").unwrap(), BTreeSet::new());
+        policy.grant(Grant {
+            subject: Subject::Role(RoleName::new(DEFAULT_USER_ROLE).unwrap()),
+            permission: Permission::ManageGroup,
+            channels: None,
+        });
+        assert!(policy.allows(&user("plain", &[]), Permission::ManageGroup, None));
+        assert!(!policy.allows(&user("m", &["mod"]), Permission::ManageGroup, None));
+        assert!(!policy.allows(&user("m", &["mod"]), Permission::Send, None));
     }
 
     #[test]

@@ -16,12 +16,13 @@ const POLICY_KEY: &str = "policy";
 const ACCESS_COUNTER: &str = "access";
 
 /// A ban on a user. Times are milliseconds since the Unix epoch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ban {
     /// When it was imposed.
     pub since: u64,
     /// When it ends (`None`: until lifted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub until: Option<u64>,
     /// Why (shown to nobody but the API).
     #[serde(default)]

@@ -42,12 +42,14 @@ impl AuditQuery {
 }
 
 /// A page of the audit log, oldest first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditPage {
     /// Matching records.
+    #[schema(value_type = Vec<crate::api::v1::openapi::AuditRecord>)]
     pub records: Vec<AuditRecord>,
     /// Pass as `after` to continue; absent at the end of the log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub next: Option<u64>,
 }
 

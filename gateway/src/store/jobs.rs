@@ -10,7 +10,7 @@ use super::users::MAX_PAGE;
 use super::{Store, StoreError, decode, encode};
 
 /// What a job imports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// Users.
@@ -20,7 +20,7 @@ pub enum JobKind {
 }
 
 /// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Accepted, not started.
@@ -35,7 +35,7 @@ pub enum JobState {
 }
 
 /// A job's progress. Times are milliseconds since the Unix epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     /// The job's id.
     pub id: String,
@@ -63,9 +63,11 @@ pub struct Job {
     pub updated_at: u64,
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub finished_at: Option<u64>,
     /// Why it stopped early.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::api::v1::openapi::ErrorBody>, nullable = false)]
     pub error: Option<ErrorBody>,
 }
 

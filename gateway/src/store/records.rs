@@ -18,20 +18,24 @@ pub type GroupId = UserId;
 pub const GROUP_CHANNEL_PREFIX: &str = "groups.";
 
 /// A user as stored. Times are milliseconds since the Unix epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     /// The id (the `sub` of the user's tokens).
+    #[schema(value_type = crate::api::v1::openapi::UserId)]
     pub id: UserId,
     /// Display name.
     pub name: String,
     /// Picture URL (http or https).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub avatar_url: Option<String>,
     /// Roles held; none means the default role `user`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<crate::api::v1::openapi::RoleName>)]
     pub roles: Vec<RoleName>,
     /// Anything the application wants to keep with the user.
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    #[schema(value_type = Object)]
     pub metadata: Metadata,
     /// When it was created.
     #[serde(default)]
@@ -53,17 +57,20 @@ impl User {
 }
 
 /// A group as stored (its members are kept apart, one entry each).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Group {
     /// The id.
+    #[schema(value_type = crate::api::v1::openapi::UserId)]
     pub id: GroupId,
     /// Display name.
     pub name: String,
     /// The user who owns it, if any (also a member).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::api::v1::openapi::UserId>, nullable = false)]
     pub owner: Option<UserId>,
     /// Anything the application wants to keep with the group.
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    #[schema(value_type = Object)]
     pub metadata: Metadata,
     /// When it was created.
     #[serde(default)]
@@ -93,7 +100,7 @@ pub struct NewGroup {
 }
 
 /// What happened to one item of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemStatus {
     /// It was created.
@@ -107,16 +114,18 @@ pub enum ItemStatus {
 }
 
 /// The result of one item of a batch, in input order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ItemResult {
     /// Position in the input (0-based; for CSV, the data row).
     pub index: usize,
     /// The item's id, when it had a readable one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub id: Option<String>,
     /// What happened.
     pub status: ItemStatus,
     /// Why it was refused (`status` = `error`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::api::v1::openapi::ErrorBody>, nullable = false)]
     pub error: Option<ErrorBody>,
 }

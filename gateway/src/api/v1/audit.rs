@@ -9,26 +9,50 @@ use serde::Deserialize;
 use tokenim_auth::{AuditAction, Scope};
 use tokenim_protocol::ErrorCode;
 
-use super::Params;
 use super::caller::Caller;
+use super::{Params, openapi};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 use crate::store::audit::{AuditPage, AuditQuery};
 
 /// The query string.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Query {
+    /// Only records at or after this time (ms since the Unix epoch).
     from: Option<u64>,
+    /// Only records before this time (ms since the Unix epoch).
     to: Option<u64>,
+    /// Only records of this actor (an API key id, `config` or `anonymous`).
     actor: Option<String>,
+    /// Only records of this action.
+    #[param(value_type = Option<openapi::AuditAction>)]
     action: Option<String>,
+    /// Only records about this target.
     target: Option<String>,
+    /// The `next` of the previous page.
     after: Option<u64>,
+    /// Page size (default 100, at most 1,000).
     limit: Option<usize>,
 }
 
 /// Reads the audit log.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    operation_id = "query_audit_log",
+    tag = "audit",
+    description = "Scope: `audit:read`. Records oldest first, filtered and a page at a time. A \
+query whose filters match little may answer a short page with a `next` to continue from.",
+    params(Query),
+    responses(
+        (status = 200, description = "A page of records.", body = AuditPage),
+        (status = 400, description = "An unknown action or a bad query parameter (`bad_request`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn query(
     State(state): State<AppState>,
     caller: Caller,

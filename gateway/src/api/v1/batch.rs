@@ -17,7 +17,7 @@ use crate::store::{ItemResult, ItemStatus, NewGroup, StoreError, User};
 
 /// `?mode=create` (the default: existing items are left alone) or
 /// `?mode=upsert` (existing items are updated).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Create only.
@@ -28,16 +28,19 @@ pub enum Mode {
 }
 
 /// The query of a batch request.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct BatchQuery {
-    /// Create or upsert.
+    /// `create` (the default: existing items are left alone and reported
+    /// `exists`) or `upsert` (existing items are updated).
     #[serde(default)]
+    #[param(inline)]
     pub mode: Mode,
 }
 
 /// What a batch did, with a result per item in input order.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchResponse {
     /// Items created.
     pub created: usize,

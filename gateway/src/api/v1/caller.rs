@@ -101,7 +101,10 @@ async fn audit_failure(state: &AppState, key: &str, source: Option<String>, e: &
 
 /// A presented key id as an audit target (bounded, printable).
 fn presented_id(id: &str) -> String {
-    id.chars().filter(|c| c.is_ascii_graphic()).take(40).collect()
+    id.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(40)
+        .collect()
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -17,12 +17,48 @@ use tokenim_protocol::{ErrorCode, UserId};
 
 use super::batch::{self, BatchQuery, BatchResponse, Mode};
 use super::caller::Caller;
-use super::{JsonBody, Listing, Page, Params, idempotency};
+use super::{JsonBody, Listing, Page, Params, idempotency, openapi};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 use crate::store::{Group, GroupId};
 
 /// Creates (or upserts) a batch of groups.
+#[utoipa::path(
+    post,
+    path = "/v1/groups",
+    operation_id = "create_groups",
+    tag = "groups",
+    description = "Scope: `groups:write`. Creates (or, with `?mode=upsert`, creates or updates) up to \
+`api.max_batch_items` groups with their first members from a JSON array, a CSV file (a header \
+row naming some of `id,name,owner,members,metadata`, `id` required) or JSON lines, at most \
+`api.max_body_bytes`. Each item has its result, in input order: a refused item (`status: error`, \
+e.g. `unknown_member`) does not stop the others. With an `Idempotency-Key` a retry gets the \
+first answer again (`Idempotent-Replayed: true`) and does nothing twice.",
+    params(
+        BatchQuery,
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible ASCII characters; kept for `api.idempotency_ttl`."),
+    ),
+    request_body(
+        description = "The groups: a JSON array, CSV, or one JSON object per line.",
+        content(
+            (Vec<openapi::GroupInput> = "application/json", example = json!([{"id": "team-a", "name": "Team A", "owner": "alice", "members": ["bob"]}])),
+            (String = "text/csv", example = json!("id,name,owner,members\nteam-a,Team A,alice,bob;carol\n")),
+            (openapi::GroupInput = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "A result per item.", body = BatchResponse, headers(
+            ("Idempotent-Replayed" = String, description = "`true` when this is the kept answer of an earlier request with the same `Idempotency-Key`."),
+        )),
+        (status = 400, description = "The body cannot be read at all (`invalid_body`; nothing was stored), or a bad `mode` or `Idempotency-Key` (`bad_request`).", body = openapi::ErrorBody),
+        (status = 409, description = "A request with this `Idempotency-Key` is still running (`idempotency_conflict`): retry later.", body = openapi::ErrorBody),
+        (status = 413, description = "More than `api.max_batch_items` items (`too_many_items`) or `api.max_body_bytes` bytes (`body_too_large`): split it, or import it as a job.", body = openapi::ErrorBody),
+        (status = 415, description = "`Content-Type` is not `application/json`, `text/csv` or `application/x-ndjson` (`invalid_body`).", body = openapi::ErrorBody),
+        (status = 422, description = "This `Idempotency-Key` was used with a different request (`idempotency_conflict`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -68,6 +104,21 @@ async fn existing(state: &AppState, id: &GroupId) -> Result<Group, ApiError> {
 }
 
 /// One group.
+#[utoipa::path(
+    get,
+    path = "/v1/groups/{id}",
+    operation_id = "get_group",
+    tag = "groups",
+    description = "Scope: `groups:read`.",
+    params(("id" = openapi::UserId, Path, description = "The group's id.")),
+    responses(
+        (status = 200, description = "The group.", body = Group),
+        (status = 400, description = "Not a valid group id (`invalid_group`).", body = openapi::ErrorBody),
+        (status = 404, description = "No such group (`not_found`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -78,6 +129,20 @@ pub async fn get(
 }
 
 /// A page of groups.
+#[utoipa::path(
+    get,
+    path = "/v1/groups",
+    operation_id = "list_groups",
+    tag = "groups",
+    description = "Scope: `groups:read`. Groups in id order.",
+    params(Page),
+    responses(
+        (status = 200, description = "A page of groups.", body = openapi::GroupPage),
+        (status = 400, description = "A bad query parameter (`bad_request`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -94,6 +159,21 @@ pub async fn list(
 }
 
 /// A page of a group's members.
+#[utoipa::path(
+    get,
+    path = "/v1/groups/{id}/members",
+    operation_id = "list_group_members",
+    tag = "groups",
+    description = "Scope: `groups:read`. Member ids in id order.",
+    params(("id" = openapi::UserId, Path, description = "The group's id."), Page),
+    responses(
+        (status = 200, description = "A page of member ids.", body = openapi::IdPage),
+        (status = 400, description = "Not a valid group id (`invalid_group`) or a bad query parameter (`bad_request`).", body = openapi::ErrorBody),
+        (status = 404, description = "No such group (`not_found`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn members(
     State(state): State<AppState>,
     caller: Caller,
@@ -115,14 +195,16 @@ pub async fn members(
 }
 
 /// `{"users": [...]}`: members to add or remove.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MembersBody {
+    /// The users (at most `api.max_batch_items`; repeats count once).
+    #[schema(value_type = Vec<openapi::UserId>)]
     users: Vec<UserId>,
 }
 
 /// What a membership change did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MembersChange {
     /// Users that became (or stopped being) members.
     changed: usize,
@@ -146,6 +228,26 @@ fn checked(state: &AppState, mut users: Vec<UserId>) -> Result<Vec<UserId>, ApiE
 
 /// Adds members (every user must exist: otherwise nothing is added and
 /// the unknown ones are named).
+#[utoipa::path(
+    post,
+    path = "/v1/groups/{id}/members",
+    operation_id = "add_group_members",
+    tag = "groups",
+    summary = "Adds members",
+    description = "Scope: `groups:write`. Every user must exist: otherwise nothing is added and the \
+unknown ones are named (`unknown_member`).",
+    params(("id" = openapi::UserId, Path, description = "The group's id.")),
+    request_body = MembersBody,
+    responses(
+        (status = 200, description = "How many became members, and how many were already.", body = MembersChange),
+        (status = 400, description = "Malformed JSON (`invalid_body`), not a valid group id (`invalid_group`), or unknown users (`unknown_member`).", body = openapi::ErrorBody),
+        (status = 404, description = "No such group (`not_found`).", body = openapi::ErrorBody),
+        (status = 413, description = "More than `api.max_batch_items` users (`too_many_items`).", body = openapi::ErrorBody),
+        openapi::JsonBodyErrors,
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn add_members(
     State(state): State<AppState>,
     caller: Caller,
@@ -179,6 +281,24 @@ pub async fn add_members(
 }
 
 /// Removes members.
+#[utoipa::path(
+    post,
+    path = "/v1/groups/{id}/members/remove",
+    operation_id = "remove_group_members",
+    tag = "groups",
+    description = "Scope: `groups:write`.",
+    params(("id" = openapi::UserId, Path, description = "The group's id.")),
+    request_body = MembersBody,
+    responses(
+        (status = 200, description = "How many stopped being members, and how many were not.", body = MembersChange),
+        (status = 400, description = "Malformed JSON (`invalid_body`) or not a valid group id (`invalid_group`).", body = openapi::ErrorBody),
+        (status = 404, description = "No such group (`not_found`).", body = openapi::ErrorBody),
+        (status = 413, description = "More than `api.max_batch_items` users (`too_many_items`).", body = openapi::ErrorBody),
+        openapi::JsonBodyErrors,
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn remove_members(
     State(state): State<AppState>,
     caller: Caller,
@@ -201,6 +321,21 @@ pub async fn remove_members(
 }
 
 /// Deletes a group and its memberships.
+#[utoipa::path(
+    delete,
+    path = "/v1/groups/{id}",
+    operation_id = "delete_group",
+    tag = "groups",
+    description = "Scope: `groups:write`. Its channel's history expires as usual.",
+    params(("id" = openapi::UserId, Path, description = "The group's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "Not a valid group id (`invalid_group`).", body = openapi::ErrorBody),
+        (status = 404, description = "No such group (`not_found`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use super::batch::{self, BatchQuery, Mode};
 use super::caller::Caller;
-use super::{Listing, Page, Params};
+use super::{Listing, Page, Params, openapi};
 use crate::api::error::ApiError;
 use crate::records::{Format, GroupStream, ParsedItem, RecordLimits, UserStream};
 use crate::state::AppState;
@@ -31,6 +31,35 @@ use crate::store::jobs::{Job, JobKind, JobState};
 use crate::store::{ItemResult, ItemStatus, NewGroup, User};
 
 /// Imports users.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/import/users",
+    operation_id = "import_users",
+    tag = "jobs",
+    description = "Scope: `users:write`. Streams a CSV file (a header row naming some of \
+`id,name,avatar_url,roles,metadata`, `id` required) or JSON lines of any size up to `api.max_import_bytes` to \
+a temporary file and answers `202` with the job; the node then imports it in the background, \
+`api.max_batch_items` at a time. Follow it with `GET /v1/jobs/{id}` and read refused items \
+from `GET /v1/jobs/{id}/failures`. An id repeated within the file reports `exists` (or \
+`updated` in upsert mode) the second time.",
+    params(BatchQuery),
+    request_body(
+        description = "The file: CSV, or one JSON object per line.",
+        content(
+            (String = "text/csv", example = json!("id,name,roles\nalice,Alice,moderator\nbob,,\n")),
+            (openapi::UserInput = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "The job, queued.", body = Job),
+        (status = 400, description = "A bad `mode` (`bad_request`) or an interrupted upload (`invalid_body`).", body = openapi::ErrorBody),
+        (status = 413, description = "The file is larger than `api.max_import_bytes` (`body_too_large`).", body = openapi::ErrorBody),
+        (status = 415, description = "`Content-Type` is not `text/csv` or `application/x-ndjson` (`invalid_body`).", body = openapi::ErrorBody),
+        (status = 429, description = "This node runs `api.max_jobs` jobs already (`too_many_jobs`): retry when one finishes.", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn import_users(
     state: State<AppState>,
     caller: Caller,
@@ -42,6 +71,35 @@ pub async fn import_users(
 }
 
 /// Imports groups.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/import/groups",
+    operation_id = "import_groups",
+    tag = "jobs",
+    description = "Scope: `groups:write`. Streams a CSV file (a header row naming some of \
+`id,name,owner,members,metadata`, `id` required) or JSON lines of any size up to `api.max_import_bytes` to \
+a temporary file and answers `202` with the job; the node then imports it in the background, \
+`api.max_batch_items` at a time. Follow it with `GET /v1/jobs/{id}` and read refused items \
+from `GET /v1/jobs/{id}/failures`. An id repeated within the file reports `exists` (or \
+`updated` in upsert mode) the second time.",
+    params(BatchQuery),
+    request_body(
+        description = "The file: CSV, or one JSON object per line.",
+        content(
+            (String = "text/csv", example = json!("id,name,owner,members\nteam-a,Team A,alice,bob;carol\n")),
+            (openapi::GroupInput = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "The job, queued.", body = Job),
+        (status = 400, description = "A bad `mode` (`bad_request`) or an interrupted upload (`invalid_body`).", body = openapi::ErrorBody),
+        (status = 413, description = "The file is larger than `api.max_import_bytes` (`body_too_large`).", body = openapi::ErrorBody),
+        (status = 415, description = "`Content-Type` is not `text/csv` or `application/x-ndjson` (`invalid_body`).", body = openapi::ErrorBody),
+        (status = 429, description = "This node runs `api.max_jobs` jobs already (`too_many_jobs`): retry when one finishes.", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn import_groups(
     state: State<AppState>,
     caller: Caller,
@@ -297,6 +355,21 @@ async fn existing(state: &AppState, caller: &Caller, id: &str) -> Result<Job, Ap
 }
 
 /// A job's progress.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    operation_id = "get_job",
+    tag = "jobs",
+    description = "Scope: `users:write` for a user import, `groups:write` for a group import. \
+Readable from any node.",
+    params(("id" = String, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The job.", body = Job),
+        (status = 404, description = "No such job (`not_found`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -307,6 +380,23 @@ pub async fn get(
 
 /// A page of a job's refused items, in input order (`after` is an item
 /// index).
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/failures",
+    operation_id = "list_job_failures",
+    tag = "jobs",
+    summary = "A page of a job's refused items",
+    description = "Scope: `users:write` for a user import, `groups:write` for a group import. The \
+refused items in input order; `after` is an item index.",
+    params(("id" = String, Path, description = "The job's id."), Page),
+    responses(
+        (status = 200, description = "A page of refused items.", body = openapi::ItemResultPage),
+        (status = 400, description = "`after` is not an item index, or a bad query parameter (`bad_request`).", body = openapi::ErrorBody),
+        (status = 404, description = "No such job (`not_found`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn failures(
     State(state): State<AppState>,
     caller: Caller,

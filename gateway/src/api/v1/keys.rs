@@ -11,25 +11,40 @@ use serde::{Deserialize, Serialize};
 use tokenim_auth::{ApiKey, ApiKeyId, AuditAction, Scope};
 use tokenim_protocol::ErrorCode;
 
-use super::Page;
 use super::caller::Caller;
+use super::{Page, openapi};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 
-/// A key as listed: everything but the secret's hash.
-#[derive(Debug, Serialize)]
+/// A key as listed: everything but the secret's hash. Times are
+/// milliseconds since the Unix epoch.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
+    /// The key's id (the user name of Basic authentication).
+    #[schema(value_type = openapi::ApiKeyId)]
     id: ApiKeyId,
+    /// What the key is for.
     name: String,
+    /// What the key may call.
+    #[schema(value_type = BTreeSet<openapi::Scope>)]
     scopes: BTreeSet<Scope>,
+    /// When it was created.
     created_at: u64,
+    /// When it stops working; absent: never.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     expires_at: Option<u64>,
+    /// When its secret was last rotated.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     rotated_at: Option<u64>,
+    /// Until when the secret before the last rotation still works.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     previous_secret_valid_until: Option<u64>,
+    /// When it was revoked.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     revoked_at: Option<u64>,
 }
 
@@ -49,7 +64,7 @@ impl From<&ApiKey> for KeyView {
 }
 
 /// A key with its secret, shown once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyWithSecret {
     #[serde(flatten)]
     key: KeyView,
@@ -58,13 +73,17 @@ pub struct KeyWithSecret {
 }
 
 /// `POST /v1/keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
+    /// What the key is for: 1 to 128 bytes without control characters.
     name: String,
+    /// What the key may call.
+    #[schema(value_type = BTreeSet<openapi::Scope>)]
     scopes: BTreeSet<Scope>,
     /// Lifetime, e.g. `90d`; absent: never expires.
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, examples("90d"))]
     expires_in: Option<Duration>,
 }
 
@@ -79,6 +98,21 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 /// Creates a key.
+#[utoipa::path(
+    post,
+    path = "/v1/keys",
+    operation_id = "create_key",
+    tag = "keys",
+    description = "Scope: `keys:admin`. The answer holds the secret: store it now, it is never shown again.",
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "The key, with its secret.", body = KeyWithSecret),
+        (status = 400, description = "Malformed JSON (`invalid_body`) or a bad `name` (`invalid_field`).", body = openapi::ErrorBody),
+        openapi::JsonBodyErrors,
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -109,6 +143,20 @@ pub async fn create(
 }
 
 /// Lists keys by id.
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    operation_id = "list_keys",
+    tag = "keys",
+    description = "Scope: `keys:admin`. A page of keys in id order, revoked ones included.",
+    params(Page),
+    responses(
+        (status = 200, description = "A page of keys.", body = openapi::KeyPage),
+        (status = 400, description = "A bad query parameter (`bad_request`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -131,6 +179,20 @@ fn key_id(id: &str) -> Result<ApiKeyId, ApiError> {
 }
 
 /// One key.
+#[utoipa::path(
+    get,
+    path = "/v1/keys/{id}",
+    operation_id = "get_key",
+    tag = "keys",
+    description = "Scope: `keys:admin`.",
+    params(("id" = openapi::ApiKeyId, Path, description = "The key's id.")),
+    responses(
+        (status = 200, description = "The key.", body = KeyView),
+        (status = 404, description = "No such key (`not_found`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -147,15 +209,33 @@ pub async fn get(
 }
 
 /// `POST /v1/keys/{id}/rotate`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rotate {
     /// How long the old secret keeps working (default `api.rotation_overlap`).
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, examples("24h"))]
     overlap: Option<Duration>,
 }
 
 /// Gives a key a new secret.
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{id}/rotate",
+    operation_id = "rotate_key",
+    tag = "keys",
+    description = "Scope: `keys:admin`. The old secret keeps working for `overlap`; the new one is shown only in this answer. The body is optional.",
+    params(("id" = openapi::ApiKeyId, Path, description = "The key's id.")),
+    request_body = Option<Rotate>,
+    responses(
+        (status = 200, description = "The key, with its new secret.", body = KeyWithSecret),
+        (status = 400, description = "A bad body (`invalid_body`).", body = openapi::ErrorBody),
+        (status = 404, description = "No such key (`not_found`).", body = openapi::ErrorBody),
+        (status = 409, description = "The key is revoked (`api_key_revoked`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
@@ -197,6 +277,20 @@ pub async fn rotate(
 }
 
 /// Revokes a key, at once and on every node.
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{id}/revoke",
+    operation_id = "revoke_key",
+    tag = "keys",
+    description = "Scope: `keys:admin`. Revokes the key at once, on every node; it stays listed with its `revoked_at`. `DELETE /v1/keys/{id}` does the same.",
+    params(("id" = openapi::ApiKeyId, Path, description = "The key's id.")),
+    responses(
+        (status = 200, description = "The revoked key.", body = KeyView),
+        (status = 404, description = "No such key (`not_found`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

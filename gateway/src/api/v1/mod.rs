@@ -11,8 +11,11 @@
 //! | `/v1/roles…`, `/v1/grants…` | [`policy`] | `roles:admin` |
 //! | `/v1/audit` | [`audit`] | `audit:read` |
 //! | `/v1/jobs…` | [`jobs`] | `users:write`, `groups:write` |
+//! | `/v1/openapi.json` | [`openapi`] | none |
 //!
-//! Every error is `{"code","name","message"}` with a stable code.
+//! Every error is `{"code","name","message"}` with a stable code. Every
+//! handler carries a `#[utoipa::path]` annotation; [`openapi`] gathers
+//! them into the document.
 
 pub mod audit;
 pub mod batch;
@@ -22,6 +25,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod keys;
 pub mod moderation;
+pub mod openapi;
 pub mod policy;
 pub mod publish;
 pub mod users;
@@ -83,9 +87,19 @@ pub fn router() -> Router<AppState> {
         .route("/v1/openapi.json", get(openapi))
 }
 
-/// The OpenAPI document of this API (also `docs/openapi.json`).
+/// The OpenAPI document of this API: `docs/openapi.json`, kept equal to
+/// what [`openapi::ApiDoc`] generates by that module's tests.
 pub const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
 
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    operation_id = "openapi",
+    tag = "meta",
+    description = "The OpenAPI 3.1 document of this API (no API key needed).",
+    responses((status = 200, description = "This document.", body = Object, content_type = "application/json")),
+)]
 async fn openapi() -> impl axum::response::IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -140,7 +154,8 @@ pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Ap
 pub const DEFAULT_PAGE: usize = 100;
 
 /// `?after=<cursor>&limit=<n>` of a listing.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// The `next` of the previous page.
     pub after: Option<String>,
@@ -157,7 +172,8 @@ impl Page {
     }
 }
 
-/// A page of a listing.
+/// A page of a listing (described per item type by [`openapi::UserPage`]
+/// and its siblings).
 #[derive(Debug, Serialize)]
 pub struct Listing<T> {
     /// The items, in order.

@@ -15,29 +15,37 @@ use tokenim_protocol::{DisconnectCode, ErrorCode, UserId};
 
 use super::caller::Caller;
 use super::users::user_id;
-use super::{JsonBody, optional_json};
+use super::{JsonBody, openapi, optional_json};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 use crate::store::access::Ban;
 
 /// `POST /v1/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintBody {
+    /// The user the token is for (its `sub`).
+    #[schema(value_type = openapi::UserId)]
     user: UserId,
     /// Lifetime (e.g. `1h`; default `1h`, at most `api.max_token_ttl`).
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, examples("1h"))]
     ttl: Option<Duration>,
     /// Channel patterns the token may subscribe to (default: any).
+    #[schema(value_type = Option<Vec<openapi::ChannelPattern>>)]
     channels: Option<Vec<String>>,
     /// Channel patterns the token may publish to (default: any).
+    #[schema(value_type = Option<Vec<openapi::ChannelPattern>>)]
     publish: Option<Vec<String>>,
 }
 
 /// A minted token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Minted {
+    /// The token (a JWT): what the client sends in `connect`.
     token: String,
+    /// The user it is for.
+    #[schema(value_type = openapi::UserId)]
     user: UserId,
     /// Milliseconds since the Unix epoch.
     expires_at: u64,
@@ -59,6 +67,24 @@ fn check_patterns(field: &str, patterns: Option<&Vec<String>>) -> Result<(), Api
 }
 
 /// Mints a token for a user.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    operation_id = "mint_token",
+    tag = "moderation",
+    description = "Scope: `tokens:mint`. Signs a token for any user id (the user need not have a \
+record), optionally limited to channel patterns. A banned user gets none.",
+    request_body = MintBody,
+    responses(
+        (status = 200, description = "The token.", body = Minted),
+        (status = 400, description = "Malformed JSON (`invalid_body`), or a bad `ttl` or channel pattern (`invalid_field`).", body = openapi::ErrorBody),
+        openapi::JsonBodyErrors,
+        openapi::ApiKeyErrors,
+        (status = 403, description = "The key lacks `tokens:mint` (`missing_scope`), or the user is banned (`user_banned`).", body = openapi::ErrorBody),
+        (status = 503, description = "No configured key can sign tokens (`internal`: an HS256 secret or a private key is needed), or the store cannot be reached (`unavailable`).", body = openapi::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn mint(
     State(state): State<AppState>,
     caller: Caller,
@@ -122,6 +148,22 @@ pub async fn mint(
 
 /// Revokes every token of a user issued so far and closes its
 /// connections.
+#[utoipa::path(
+    post,
+    path = "/v1/users/{id}/revoke-tokens",
+    operation_id = "revoke_user_tokens",
+    tag = "moderation",
+    summary = "Revokes every token of a user issued so far",
+    description = "Scope: `users:moderate`. Tokens issued until now (this second included) are \
+refused on every node and the user's connections close with 4503; tokens minted afterwards work.",
+    params(("id" = openapi::UserId, Path, description = "The user's id.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 400, description = "Not a valid user id (`invalid_user`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn revoke_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -148,7 +190,7 @@ pub async fn revoke_tokens(
 }
 
 /// `POST /v1/users/{id}/disconnect`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisconnectBody {
     /// Why (kept in the audit log).
@@ -158,6 +200,23 @@ pub struct DisconnectBody {
 
 /// Closes a user's connections on every node with 4000 `shutdown`: the
 /// clients may reconnect (to keep them out, ban the user).
+#[utoipa::path(
+    post,
+    path = "/v1/users/{id}/disconnect",
+    operation_id = "disconnect_user",
+    tag = "moderation",
+    summary = "Closes a user's connections",
+    description = "Scope: `users:moderate`. Closes the user's connections on every node with 4000 \
+`shutdown`: the clients may reconnect (to keep them out, ban the user). The body is optional.",
+    params(("id" = openapi::UserId, Path, description = "The user's id.")),
+    request_body = Option<DisconnectBody>,
+    responses(
+        (status = 204, description = "Closed (or there were none)."),
+        (status = 400, description = "Not a valid user id (`invalid_user`) or a bad body (`invalid_body`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn disconnect(
     State(state): State<AppState>,
     caller: Caller,
@@ -183,19 +242,39 @@ pub async fn disconnect(
 }
 
 /// `POST /v1/users/{id}/ban`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BanBody {
     /// How long (e.g. `24h`); absent: until lifted.
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>, examples("24h"))]
     duration: Option<Duration>,
-    /// Why.
+    /// Why (at most 512 bytes).
     #[serde(default)]
+    #[schema(max_length = 512)]
     reason: String,
 }
 
 /// Bans a user: its connections close with 4504 and it can neither
 /// connect nor get a token until the ban ends.
+#[utoipa::path(
+    post,
+    path = "/v1/users/{id}/ban",
+    operation_id = "ban_user",
+    tag = "moderation",
+    summary = "Bans a user",
+    description = "Scope: `users:moderate`. The user's connections close with 4504 on every node \
+and it can neither connect nor get a token until the ban ends. A new ban replaces the old one. \
+The body is optional (no body: banned until lifted).",
+    params(("id" = openapi::UserId, Path, description = "The user's id.")),
+    request_body = Option<BanBody>,
+    responses(
+        (status = 200, description = "The ban.", body = Ban),
+        (status = 400, description = "Not a valid user id (`invalid_user`), a bad body (`invalid_body`) or a `reason` over 512 bytes (`invalid_field`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn ban(
     State(state): State<AppState>,
     caller: Caller,
@@ -235,6 +314,21 @@ pub async fn ban(
 }
 
 /// Lifts a user's ban.
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{id}/ban",
+    operation_id = "unban_user",
+    tag = "moderation",
+    description = "Scope: `users:moderate`.",
+    params(("id" = openapi::UserId, Path, description = "The user's id.")),
+    responses(
+        (status = 204, description = "Lifted."),
+        (status = 400, description = "Not a valid user id (`invalid_user`).", body = openapi::ErrorBody),
+        (status = 404, description = "The user is not banned (`not_found`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn unban(
     State(state): State<AppState>,
     caller: Caller,

@@ -17,7 +17,7 @@ use tokenim_auth::{
 use tokenim_protocol::ErrorCode;
 
 use super::caller::Caller;
-use super::{JsonBody, Params};
+use super::{JsonBody, Params, openapi};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 
@@ -27,12 +27,26 @@ pub const MAX_GRANTS: usize = 10_000;
 pub const MAX_ROLES: usize = 1_000;
 
 /// Every role.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Roles {
+    /// The roles, by name.
+    #[schema(value_type = Vec<openapi::Role>)]
     items: Vec<Role>,
 }
 
 /// Lists the roles.
+#[utoipa::path(
+    get,
+    path = "/v1/roles",
+    operation_id = "list_roles",
+    tag = "policy",
+    description = "Scope: `roles:admin`. Every role, the built-in `user` and `app` included.",
+    responses(
+        (status = 200, description = "The roles.", body = Roles),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn roles(State(state): State<AppState>, caller: Caller) -> Result<Json<Roles>, ApiError> {
     caller.require(&state, Scope::RolesAdmin).await?;
     let policy = state.store.policy().await?;
@@ -46,13 +60,33 @@ fn role_name(name: &str) -> Result<RoleName, ApiError> {
 }
 
 /// `PUT /v1/roles/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleBody {
+    /// What holders of the role may do, on every channel.
+    #[schema(value_type = BTreeSet<openapi::Permission>)]
     permissions: BTreeSet<Permission>,
 }
 
 /// Defines or redefines a role.
+#[utoipa::path(
+    put,
+    path = "/v1/roles/{name}",
+    operation_id = "set_role",
+    tag = "policy",
+    description = "Scope: `roles:admin`. Holders get the new permissions without reconnecting: at \
+once on this node, within `api.access_refresh` on others.",
+    params(("name" = openapi::RoleName, Path, description = "The role's name.")),
+    request_body = RoleBody,
+    responses(
+        (status = 200, description = "The role as stored.", body = openapi::Role),
+        (status = 400, description = "Malformed JSON (`invalid_body`) or a bad role name (`invalid_field`).", body = openapi::ErrorBody),
+        (status = 409, description = "There are 1,000 roles already (`too_many_items`).", body = openapi::ErrorBody),
+        openapi::JsonBodyErrors,
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn set_role(
     State(state): State<AppState>,
     caller: Caller,
@@ -93,6 +127,24 @@ pub async fn set_role(
 }
 
 /// Deletes a role (its holders lose what it gave).
+#[utoipa::path(
+    delete,
+    path = "/v1/roles/{name}",
+    operation_id = "delete_role",
+    tag = "policy",
+    summary = "Deletes a role",
+    description = "Scope: `roles:admin`. Its holders lose what it gave. The built-in roles `user` \
+and `app` can be redefined, not deleted.",
+    params(("name" = openapi::RoleName, Path, description = "The role's name.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "A bad role name (`invalid_field`).", body = openapi::ErrorBody),
+        (status = 404, description = "No such role (`not_found`).", body = openapi::ErrorBody),
+        (status = 409, description = "A built-in role (`permission_denied`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn delete_role(
     State(state): State<AppState>,
     caller: Caller,
@@ -123,20 +175,37 @@ pub async fn delete_role(
 }
 
 /// `GET /v1/grants?subject=user:alice`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GrantQuery {
     /// Only grants to this subject (`user:<id>`, `role:<name>`, `app:<key id>`).
     subject: Option<String>,
 }
 
 /// Grants, oldest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Grants {
+    /// The grants, oldest first.
+    #[schema(value_type = Vec<openapi::Grant>)]
     items: Vec<Grant>,
 }
 
 /// Lists grants.
+#[utoipa::path(
+    get,
+    path = "/v1/grants",
+    operation_id = "list_grants",
+    tag = "policy",
+    description = "Scope: `roles:admin`. Every grant, or those to one subject, oldest first.",
+    params(GrantQuery),
+    responses(
+        (status = 200, description = "The grants.", body = Grants),
+        (status = 400, description = "A bad query parameter (`bad_request`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn grants(
     State(state): State<AppState>,
     caller: Caller,
@@ -172,6 +241,26 @@ async fn check_subject(state: &AppState, subject: &Subject) -> Result<(), ApiErr
 }
 
 /// Grants a permission (`201`, or `200` if it was granted already).
+#[utoipa::path(
+    post,
+    path = "/v1/grants",
+    operation_id = "grant",
+    tag = "policy",
+    summary = "Grants a permission",
+    description = "Scope: `roles:admin`. Applies to live connections without a reconnect: at once \
+on this node, within `api.access_refresh` on others.",
+    request_body = openapi::Grant,
+    responses(
+        (status = 200, description = "It was granted already.", body = openapi::Grant),
+        (status = 201, description = "Granted.", body = openapi::Grant),
+        (status = 400, description = "Malformed JSON (`invalid_body`).", body = openapi::ErrorBody),
+        (status = 404, description = "The subject is a role that does not exist (`not_found`).", body = openapi::ErrorBody),
+        (status = 409, description = "There are 10,000 grants already (`too_many_items`): revoke some, or grant to roles.", body = openapi::ErrorBody),
+        openapi::JsonBodyErrors,
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn grant(
     State(state): State<AppState>,
     caller: Caller,
@@ -211,6 +300,23 @@ pub async fn grant(
 }
 
 /// Revokes a grant (the body is the grant, as listed).
+#[utoipa::path(
+    post,
+    path = "/v1/grants/revoke",
+    operation_id = "revoke_grant",
+    tag = "policy",
+    summary = "Revokes a grant",
+    description = "Scope: `roles:admin`. The body is the grant, as listed.",
+    request_body = openapi::Grant,
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 400, description = "Malformed JSON (`invalid_body`).", body = openapi::ErrorBody),
+        (status = 404, description = "No such grant (`not_found`).", body = openapi::ErrorBody),
+        openapi::JsonBodyErrors,
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

@@ -10,52 +10,81 @@ use serde::{Deserialize, Serialize};
 use tokenim_auth::{Permission, Principal, Scope};
 use tokenim_protocol::{ChannelName, Data, ErrorBody, ErrorCode, Seq, UserId};
 
-use super::JsonBody;
 use super::caller::Caller;
+use super::{JsonBody, openapi};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 
 /// The request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishBody {
-    /// Channels to publish to.
+    /// Channels to publish to (not personal ones: list those users in
+    /// `users`).
     #[serde(default)]
+    #[schema(value_type = Vec<openapi::ChannelName>)]
     channels: Vec<ChannelName>,
     /// Users to send to (their personal channels).
     #[serde(default)]
+    #[schema(value_type = Vec<openapi::UserId>)]
     users: Vec<UserId>,
-    /// The message: any JSON value.
+    /// The message: any JSON value (at most `limits.max_data_size` bytes).
+    #[schema(value_type = Value)]
     data: serde_json::Value,
     /// Retries with the same id (per channel, within the history's
-    /// idempotency window) are published once.
+    /// idempotency window) are published once. 1 to 64 visible ASCII
+    /// characters.
+    #[schema(min_length = 1, max_length = 64)]
     msg_id: Option<String>,
 }
 
 /// The result for one target.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// The channel (a user's is `#<id>`).
+    #[schema(value_type = openapi::ChannelName)]
     channel: ChannelName,
     /// Its sequence number, when published.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>, nullable = false)]
     seq: Option<Seq>,
     /// A retry of an earlier publish (same `msg_id`): nothing new.
+    /// Absent: `false`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     duplicate: bool,
     /// Why not, when not.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<openapi::ErrorBody>, nullable = false)]
     error: Option<ErrorBody>,
 }
 
 /// The response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Published {
     /// One per target: channels first, then users.
     results: Vec<Delivery>,
 }
 
 /// Publishes a message.
+#[utoipa::path(
+    post,
+    path = "/v1/publish",
+    operation_id = "publish",
+    tag = "publish",
+    description = "Scope: `messages:publish`. Publishes `data` to each channel and sends it to each \
+user, as the server (no sender). Each target is checked against the policy for the key (the \
+built-in role `app` may publish and send) and published on its own: the answer has a result per \
+target, channels first, then users.",
+    request_body = PublishBody,
+    responses(
+        (status = 200, description = "A result per target.", body = Published),
+        (status = 400, description = "Malformed JSON (`invalid_body`), no targets or more than `api.max_batch_items` (`too_many_items`), or a bad `msg_id` (`invalid_field`).", body = openapi::ErrorBody),
+        (status = 413, description = "`data` is larger than `limits.max_data_size` (`message_too_large`).", body = openapi::ErrorBody),
+        openapi::JsonBodyErrors,
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn publish(
     State(state): State<AppState>,
     caller: Caller,

@@ -17,12 +17,49 @@ use tokenim_protocol::{DisconnectCode, ErrorCode, UserId};
 
 use super::batch::{self, BatchQuery, BatchResponse, Mode};
 use super::caller::Caller;
-use super::{Listing, Page, Params, idempotency};
+use super::{Listing, Page, Params, idempotency, openapi};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 use crate::store::User;
 
 /// Creates (or upserts) a batch of users.
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    operation_id = "create_users",
+    tag = "users",
+    description = "Scope: `users:write`. Creates (or, with `?mode=upsert`, creates or updates) up to \
+`api.max_batch_items` users from a JSON array, a CSV file (a header row naming some of \
+`id,name,avatar_url,roles,metadata`, `id` required) or JSON lines, at most `api.max_body_bytes`. \
+Each item has its result, in input order: a refused item (`status: error`) does not stop the \
+others; retry exactly the refused ones, fixed. Users created or updated with roles are audited. \
+With an `Idempotency-Key` a retry gets the first answer again (`Idempotent-Replayed: true`) \
+and does nothing twice.",
+    params(
+        BatchQuery,
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible ASCII characters; kept for `api.idempotency_ttl`."),
+    ),
+    request_body(
+        description = "The users: a JSON array, CSV, or one JSON object per line.",
+        content(
+            (Vec<openapi::UserInput> = "application/json", example = json!([{"id": "alice", "name": "Alice", "roles": ["moderator"]}, {"id": "bob"}])),
+            (String = "text/csv", example = json!("id,name,roles\nalice,Alice,moderator;editor\nbob,,\n")),
+            (openapi::UserInput = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "A result per item.", body = BatchResponse, headers(
+            ("Idempotent-Replayed" = String, description = "`true` when this is the kept answer of an earlier request with the same `Idempotency-Key`."),
+        )),
+        (status = 400, description = "The body cannot be read at all (`invalid_body`; nothing was stored), or a bad `mode` or `Idempotency-Key` (`bad_request`).", body = openapi::ErrorBody),
+        (status = 409, description = "A request with this `Idempotency-Key` is still running (`idempotency_conflict`): retry later.", body = openapi::ErrorBody),
+        (status = 413, description = "More than `api.max_batch_items` items (`too_many_items`) or `api.max_body_bytes` bytes (`body_too_large`): split it, or import it as a job.", body = openapi::ErrorBody),
+        (status = 415, description = "`Content-Type` is not `application/json`, `text/csv` or `application/x-ndjson` (`invalid_body`).", body = openapi::ErrorBody),
+        (status = 422, description = "This `Idempotency-Key` was used with a different request (`idempotency_conflict`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -56,6 +93,21 @@ pub fn user_id(id: &str) -> Result<UserId, ApiError> {
 }
 
 /// One user.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{id}",
+    operation_id = "get_user",
+    tag = "users",
+    description = "Scope: `users:read`.",
+    params(("id" = openapi::UserId, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The user.", body = User),
+        (status = 400, description = "Not a valid user id (`invalid_user`).", body = openapi::ErrorBody),
+        (status = 404, description = "No such user (`not_found`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -73,16 +125,22 @@ pub async fn get(
 
 /// `GET /v1/users`: `?ids=a,b,c` (at most `api.max_batch_items`), or a
 /// page `?after=&limit=`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Comma-separated ids (at most `api.max_batch_items`): the answer has
+    /// the users found and the ids missing. `after` and `limit` are then
+    /// ignored.
     ids: Option<String>,
+    /// The `next` of the previous page.
     after: Option<String>,
+    /// Page size (default 100, at most 1,000).
     limit: Option<usize>,
 }
 
 /// Users by id, or a page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum UsersResponse {
     /// `?ids=`: found users, and the ids not found.
@@ -90,13 +148,30 @@ pub enum UsersResponse {
         /// Found users, in the order asked.
         items: Vec<User>,
         /// Ids with no user.
+        #[schema(value_type = Vec<openapi::UserId>)]
         missing: Vec<UserId>,
     },
     /// A page.
+    #[schema(value_type = openapi::UserPage)]
     Page(Listing<User>),
 }
 
 /// Several users, or a page of users.
+#[utoipa::path(
+    get,
+    path = "/v1/users",
+    operation_id = "list_users",
+    tag = "users",
+    description = "Scope: `users:read`. With `ids`, those users (and the ids not found); without, a page of users in id order.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The users asked for, or a page.", body = UsersResponse),
+        (status = 400, description = "Not a valid user id (`invalid_user`) or a bad query parameter (`bad_request`).", body = openapi::ErrorBody),
+        (status = 413, description = "More than `api.max_batch_items` ids (`too_many_items`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -143,6 +218,20 @@ pub async fn list(
 }
 
 /// The groups a user belongs to, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{id}/groups",
+    operation_id = "list_user_groups",
+    tag = "users",
+    description = "Scope: `groups:read`. The ids of the groups the user is a member of, in id order.",
+    params(("id" = openapi::UserId, Path, description = "The user's id."), Page),
+    responses(
+        (status = 200, description = "A page of group ids.", body = openapi::IdPage),
+        (status = 400, description = "Not a valid user id (`invalid_user`) or a bad query parameter (`bad_request`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn groups(
     State(state): State<AppState>,
     caller: Caller,
@@ -163,6 +252,24 @@ pub async fn groups(
 }
 
 /// Deletes a user (see the module doc).
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{id}",
+    operation_id = "delete_user",
+    tag = "users",
+    summary = "Deletes a user",
+    description = "Scope: `users:write`. Removes the user's record and memberships, revokes every \
+token issued to it so far and closes its connections on every node. The id may be created \
+again; tokens minted before the deletion stay revoked.",
+    params(("id" = openapi::UserId, Path, description = "The user's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, description = "Not a valid user id (`invalid_user`).", body = openapi::ErrorBody),
+        (status = 404, description = "No such user (`not_found`).", body = openapi::ErrorBody),
+        openapi::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

@@ -227,9 +227,32 @@ fn lex_range(prefix: &str, after: Option<&str>) -> (Vec<u8>, Vec<u8>) {
     (min, max)
 }
 
-/// A Redis error: the store cannot be used now.
+/// A Redis error: `Unavailable` when Redis cannot be reached or is busy
+/// (retrying may work), `Failed` when Redis refused the command itself (a
+/// wrong key type, a script error: retrying will not help).
 fn unavailable(e: &redis::RedisError) -> StoreError {
-    StoreError::Unavailable(format!("redis: {e}"))
+    use redis::{ErrorKind, ServerErrorKind};
+    let transient = e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_cluster_error()
+        || matches!(
+            e.kind(),
+            ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::ClusterDown
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ReadOnly
+                )
+        );
+    if transient {
+        StoreError::Unavailable(format!("redis: {e}"))
+    } else {
+        StoreError::Failed(format!("redis: {e}"))
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,335 @@
+//! Schemas of the types the API shows but the gateway does not own: ids
+//! and the error body from `tokenim-protocol`, scopes, permissions, roles,
+//! grants and audit records from `tokenim-auth`, what a batch item looks
+//! like on the way in, and a page of each kind of listing. Those crates
+//! stay free of `utoipa`: each type here stands in for its namesake, only
+//! in the document, and the gateway's own types point at it with
+//! `#[schema(value_type = openapi::…)]`.
+//!
+//! Where the real crate can say it, the schema is built from it (the
+//! variants of [`ErrorCode`](tokenim_protocol::ErrorCode),
+//! [`Scope`](tokenim_auth::Scope), [`Permission`](tokenim_auth::Permission)
+//! and [`AuditAction`](tokenim_auth::AuditAction)), so a new variant shows
+//! up in the document (and in the test that keeps `docs/openapi.json`
+//! current) without anyone editing this file.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
+
+/// A string schema with a grammar.
+fn string(description: &str, pattern: &str, example: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .pattern(Some(pattern))
+        .examples([example])
+        .into()
+}
+
+/// A string schema that is one of `names`.
+fn one_of_names(description: &str, names: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .enum_values(Some(names))
+        .into()
+}
+
+/// Implements `ToSchema` for a stand-in, named after the type it stands
+/// in for.
+macro_rules! stand_in {
+    ($(#[$doc:meta])* $ty:ident => $schema:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $ty;
+
+        impl PartialSchema for $ty {
+            fn schema() -> RefOr<Schema> {
+                $schema
+            }
+        }
+
+        impl ToSchema for $ty {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed(stringify!($ty))
+            }
+        }
+    };
+}
+
+stand_in! {
+    /// [`tokenim_protocol::UserId`] (also a group's id).
+    UserId => string(
+        "1 to 64 bytes of `A-Z a-z 0-9 _ - . @`.",
+        "^[A-Za-z0-9_.@-]{1,64}$",
+        "alice",
+    )
+}
+
+stand_in! {
+    /// [`tokenim_protocol::ChannelName`].
+    ChannelName => string(
+        "1 to 128 bytes of `A-Z a-z 0-9 _ - . : @ = /`, or a user's personal \
+         channel: `#` and the user id.",
+        "^(#[A-Za-z0-9_.@-]{1,64}|[A-Za-z0-9_.:@=/-]{1,128})$",
+        "rooms.lobby",
+    )
+}
+
+stand_in! {
+    /// [`tokenim_auth::ChannelPattern`].
+    ChannelPattern => string(
+        "A channel name (that channel only), or the start of one followed \
+         by `*` (every channel whose name starts so; `*` alone is every channel).",
+        "^(#[A-Za-z0-9_.@-]{1,64}|[A-Za-z0-9_.:@=/-]{1,128}|#[A-Za-z0-9_.@-]{0,63}\\*|[A-Za-z0-9_.:@=/-]{0,127}\\*)$",
+        "rooms.*",
+    )
+}
+
+stand_in! {
+    /// [`tokenim_auth::ApiKeyId`].
+    ApiKeyId => string(
+        "An API key's public id: `ak_` and 16 lowercase hex digits.",
+        "^ak_[0-9a-f]{16}$",
+        "ak_0123456789abcdef",
+    )
+}
+
+stand_in! {
+    /// [`tokenim_auth::RoleName`].
+    RoleName => string(
+        "A role's name: 1 to 32 bytes of `a-z 0-9 _ -`. Built in: `user` \
+         (every user without roles) and `app` (every API key).",
+        "^[a-z0-9_-]{1,32}$",
+        "moderator",
+    )
+}
+
+stand_in! {
+    /// [`tokenim_auth::Scope`].
+    Scope => one_of_names(
+        "What an API key may call; each endpoint names the scope it needs.",
+        tokenim_auth::Scope::ALL.map(tokenim_auth::Scope::as_str),
+    )
+}
+
+stand_in! {
+    /// [`tokenim_auth::Permission`].
+    Permission => one_of_names(
+        "Something a user or application may do on a channel: `send` (direct \
+         messages), `publish`, `subscribe`, `history`, `presence`, \
+         `manage_group` (a group's channel without being a member).",
+        tokenim_auth::Permission::ALL.map(tokenim_auth::Permission::as_str),
+    )
+}
+
+stand_in! {
+    /// [`tokenim_auth::AuditAction`].
+    AuditAction => one_of_names(
+        "What an audit record is about.",
+        tokenim_auth::AuditAction::ALL.map(tokenim_auth::AuditAction::as_str),
+    )
+}
+
+stand_in! {
+    /// [`tokenim_protocol::ErrorBody`]: every error answer's body.
+    ErrorBody => error_body()
+}
+
+/// `{"code","name","message"}`, with every code and name the server has.
+fn error_body() -> RefOr<Schema> {
+    use tokenim_protocol::ErrorCode;
+    let codes = ErrorCode::ALL.iter().map(|c| c.code());
+    let names = ErrorCode::ALL.iter().map(|c| c.name());
+    ObjectBuilder::new()
+        .description(Some(
+            "An error: a stable numeric code, its stable name, and a message for \
+             humans that may change between releases. Codes by range: 1000–1099 the \
+             request is wrong (fix it), 1100–1199 authentication and permission, \
+             1200–1299 state and limits (retry later or ask for less), 1900–1999 the \
+             server failed (retry with backoff).",
+        ))
+        .property(
+            "code",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .description(Some("The stable numeric code."))
+                .enum_values(Some(codes)),
+        )
+        .required("code")
+        .property(
+            "name",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("The code's stable snake_case name."))
+                .enum_values(Some(names)),
+        )
+        .required("name")
+        .property(
+            "message",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("What went wrong, for humans.")),
+        )
+        .required("message")
+        .examples([serde_json::json!({
+            "code": 1009,
+            "name": "not_found",
+            "message": "user \"bob\" does not exist",
+        })])
+        .into()
+}
+
+/// [`tokenim_auth::Role`].
+#[derive(Debug, ToSchema)]
+#[schema(description = "A role and the permissions it gives.")]
+pub struct Role {
+    /// The role's name.
+    pub name: RoleName,
+    /// What holders of the role may do, on every channel.
+    pub permissions: BTreeSet<Permission>,
+}
+
+/// [`tokenim_auth::Subject`].
+#[derive(Debug, ToSchema)]
+#[schema(
+    rename_all = "snake_case",
+    description = "Who a grant is for: `{\"user\": <id>}`, `{\"role\": <name>}` or `{\"app\": <key id>}`."
+)]
+pub enum Subject {
+    /// One user.
+    User(UserId),
+    /// Every holder of a role.
+    Role(RoleName),
+    /// One application key.
+    App(ApiKeyId),
+}
+
+/// [`tokenim_auth::Grant`].
+#[derive(Debug, ToSchema)]
+#[schema(
+    description = "One permission given to a subject, on every channel or on the channels a pattern matches."
+)]
+pub struct Grant {
+    /// Who receives it.
+    pub subject: Subject,
+    /// What it allows.
+    pub permission: Permission,
+    /// On which channels; absent: every channel.
+    #[schema(nullable = false)]
+    pub channels: Option<ChannelPattern>,
+}
+
+/// [`tokenim_auth::AuditRecord`].
+#[derive(Debug, ToSchema)]
+#[schema(description = "One entry of the audit log.")]
+pub struct AuditRecord {
+    /// Position in the log.
+    pub id: u64,
+    /// When, in milliseconds since the Unix epoch.
+    pub time: u64,
+    /// Who: an API key id, `config` (start-up), or `anonymous`.
+    pub actor: String,
+    /// What.
+    pub action: AuditAction,
+    /// On what: a key id, a user id, a role, a grant's subject.
+    pub target: String,
+    /// The client address the request came from, when there was one.
+    #[schema(nullable = false)]
+    pub source: Option<String>,
+    /// Anything else worth keeping (the grant, the scopes, the reason).
+    #[schema(value_type = Object, required = false)]
+    pub detail: serde_json::Value,
+}
+
+/// A user as sent in a batch or an import (JSON, or a CSV row whose
+/// header names some of `id,name,avatar_url,roles,metadata`: `roles`
+/// holds `;`-separated names and `metadata` a JSON object). Unknown fields
+/// are refused; `null` is the same as absent.
+#[derive(Debug, ToSchema)]
+pub struct UserInput {
+    /// The user id (1 to 64 bytes of `A-Z a-z 0-9 _ - . @`).
+    pub id: String,
+    /// Display name; absent: the id.
+    pub name: Option<String>,
+    /// Picture URL (http or https).
+    pub avatar_url: Option<String>,
+    /// Roles held; none: the role `user`.
+    #[schema(required = false)]
+    pub roles: Vec<RoleName>,
+    /// A JSON object kept with the user (at most `api.max_metadata_bytes`).
+    #[schema(value_type = Object, required = false)]
+    pub metadata: serde_json::Value,
+}
+
+/// A group as sent in a batch or an import (JSON, or a CSV row whose
+/// header names some of `id,name,owner,members,metadata`: `members` holds
+/// `;`-separated user ids and `metadata` a JSON object). Unknown fields
+/// are refused; `null` is the same as absent.
+#[derive(Debug, ToSchema)]
+pub struct GroupInput {
+    /// The group id (1 to 64 bytes of `A-Z a-z 0-9 _ - . @`).
+    pub id: String,
+    /// Display name; absent: the id.
+    pub name: Option<String>,
+    /// The owning user, also made a member.
+    pub owner: Option<UserId>,
+    /// The first members, in order; repeats are dropped. Every member must
+    /// be a known user.
+    #[schema(required = false)]
+    pub members: Vec<UserId>,
+    /// A JSON object kept with the group (at most `api.max_metadata_bytes`).
+    #[schema(value_type = Object, required = false)]
+    pub metadata: serde_json::Value,
+}
+
+/// Stand-ins for [`Listing<T>`](super::super::Listing), one per item type:
+/// utoipa copies a generic argument's schema into the generic one, so a
+/// derived `Listing<User>` would hold a second, anonymous `User`.
+///
+/// A page allows no other fields (`deny_unknown_fields` here only shapes
+/// the schema): `GET /v1/users` answers a page or `{items, missing}`, and
+/// that `oneOf` must not match both.
+macro_rules! page {
+    ($(#[$doc:meta])* $page:ident of $item:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, ToSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $page {
+            /// The items, in order.
+            pub items: Vec<$item>,
+            /// Pass as `after` for the next page; absent on the last page.
+            #[schema(nullable = false)]
+            pub next: Option<String>,
+        }
+    };
+}
+
+page! {
+    /// A page of API keys.
+    KeyPage of super::super::keys::KeyView
+}
+
+page! {
+    /// A page of users.
+    UserPage of crate::store::User
+}
+
+page! {
+    /// A page of groups.
+    GroupPage of crate::store::Group
+}
+
+page! {
+    /// A page of ids (of users, or of groups).
+    IdPage of UserId
+}
+
+page! {
+    /// A page of an import job's refused items.
+    ItemResultPage of crate::store::ItemResult
+}

@@ -281,6 +281,8 @@ fn disconnect_label(code: DisconnectCode) -> &'static str {
         DisconnectCode::InvalidToken => "invalid_token",
         DisconnectCode::ProtocolViolation => "protocol_violation",
         DisconnectCode::MessageTooLarge => "message_too_large",
+        DisconnectCode::TokenRevoked => "token_revoked",
+        DisconnectCode::Banned => "banned",
         _ => "internal",
     }
 }

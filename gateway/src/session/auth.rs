@@ -3,11 +3,14 @@
 //! Browsers cannot set headers on a WebSocket, so a client may send its
 //! token as the first command. Until it does, other commands get
 //! `not_connected`; after `limits.auth_timeout` the socket is closed with
-//! 4004. A refused token is answered with its error and then closed.
+//! 4004. A refused token is answered with its error and then closed: an
+//! invalid one with 4500 or 4003, a valid one whose user is banned with
+//! 1111 and 4504, a revoked one with 1112 and 4503 (see [`super::access`]).
 
 use tokenim_auth::{TokenError, UserClaims};
 use tokenim_protocol::{Command, CommandId, DisconnectCode, ErrorCode, Reply};
 
+use super::access::{self, Admitted};
 use super::conn::{Conn, Incoming};
 use crate::state::AppState;
 
@@ -37,12 +40,12 @@ pub fn close_code(e: &TokenError) -> DisconnectCode {
     }
 }
 
-/// Waits for a valid `connect`. Returns its command id (to reply to once
-/// the session exists) and the verified claims.
+/// Waits for a valid `connect` whose user may connect. Returns its command
+/// id (to reply to once the session exists) and the admitted token.
 pub async fn await_connect(
     conn: &mut Conn,
     state: &AppState,
-) -> Result<(CommandId, UserClaims), AuthEnd> {
+) -> Result<(CommandId, Admitted), AuthEnd> {
     let deadline = tokio::time::sleep(state.config.limits.auth_timeout);
     tokio::pin!(deadline);
     loop {
@@ -58,17 +61,24 @@ pub async fn await_connect(
             Incoming::Command(frame) => {
                 state.metrics.command(frame.command.kind());
                 match frame.command {
-                    Command::Connect { token } => match verify(state, &token) {
-                        Ok(claims) => return Ok((frame.id, claims)),
-                        Err(e) => {
-                            let reply = Reply::error(frame.id, e.code(), e.to_string());
-                            state.metrics.error(e.code());
-                            if conn.send(&reply).await.is_err() {
-                                return Err(AuthEnd::Gone);
-                            }
-                            return Err(AuthEnd::Close(close_code(&e)));
+                    Command::Connect { token } => {
+                        let (code, message, close) = match verify(state, &token) {
+                            Ok(claims) => match access::admit(state, claims).await {
+                                Ok(admitted) => return Ok((frame.id, admitted)),
+                                Err(r) => (r.code(), r.to_string(), r.close_code()),
+                            },
+                            Err(e) => (e.code(), e.to_string(), close_code(&e)),
+                        };
+                        state.metrics.error(code);
+                        if conn
+                            .send(&Reply::error(frame.id, code, message))
+                            .await
+                            .is_err()
+                        {
+                            return Err(AuthEnd::Gone);
                         }
-                    },
+                        return Err(AuthEnd::Close(close));
+                    }
                     _ => Reply::error(
                         frame.id,
                         ErrorCode::NotConnected,

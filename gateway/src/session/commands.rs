@@ -1,8 +1,11 @@
 //! What each command does once a session is authenticated. Every check
 //! that can fail answers with a stable [`ErrorCode`] and changes nothing.
+//! The token's claims are checked first, then the user's permissions
+//! (roles, grants and group membership, see [`super::access`]).
 
 use std::time::Instant;
 
+use tokenim_auth::Permission;
 use tokenim_protocol::{
     ChannelName, Command, Data, ErrorCode, Presence, Push, ReplyBody, StreamPosition,
 };
@@ -81,6 +84,8 @@ impl Session {
                         format!("token may not publish to {channel}"),
                     );
                 }
+                self.require_channel(Permission::Publish, &channel, "publish to it")
+                    .await?;
                 check_msg_id(msg_id.as_deref())?;
                 self.check_publish(&data)?;
                 let user = Some(self.handle.user.clone());
@@ -96,6 +101,7 @@ impl Session {
                 })
             }
             Command::Send { to, data } => {
+                self.require(Permission::Send, Some(&to.personal_channel()))?;
                 self.check_publish(&data)?;
                 let user = Some(self.handle.user.clone());
                 let published = self
@@ -122,6 +128,8 @@ impl Session {
                         format!("token may not see presence in {channel}"),
                     );
                 }
+                self.require_channel(Permission::Presence, &channel, "see who is in it")
+                    .await?;
                 let users = self.state.broker.presence(&channel).await?;
                 Ok(ReplyBody::Presence { channel, users })
             }
@@ -137,6 +145,13 @@ impl Session {
             return fail(
                 ErrorCode::PermissionDenied,
                 "the new token is for another user",
+            );
+        }
+        if self.is_revoked(claims.issued_at) {
+            self.state.metrics.auth_failure("revoked");
+            return fail(
+                ErrorCode::TokenRevoked,
+                "the token was revoked; get a new one",
             );
         }
         self.claims = claims;
@@ -193,6 +208,8 @@ impl Session {
                 format!("token may not subscribe to {channel}"),
             );
         }
+        self.require_channel(Permission::Subscribe, &channel, "subscribe to it")
+            .await?;
         // Listen first, then read the position (and what was missed): every
         // message above it is then certain to arrive live, and a message at
         // or below it may arrive too (clients ignore it).

@@ -7,6 +7,7 @@
 //! socket before the queue is drained), so a client sees one ascending
 //! order; it ignores anything at or below the last sequence it saw.
 
+use tokenim_auth::Permission;
 use tokenim_protocol::{ChannelName, ErrorCode, Publication, Push, ReplyBody, Seq, StreamPosition};
 
 use super::Session;
@@ -50,7 +51,7 @@ impl Session {
 
     /// The `history` command.
     pub(super) async fn history(
-        &self,
+        &mut self,
         channel: ChannelName,
         since: Option<Seq>,
         limit: Option<u32>,
@@ -62,6 +63,8 @@ impl Session {
                 format!("token may not read the history of {channel}"),
             );
         }
+        self.require_channel(Permission::History, &channel, "read its history")
+            .await?;
         let max = self.state.config.history.page;
         let limit = limit.map_or(max, |l| (l as usize).clamp(1, max));
         let mut page = self.state.broker.history(&channel, since, limit).await?;

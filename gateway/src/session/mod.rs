@@ -9,17 +9,22 @@
 //!
 //! * [`conn`]: frames in and out of the socket.
 //! * [`auth`]: the wait for `connect`.
-//! * [`commands`]: what each command does.
+//! * [`access`]: the user's roles, bans, revocations and group
+//!   memberships, as the session sees them.
+//! * [`commands`]: what each command does; [`permission`]: the checks of
+//!   roles, grants and group membership it makes.
 //! * [`outbound`]: the bounded queue fan-out writes into.
 //! * [`handle`]: [`SessionHandle`], what the hub holds.
 //! * [`rate`]: the publish rate limiter.
 
+pub mod access;
 pub mod auth;
 mod commands;
 pub mod conn;
 mod handle;
 mod history;
 pub mod outbound;
+mod permission;
 pub mod rate;
 mod serve;
 
@@ -33,14 +38,16 @@ use tokenim_protocol::{ChannelName, DisconnectCode, Reply, ReplyBody, SessionId}
 pub use handle::SessionHandle;
 pub use outbound::{Outbound, PushError};
 
+use self::access::{Admitted, UserView};
 use self::auth::AuthEnd;
 use self::conn::Conn;
 use self::rate::RateLimiter;
 use crate::limiter::ConnPermit;
 use crate::state::AppState;
 
-/// Runs a session from the upgraded socket to its close. `claims` is set
-/// when the upgrade request carried a valid token.
+/// Runs a session from the upgraded socket to its close. `admitted` is set
+/// when the upgrade request carried a token that was verified and admitted
+/// ([`access::admit`]).
 ///
 /// Memory matters here: every open connection keeps this future alive. So
 /// the arguments are consumed into a boxed opening step before the returned
@@ -50,10 +57,10 @@ use crate::state::AppState;
 pub fn run(
     conn: Conn,
     state: AppState,
-    claims: Option<UserClaims>,
+    admitted: Option<Admitted>,
     permit: Arc<ConnPermit>,
 ) -> impl Future<Output = ()> + Send {
-    let opening = Box::pin(open(conn, state, claims, permit));
+    let opening = Box::pin(open(conn, state, admitted, permit));
     async move {
         let Some(mut live) = opening.await else {
             return;
@@ -79,13 +86,13 @@ struct Live {
 async fn open(
     mut conn: Conn,
     state: AppState,
-    claims: Option<UserClaims>,
+    admitted: Option<Admitted>,
     permit: Arc<ConnPermit>,
 ) -> Option<Box<Live>> {
-    let (connect_id, claims) = match claims {
-        Some(claims) => (None, claims),
+    let (connect_id, Admitted { claims, view }) = match admitted {
+        Some(admitted) => (None, admitted),
         None => match auth::await_connect(&mut conn, &state).await {
-            Ok((id, claims)) => (Some(id), claims),
+            Ok((id, admitted)) => (Some(id), admitted),
             Err(AuthEnd::Close(code)) => {
                 conn.close(code).await;
                 return None;
@@ -105,6 +112,7 @@ async fn open(
         state: state.clone(),
         handle,
         claims,
+        view,
         subscriptions: HashSet::new(),
         _permit: permit,
     };
@@ -164,6 +172,8 @@ struct Session {
     state: AppState,
     handle: Arc<SessionHandle>,
     claims: UserClaims,
+    /// Roles, revocation and memberships, as of an access version.
+    view: UserView,
     subscriptions: HashSet<ChannelName>,
     rate: RateLimiter,
     /// Released (one connection fewer for this IP) when the session ends.

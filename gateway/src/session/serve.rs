@@ -1,6 +1,8 @@
 //! The serving loop of an authenticated session: one `select!` over
 //! shutdown, the outbound queue, the socket, and one timer that covers both
-//! the ping schedule and the token's expiry.
+//! the ping schedule and the token's expiry. Before each command, and at
+//! each ping, the session catches up with access changes
+//! ([`super::access`]), which may close it (4503, 4504).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -91,6 +93,10 @@ impl Session {
                             return End::Gone;
                         }
                         next_ping = now + limits.ping_interval;
+                        // An idle session learns of a ban or revocation too.
+                        if let Err(code) = Box::pin(self.sync_access(true)).await {
+                            return End::Close(code);
+                        }
                     }
                     timer.as_mut().reset(next_ping.min(expiry));
                 }
@@ -105,6 +111,9 @@ impl Session {
         let reply = match incoming {
             Incoming::Command(frame) => {
                 self.state.metrics.command(frame.command.kind());
+                if let Err(code) = self.sync_access(false).await {
+                    return Flow::End(End::Close(code));
+                }
                 let refresh = matches!(frame.command, Command::Refresh { .. });
                 match self.handle(frame.command).await {
                     Ok(body) => {

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod api;
 mod auth;
 mod broker_contract;
 mod history;
@@ -10,7 +11,9 @@ mod http;
 mod lifecycle;
 mod limits;
 mod malformed;
+mod permissions;
 mod pubsub;
 mod redis_cluster;
 mod scale_out;
 mod slow_consumer;
+mod store_contract;

@@ -279,6 +279,10 @@ async fn run(
         }
     });
     job.state = JobState::Running;
+    job.updated_at = crate::unix_millis();
+    if let Err(e) = state.store.put_job(&job).await {
+        tracing::warn!(job = %job.id, error = %e, "job start not recorded");
+    }
     let mut outcome = Ok(());
     while let Some(next) = rx.recv().await {
         let stored = match next {
@@ -344,13 +348,30 @@ async fn record(
     state.store.put_job(job).await
 }
 
+/// A queued or running job that has not reported progress for this long
+/// lost the node running it (stopped, killed): it is reported as failed.
+/// A running job reports after every batch, which takes well under a
+/// second unless the store is down (and then the job fails by itself).
+pub const STALLED_AFTER_MS: u64 = 60_000;
+
 async fn existing(state: &AppState, caller: &Caller, id: &str) -> Result<Job, ApiError> {
-    let job = state
+    let mut job = state
         .store
         .job(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format_args!("job {id:?}")))?;
     caller.require(state, scope(job.kind)).await?;
+    let now = crate::unix_millis();
+    let unfinished = matches!(job.state, JobState::Queued | JobState::Running);
+    if unfinished && now.saturating_sub(job.updated_at) > STALLED_AFTER_MS {
+        job.state = JobState::Failed;
+        job.finished_at = Some(now);
+        job.error = Some(ErrorBody::new(
+            ErrorCode::Internal,
+            "the node running this job stopped; import the file again (items already imported report exists, or use mode=upsert)",
+        ));
+        state.store.put_job(&job).await?;
+    }
     Ok(job)
 }
 

@@ -336,3 +336,50 @@ async fn a_node_refuses_imports_beyond_max_jobs() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_job_whose_node_stopped_is_reported_failed() {
+    use tokenim_gateway::store::jobs::{Job, JobKind, JobState};
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    let long_ago = tokenim_gateway::unix_millis() - 2 * 60_000;
+    let orphan = Job {
+        id: "job_orphan".into(),
+        kind: JobKind::Users,
+        upsert: false,
+        state: JobState::Running,
+        bytes: 10,
+        processed: 5,
+        created: 5,
+        exists: 0,
+        updated: 0,
+        failed: 0,
+        created_at: long_ago,
+        updated_at: long_ago,
+        finished_at: None,
+        error: None,
+    };
+    gw.state.store.put_job(&orphan).await.unwrap();
+    let job = api.get("/v1/jobs/job_orphan").await.expect(200);
+    assert_eq!(job["state"], "failed");
+    assert_eq!(job["processed"], 5);
+    assert!(
+        job["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped")
+    );
+    // The verdict is stored: every node answers the same.
+    let stored = gw.state.store.job("job_orphan").await.unwrap().unwrap();
+    assert_eq!(stored.state, JobState::Failed);
+
+    // A job that reported recently is left alone.
+    let fresh = Job {
+        id: "job_fresh".into(),
+        updated_at: tokenim_gateway::unix_millis(),
+        ..orphan
+    };
+    gw.state.store.put_job(&fresh).await.unwrap();
+    let job = api.get("/v1/jobs/job_fresh").await.expect(200);
+    assert_eq!(job["state"], "running");
+}

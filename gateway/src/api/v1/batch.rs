@@ -74,6 +74,57 @@ impl BatchResponse {
     }
 }
 
+/// What a batch holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Users (`users:write`).
+    Users,
+    /// Groups (`groups:write`).
+    Groups,
+}
+
+/// A batch request: checks the scope, reads the body (bounded), parses it
+/// as its `Content-Type` says, stores every valid item and answers a
+/// result per item, once per `Idempotency-Key`.
+pub async fn handle(
+    state: &AppState,
+    caller: &Caller,
+    mode: Mode,
+    headers: &HeaderMap,
+    body: Body,
+    kind: Kind,
+) -> Result<axum::response::Response, ApiError> {
+    let scope = match kind {
+        Kind::Users => tokenim_auth::Scope::UsersWrite,
+        Kind::Groups => tokenim_auth::Scope::GroupsWrite,
+    };
+    caller.require(state, scope).await?;
+    let bytes = read_body(state, body).await?;
+    let format = format(headers)?;
+    let upsert = mode == Mode::Upsert;
+    let shape = format!("POST {kind:?} {mode:?} {format:?}");
+    let request = [shape.as_bytes(), &bytes];
+    let work = async {
+        let (max, limits, now) = (
+            state.config.api.max_batch_items,
+            limits(state),
+            crate::unix_millis(),
+        );
+        let results = match kind {
+            Kind::Users => {
+                let items = crate::records::parse_users(&bytes, format, max, &limits, now)?;
+                store_users(state, caller, items, upsert).await?
+            }
+            Kind::Groups => {
+                let items = crate::records::parse_groups(&bytes, format, max, &limits, now)?;
+                store_groups(state, items, upsert).await?
+            }
+        };
+        Ok(BatchResponse::new(results).outcome())
+    };
+    super::idempotency::once(state, caller, headers, &request, work).await
+}
+
 /// Reads a body of at most `api.max_body_bytes`.
 pub async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
     let max = state.config.api.max_body_bytes;

@@ -191,6 +191,48 @@ const JSON_BODY_ERRORS: [(u16, &str, &str); 2] = [
     ),
 ];
 
+/// Error answers of the batch endpoints (`POST /v1/users`, `/v1/groups`).
+const BATCH_ERRORS: [(u16, &str, &str); 5] = [
+    (
+        400,
+        "BatchUnreadable",
+        "The body cannot be read at all (`invalid_body`; nothing was stored), or a bad `mode` \
+         or `Idempotency-Key` (`bad_request`).",
+    ),
+    (
+        409,
+        "IdempotentRequestRunning",
+        "A request with this `Idempotency-Key` is still running (`idempotency_conflict`): retry later.",
+    ),
+    (
+        413,
+        "BatchTooLarge",
+        "More than `api.max_batch_items` items (`too_many_items`) or `api.max_body_bytes` bytes \
+         (`body_too_large`): split it, or import it as a job.",
+    ),
+    (
+        415,
+        "BatchFormat",
+        "`Content-Type` is not `application/json`, `text/csv` or `application/x-ndjson` (`invalid_body`).",
+    ),
+    (
+        422,
+        "IdempotencyKeyReused",
+        "This `Idempotency-Key` was used with a different request (`idempotency_conflict`).",
+    ),
+];
+
+/// The error answers of a batch endpoint, as references to shared
+/// responses.
+#[derive(Debug)]
+pub struct BatchErrors;
+
+impl IntoResponses for BatchErrors {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        refs(&BATCH_ERRORS)
+    }
+}
+
 fn refs(errors: &[(u16, &str, &str)]) -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
     errors
         .iter()
@@ -268,7 +310,11 @@ impl Modify for Components {
                     .build(),
             ),
         );
-        for (_, name, description) in API_KEY_ERRORS.iter().chain(&JSON_BODY_ERRORS) {
+        for (_, name, description) in API_KEY_ERRORS
+            .iter()
+            .chain(&JSON_BODY_ERRORS)
+            .chain(&BATCH_ERRORS)
+        {
             let response = ResponseBuilder::new()
                 .description(*description)
                 .content(

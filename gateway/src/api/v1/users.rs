@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use tokenim_auth::{AuditAction, Scope};
 use tokenim_protocol::{DisconnectCode, ErrorCode, UserId};
 
-use super::batch::{self, BatchQuery, BatchResponse, Mode};
+use super::batch::{self, BatchQuery, BatchResponse};
 use super::caller::Caller;
-use super::{Listing, Page, Params, idempotency, openapi};
+use super::{Listing, Page, Params, openapi};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 use crate::store::User;
@@ -51,11 +51,7 @@ and does nothing twice.",
         (status = 200, description = "A result per item.", body = BatchResponse, headers(
             ("Idempotent-Replayed" = String, description = "`true` when this is the kept answer of an earlier request with the same `Idempotency-Key`."),
         )),
-        (status = 400, description = "The body cannot be read at all (`invalid_body`; nothing was stored), or a bad `mode` or `Idempotency-Key` (`bad_request`).", body = openapi::ErrorBody),
-        (status = 409, description = "A request with this `Idempotency-Key` is still running (`idempotency_conflict`): retry later.", body = openapi::ErrorBody),
-        (status = 413, description = "More than `api.max_batch_items` items (`too_many_items`) or `api.max_body_bytes` bytes (`body_too_large`): split it, or import it as a job.", body = openapi::ErrorBody),
-        (status = 415, description = "`Content-Type` is not `application/json`, `text/csv` or `application/x-ndjson` (`invalid_body`).", body = openapi::ErrorBody),
-        (status = 422, description = "This `Idempotency-Key` was used with a different request (`idempotency_conflict`).", body = openapi::ErrorBody),
+        openapi::BatchErrors,
         openapi::ApiKeyErrors,
     ),
     security(("api_key" = [])),
@@ -67,24 +63,15 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    caller.require(&state, Scope::UsersWrite).await?;
-    let bytes = batch::read_body(&state, body).await?;
-    let format = batch::format(&headers)?;
-    let upsert = query.mode == Mode::Upsert;
-    let shape = format!("POST /v1/users {:?} {format:?}", query.mode);
-    let request = [shape.as_bytes(), &bytes];
-    let work = async {
-        let items = crate::records::parse_users(
-            &bytes,
-            format,
-            state.config.api.max_batch_items,
-            &batch::limits(&state),
-            crate::unix_millis(),
-        )?;
-        let results = batch::store_users(&state, &caller, items, upsert).await?;
-        Ok(BatchResponse::new(results).outcome())
-    };
-    idempotency::once(&state, &caller, &headers, &request, work).await
+    batch::handle(
+        &state,
+        &caller,
+        query.mode,
+        &headers,
+        body,
+        batch::Kind::Users,
+    )
+    .await
 }
 
 /// A user id from a path, or 400.

@@ -143,7 +143,10 @@ impl AppState {
             Some(redis) if !config.store.is_embedded(true) => {
                 Kv::Redis(RedisKv::open(redis).await?)
             }
-            _ => Kv::Embedded(EmbeddedKv::open(&config.store.path)?),
+            _ => Kv::Embedded(EmbeddedKv::open(
+                &config.store.path,
+                config.store.cache_bytes,
+            )?),
         };
         let store = Store::new(kv);
         if let Err(e) = crate::bootstrap::ensure_admin_key(&store, &config.api).await {

@@ -30,6 +30,9 @@ pub struct StoreConfig {
     /// process at a time). Default `tokenim-data`, relative to the
     /// working directory.
     pub path: PathBuf,
+    /// Memory the embedded store may use to cache its file's pages (most
+    /// of the node's memory during a big import). Default 64 MiB.
+    pub cache_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -37,6 +40,7 @@ impl Default for StoreConfig {
         Self {
             backend: StoreBackend::Auto,
             path: PathBuf::from("tokenim-data"),
+            cache_bytes: 64 << 20,
         }
     }
 }
@@ -58,6 +62,9 @@ impl StoreConfig {
         }
         if self.is_embedded(redis) && self.path.as_os_str().is_empty() {
             return Err(invalid("store.path", "a directory is required"));
+        }
+        if self.cache_bytes < 1 << 20 {
+            return Err(invalid("store.cache_bytes", "at least 1 MiB (1048576)"));
         }
         Ok(())
     }

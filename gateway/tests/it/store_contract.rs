@@ -333,7 +333,10 @@ async fn binary_values(kv: &Kv) {
 #[tokio::test]
 async fn embedded_kv_meets_the_contract() {
     let dir = tempfile::tempdir().unwrap();
-    contract(&Kv::Embedded(EmbeddedKv::open(dir.path()).unwrap())).await;
+    contract(&Kv::Embedded(
+        EmbeddedKv::open(dir.path(), 4 << 20).unwrap(),
+    ))
+    .await;
 }
 
 #[tokio::test]
@@ -369,13 +372,13 @@ async fn redis_cluster_kv_meets_the_contract() {
 async fn embedded_kv_keeps_data_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let kv = Kv::Embedded(EmbeddedKv::open(dir.path()).unwrap());
+        let kv = Kv::Embedded(EmbeddedKv::open(dir.path(), 4 << 20).unwrap());
         kv.write(vec![put(Table::Users, "alice", BINARY)])
             .await
             .unwrap();
         assert_eq!(kv.incr("ids", 41).await.unwrap(), 41);
     }
-    let kv = Kv::Embedded(EmbeddedKv::open(dir.path()).unwrap());
+    let kv = Kv::Embedded(EmbeddedKv::open(dir.path(), 4 << 20).unwrap());
     assert_eq!(
         kv.get(Table::Users, "alice").await.unwrap().as_deref(),
         Some(BINARY)

@@ -39,12 +39,15 @@ impl std::fmt::Debug for EmbeddedKv {
 
 impl EmbeddedKv {
     /// Opens (or creates) the database in directory `dir`, creating the
-    /// directory and every table. Fails if another process holds it.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    /// directory and every table, with a page cache of at most
+    /// `cache_bytes`. Fails if another process holds it.
+    pub fn open(dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(FILE_NAME);
-        let db = Database::create(&path)
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(&path)
             .map_err(|e| failed(format!("cannot open {}: {e}", path.display())))?;
         let tx = db.begin_write().map_err(failed)?;
         for table in Table::ALL {

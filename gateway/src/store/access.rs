@@ -100,7 +100,7 @@ impl Store {
     /// The access version: it changes whenever roles, grants, user roles,
     /// memberships, bans or revocations change.
     pub async fn access_version(&self) -> Result<u64, StoreError> {
-        self.kv.incr(ACCESS_COUNTER, 0).await
+        self.kv.counter(ACCESS_COUNTER).await
     }
 
     /// Marks that access changed; returns the new version.

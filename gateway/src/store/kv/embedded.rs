@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::{Entry, NewItem, Op, StoreError, Table};
+use super::{Entry, NewItem, Op, StoreError, Table, counter_key, parse_counter};
 
 type Def = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -200,19 +200,6 @@ impl EmbeddedKv {
         })
         .await
     }
-}
-
-/// Where counter `name` lives in the meta table (both backends).
-pub(super) fn counter_key(name: &str) -> String {
-    format!("counter{}{name}", super::SEP)
-}
-
-/// A counter's stored text.
-fn parse_counter(bytes: &[u8]) -> Result<u64, StoreError> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| failed("a counter holds something other than a number"))
 }
 
 fn apply(tx: &WriteTransaction, ops: Vec<Op>) -> Result<(), StoreError> {

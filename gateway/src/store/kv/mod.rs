@@ -30,6 +30,19 @@ pub use self::redis::RedisKv;
 /// Joins the parts of a composite key (`group/user`).
 pub const SEP: char = '/';
 
+/// Where counter `name` lives in the meta table (both backends).
+pub(crate) fn counter_key(name: &str) -> String {
+    format!("counter{SEP}{name}")
+}
+
+/// A counter's stored text.
+pub(crate) fn parse_counter(bytes: &[u8]) -> Result<u64, StoreError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| StoreError::Failed("a counter holds something other than a number".into()))
+}
+
 /// The tables of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
@@ -219,6 +232,14 @@ impl Kv {
         match self {
             Kv::Embedded(kv) => kv.scan(table, prefix, after, limit).await,
             Kv::Redis(kv) => kv.scan(table, prefix, after, limit).await,
+        }
+    }
+
+    /// The value of counter `name` (absent: 0), read without writing.
+    pub async fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        match self.get(Table::Meta, &counter_key(name)).await? {
+            Some(raw) => parse_counter(&raw),
+            None => Ok(0),
         }
     }
 

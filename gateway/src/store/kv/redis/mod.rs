@@ -25,7 +25,7 @@ use std::time::Duration;
 use redis::{FromRedisValue, ScriptInvocation};
 
 use self::scripts::{DELETE, PUT, Scripts};
-use super::embedded::counter_key;
+use super::counter_key;
 use super::{Entry, NewItem, Op, StoreError, Table};
 use crate::broker::redis::Commands;
 use crate::config::RedisConfig;

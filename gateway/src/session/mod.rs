@@ -57,7 +57,7 @@ use crate::state::AppState;
 pub fn run(
     conn: Conn,
     state: AppState,
-    admitted: Option<Admitted>,
+    admitted: Option<Box<Admitted>>,
     permit: Arc<ConnPermit>,
 ) -> impl Future<Output = ()> + Send {
     let opening = Box::pin(open(conn, state, admitted, permit));
@@ -86,11 +86,11 @@ struct Live {
 async fn open(
     mut conn: Conn,
     state: AppState,
-    admitted: Option<Admitted>,
+    admitted: Option<Box<Admitted>>,
     permit: Arc<ConnPermit>,
 ) -> Option<Box<Live>> {
     let (connect_id, Admitted { claims, view }) = match admitted {
-        Some(admitted) => (None, admitted),
+        Some(admitted) => (None, *admitted),
         None => match auth::await_connect(&mut conn, &state).await {
             Ok((id, admitted)) => (Some(id), admitted),
             Err(AuthEnd::Close(code)) => {

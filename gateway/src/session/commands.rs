@@ -21,22 +21,13 @@ pub(super) struct CommandError {
     pub(super) message: String,
 }
 
-/// Longest `msg_id` accepted.
-const MAX_MSG_ID_LEN: usize = 64;
-
 /// A `msg_id` is 1–64 visible ASCII characters.
 fn check_msg_id(msg_id: Option<&str>) -> Result<(), CommandError> {
     match msg_id {
-        Some(id)
-            if id.is_empty()
-                || id.len() > MAX_MSG_ID_LEN
-                || !id.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            fail(
-                ErrorCode::BadRequest,
-                "msg_id must be 1 to 64 visible ASCII characters",
-            )
-        }
+        Some(id) if !crate::broker::valid_msg_id(id) => fail(
+            ErrorCode::BadRequest,
+            "msg_id must be 1 to 64 visible ASCII characters",
+        ),
         _ => Ok(()),
     }
 }

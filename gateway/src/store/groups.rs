@@ -98,10 +98,17 @@ impl Store {
                 }
             }
         }
-        Ok(outcomes
+        let outcomes: Vec<GroupOutcome> = outcomes
             .into_iter()
             .map(|o| o.expect("every group has an outcome"))
-            .collect())
+            .collect();
+        if outcomes
+            .iter()
+            .any(|o| matches!(o, Ok(ItemStatus::Created | ItemStatus::Updated)))
+        {
+            self.bump_access().await?;
+        }
+        Ok(outcomes)
     }
 
     /// Upsert of one existing group; whether anything changed.
@@ -151,7 +158,8 @@ impl Store {
     }
 
     /// Adds known users to an existing group; returns how many were not
-    /// members before. (Callers check the users exist.)
+    /// members before. (Callers check the users exist.) Moves the access
+    /// version when it added any.
     pub async fn add_members(
         &self,
         group: &GroupId,
@@ -173,7 +181,11 @@ impl Store {
             })
             .collect();
         let added = self.kv.insert_new(Table::Members, items).await?;
-        Ok(added.into_iter().filter(|&a| a).count())
+        let added = added.into_iter().filter(|&a| a).count();
+        if added > 0 {
+            self.bump_access().await?;
+        }
+        Ok(added)
     }
 
     /// Removes users from a group; returns how many were members.
@@ -197,6 +209,7 @@ impl Store {
         let removed = ops.len() / 2;
         if !ops.is_empty() {
             self.kv.write(ops).await?;
+            self.bump_access().await?;
         }
         Ok(removed)
     }

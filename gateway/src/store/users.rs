@@ -39,6 +39,7 @@ impl Store {
             })
             .collect();
         if !upsert {
+            self.bump_if_roles(&users, &statuses).await?;
             return Ok(statuses);
         }
         let existing: Vec<usize> = (0..users.len()).filter(|&i| !inserted[i]).collect();
@@ -66,7 +67,24 @@ impl Store {
         if !ops.is_empty() {
             self.kv.write(ops).await?;
         }
+        self.bump_if_roles(&users, &statuses).await?;
         Ok(statuses)
+    }
+
+    /// Moves the access version when a created or updated user holds
+    /// roles (what sessions know of their users changed).
+    async fn bump_if_roles(
+        &self,
+        users: &[User],
+        statuses: &[ItemStatus],
+    ) -> Result<(), StoreError> {
+        let changed = users.iter().zip(statuses).any(|(u, s)| {
+            !u.roles.is_empty() && matches!(s, ItemStatus::Created | ItemStatus::Updated)
+        });
+        if changed {
+            self.bump_access().await?;
+        }
+        Ok(())
     }
 
     /// One user.

@@ -232,10 +232,8 @@ pub async fn store_users(
         }
         results.push(result(index, id, Ok(status)));
     }
-    if !audits.is_empty() {
-        state.store.audit_many(audits).await?;
-        state.store.bump_access().await?;
-    }
+    state.store.audit_many(audits).await?;
+    state.access.refresh().await?;
     results.sort_by_key(|r| r.index);
     Ok(results)
 }
@@ -253,15 +251,10 @@ pub async fn store_groups(
         .store
         .create_groups(groups, upsert, crate::unix_millis())
         .await?;
-    let any_change = outcomes
-        .iter()
-        .any(|o| matches!(o, Ok(ItemStatus::Created | ItemStatus::Updated)));
     for ((index, id), outcome) in places.into_iter().zip(outcomes) {
         results.push(result(index, id, outcome));
     }
-    if any_change {
-        state.store.bump_access().await?;
-    }
+    state.access.refresh().await?;
     results.sort_by_key(|r| r.index);
     Ok(results)
 }

@@ -257,10 +257,7 @@ pub async fn add_members(
         .store
         .add_members(&id, &users, crate::unix_millis())
         .await?;
-    if added > 0 {
-        state.store.bump_access().await?;
-        state.access.refresh().await?;
-    }
+    state.access.refresh().await?;
     Ok(Json(MembersChange {
         changed: added,
         unchanged: users.len() - added,
@@ -297,10 +294,7 @@ pub async fn remove_members(
     existing(&state, &id).await?;
     let users = checked(&state, body.users)?;
     let removed = state.store.remove_members(&id, &users).await?;
-    if removed > 0 {
-        state.store.bump_access().await?;
-        state.access.refresh().await?;
-    }
+    state.access.refresh().await?;
     Ok(Json(MembersChange {
         changed: removed,
         unchanged: users.len() - removed,
@@ -333,7 +327,6 @@ pub async fn delete(
     if !state.store.delete_group(&id).await? {
         return Err(ApiError::not_found(format_args!("group {id}")));
     }
-    state.store.bump_access().await?;
     state.access.refresh().await?;
     caller
         .audit(

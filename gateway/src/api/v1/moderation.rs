@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tokenim_auth::{AuditAction, ChannelPattern, MintRequest, Scope};
+use tokenim_auth::{AuditAction, ChannelScope, MintRequest, Scope};
 use tokenim_protocol::{DisconnectCode, ErrorCode, UserId};
 
 use super::caller::Caller;
@@ -59,11 +59,23 @@ pub fn revocation_time() -> u64 {
 }
 
 fn check_patterns(field: &str, patterns: Option<&Vec<String>>) -> Result<(), ApiError> {
-    for p in patterns.into_iter().flatten() {
-        ChannelPattern::new(p)
-            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidField, format!("{field}: {e}")))?;
-    }
-    Ok(())
+    ChannelScope::from_claim(patterns.map(Vec::as_slice))
+        .map(drop)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidField, format!("{field}: {e}")))
+}
+
+/// Revokes every token `user` was issued so far and closes its
+/// connections on every node (4503); returns the first `iat` still
+/// accepted.
+pub async fn revoke_and_close(state: &AppState, user: &UserId) -> Result<u64, ApiError> {
+    let before = revocation_time();
+    state.store.revoke_tokens(user, before).await?;
+    state.access.refresh().await?;
+    state
+        .broker
+        .disconnect_user(user, DisconnectCode::TokenRevoked)
+        .await?;
+    Ok(before)
 }
 
 /// Mints a token for a user.
@@ -171,13 +183,7 @@ pub async fn revoke_tokens(
 ) -> Result<StatusCode, ApiError> {
     caller.require(&state, Scope::UsersModerate).await?;
     let id = user_id(&id)?;
-    let before = revocation_time();
-    state.store.revoke_tokens(&id, before).await?;
-    state.access.refresh().await?;
-    state
-        .broker
-        .disconnect_user(&id, DisconnectCode::TokenRevoked)
-        .await?;
+    let before = revoke_and_close(&state, &id).await?;
     caller
         .audit(
             &state,

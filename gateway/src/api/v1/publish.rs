@@ -99,8 +99,10 @@ pub async fn publish(
             format!("1 to {max} channels and users per request"),
         ));
     }
-    if let Some(id) = &body.msg_id
-        && (id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_graphic()))
+    if body
+        .msg_id
+        .as_deref()
+        .is_some_and(|id| !crate::broker::valid_msg_id(id))
     {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidField,

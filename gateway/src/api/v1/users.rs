@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use tokenim_auth::{AuditAction, Scope};
-use tokenim_protocol::{DisconnectCode, ErrorCode, UserId};
+use tokenim_protocol::{ErrorCode, UserId};
 
 use super::batch::{self, BatchQuery, BatchResponse};
 use super::caller::Caller;
@@ -267,15 +267,7 @@ pub async fn delete(
     if !state.store.delete_user(&id).await? {
         return Err(ApiError::not_found(format_args!("user {id}")));
     }
-    state
-        .store
-        .revoke_tokens(&id, super::moderation::revocation_time())
-        .await?;
-    state.access.refresh().await?;
-    state
-        .broker
-        .disconnect_user(&id, DisconnectCode::TokenRevoked)
-        .await?;
+    super::moderation::revoke_and_close(&state, &id).await?;
     caller
         .audit(
             &state,

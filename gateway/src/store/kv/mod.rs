@@ -43,7 +43,7 @@ pub(crate) fn parse_counter(bytes: &[u8]) -> Result<u64, StoreError> {
         .ok_or_else(|| StoreError::Failed("a counter holds something other than a number".into()))
 }
 
-/// The tables of the store.
+/// The tables of the store, in the order of [`Table::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
     /// User id → user record.
@@ -248,6 +248,18 @@ impl Kv {
         match self {
             Kv::Embedded(kv) => kv.incr(name, by).await,
             Kv::Redis(kv) => kv.incr(name, by).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Table;
+
+    #[test]
+    fn all_lists_the_tables_in_declaration_order() {
+        for (i, table) in Table::ALL.into_iter().enumerate() {
+            assert_eq!(table as usize, i, "{table:?}");
         }
     }
 }

@@ -11,6 +11,13 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The load generator's Socket.IO tests start bench/socketio's server; install
+# its packages once here, so parallel tests do not race to install them.
+if command -v npm >/dev/null && [[ ! -d bench/socketio/node_modules/socket.io ]]; then
+  echo "== npm ci (bench/socketio, for the Socket.IO comparison tests)"
+  npm ci --no-audit --no-fund --prefix bench/socketio >/dev/null
+fi
+
 echo "== cargo nextest (unit + integration tests)"
 cargo nextest run --workspace --no-fail-fast
 

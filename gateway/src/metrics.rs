@@ -75,12 +75,16 @@ pub struct Metrics {
     pub frames_out: IntCounter,
     /// Socket writes (flushes); `frames_out / writes` is the batching factor.
     pub writes: IntCounter,
+    /// Replies waiting for the broker (publishes queued to Redis).
+    pub commands_in_flight: IntGauge,
     /// Channels with at least one local subscriber.
     pub channels: IntGauge,
     /// Channel subscriptions held by local sessions.
     pub subscriptions: IntGauge,
-    /// Time of a publish round trip to Redis.
+    /// Time of a publish through Redis, from queueing to the answer.
     pub redis_publish_seconds: Histogram,
+    /// Publishes sent to Redis in one pipeline.
+    pub redis_publish_batch: Histogram,
     /// Publishes that failed because Redis was unreachable or slow.
     pub redis_publish_failures: IntCounter,
     /// Times the subscriber connection to Redis was re-established.
@@ -112,6 +116,14 @@ impl Metrics {
                 .register(Box::new(g.clone()))
                 .expect("unique metric");
             g
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
         };
         let vec = |name: &str, help: &str, label: &str| {
             let v = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
@@ -168,26 +180,28 @@ impl Metrics {
                 "tokenim_socket_writes_total",
                 "Batched socket writes (one flush each)",
             ),
+            commands_in_flight: gauge(
+                "tokenim_commands_in_flight",
+                "Replies waiting for the broker (publishes queued to Redis)",
+            ),
             channels: gauge("tokenim_channels", "Channels with local subscribers"),
             subscriptions: gauge(
                 "tokenim_subscriptions",
                 "Channel subscriptions held by local sessions",
             ),
-            redis_publish_seconds: {
-                let opts = HistogramOpts::new(
-                    "tokenim_redis_publish_seconds",
-                    "Publish round trip to Redis",
-                )
-                .buckets(vec![
+            redis_publish_seconds: histogram(
+                "tokenim_redis_publish_seconds",
+                "Publish through Redis, from queueing to the answer",
+                vec![
                     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
                     0.25, 1.0,
-                ]);
-                let h = Histogram::with_opts(opts).expect("valid metric");
-                registry
-                    .register(Box::new(h.clone()))
-                    .expect("unique metric");
-                h
-            },
+                ],
+            ),
+            redis_publish_batch: histogram(
+                "tokenim_redis_publish_batch",
+                "Publishes sent to Redis in one pipeline",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+            ),
             redis_publish_failures: counter(
                 "tokenim_redis_publish_failures_total",
                 "Publishes that failed: Redis unreachable or slow",

@@ -42,6 +42,54 @@ pub struct Published {
     pub duplicate: bool,
 }
 
+/// A publish on its way: its place among the node's publishes is fixed,
+/// and awaiting it gives what the publish did. Awaiting it is only
+/// waiting: the work goes on without it, so a session can hold several.
+#[derive(Debug)]
+pub struct PendingPublish(Pending);
+
+#[derive(Debug)]
+enum Pending {
+    /// Already decided (the in-process broker, or a refusal).
+    Done(Option<Result<Published, BrokerError>>),
+    /// Queued for Redis.
+    Queued(tokio::sync::oneshot::Receiver<Result<Published, BrokerError>>),
+}
+
+impl PendingPublish {
+    fn done(result: Result<Published, BrokerError>) -> Self {
+        Self(Pending::Done(Some(result)))
+    }
+
+    pub(crate) fn failed(e: BrokerError) -> Self {
+        Self::done(Err(e))
+    }
+
+    pub(crate) fn queued(
+        outcome: tokio::sync::oneshot::Receiver<Result<Published, BrokerError>>,
+    ) -> Self {
+        Self(Pending::Queued(outcome))
+    }
+}
+
+impl Future for PendingPublish {
+    type Output = Result<Published, BrokerError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match &mut self.0 {
+            Pending::Done(result) => {
+                std::task::Poll::Ready(result.take().expect("PendingPublish polled after done"))
+            }
+            Pending::Queued(outcome) => std::pin::Pin::new(outcome).poll(cx).map(|r| {
+                r.unwrap_or_else(|_| Err(BrokerError::Unavailable("the node is stopping".into())))
+            }),
+        }
+    }
+}
+
 /// A page of a channel's history.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
@@ -104,9 +152,23 @@ impl Broker {
         data: Data,
         msg_id: Option<&str>,
     ) -> Result<Published, BrokerError> {
+        self.queue_publish(channel, from, data, msg_id).await.await
+    }
+
+    /// [`Broker::publish`] in two steps: returns once the message's place
+    /// among this node's publishes is fixed (publishes queued one after
+    /// the other keep that order in their channel), with what to await for
+    /// the outcome. The caller may queue more in the meantime.
+    pub async fn queue_publish(
+        &self,
+        channel: &ChannelName,
+        from: Option<UserId>,
+        data: Data,
+        msg_id: Option<&str>,
+    ) -> PendingPublish {
         match self {
-            Broker::Local(b) => Ok(b.publish(channel, from, data, msg_id)),
-            Broker::Redis(b) => b.publish(channel, from, data, msg_id).await,
+            Broker::Local(b) => PendingPublish::done(Ok(b.publish(channel, from, data, msg_id))),
+            Broker::Redis(b) => b.queue_publish(channel, from, data, msg_id).await,
         }
     }
 

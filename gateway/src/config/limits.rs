@@ -63,6 +63,11 @@ pub struct Limits {
     /// Channels one connection may subscribe to (its personal channel not
     /// counted); more get error 1202. Default 128.
     pub max_subscriptions: usize,
+    /// Replies one connection may have waiting for the broker (publishes
+    /// and sends through Redis are queued and answered later, in command
+    /// order); at this many the connection's commands are not read until
+    /// the oldest is answered. Default 64.
+    pub max_commands_in_flight: usize,
     /// Sustained publishes (publish and send) per second per connection;
     /// more get error 1203. Default 50.
     pub publish_rate: f64,
@@ -100,6 +105,7 @@ impl Default for Limits {
             write_timeout: Duration::from_secs(10),
             write_delay: Duration::ZERO,
             max_subscriptions: 128,
+            max_commands_in_flight: 64,
             publish_rate: 50.0,
             publish_burst: 100.0,
             max_join_leave_subscribers: 100,

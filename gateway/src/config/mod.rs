@@ -156,6 +156,14 @@ pub(crate) fn nonzero(
     }
 }
 
+/// The first of `counts` that is zero, as an error naming its field.
+pub(crate) fn positive(counts: &[(&'static str, usize)]) -> Result<(), ConfigError> {
+    match counts.iter().find(|(_, v)| *v == 0) {
+        Some((field, _)) => Err(invalid(field, "must be greater than 0")),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field,
@@ -200,7 +208,7 @@ impl Config {
                 "at least one key is required when dev_mode is off",
             ));
         }
-        let positive: [(&'static str, usize); 8] = [
+        positive(&[
             ("limits.max_connections", l.max_connections),
             ("limits.max_connections_per_ip", l.max_connections_per_ip),
             ("limits.max_frame_size", l.max_frame_size),
@@ -209,10 +217,8 @@ impl Config {
             ("limits.read_buffer_size", l.read_buffer_size),
             ("limits.outbound_queue_frames", l.outbound_queue_frames),
             ("limits.outbound_queue_bytes", l.outbound_queue_bytes),
-        ];
-        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(invalid(field, "must be greater than 0"));
-        }
+            ("limits.max_commands_in_flight", l.max_commands_in_flight),
+        ])?;
         if l.max_frame_size > l.max_message_size {
             return Err(invalid(
                 "limits.max_frame_size",

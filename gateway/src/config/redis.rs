@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, invalid, nonzero};
+use super::{ConfigError, invalid, nonzero, positive};
 
 /// Redis settings. Setting `url` (e.g. `TOKENIM_REDIS__URL=redis://127.0.0.1:6379`)
 /// switches the node from the in-process broker to Redis pub/sub.
@@ -44,6 +44,13 @@ pub struct RedisConfig {
     /// Messages received from Redis waiting to be fanned out locally; when
     /// full, further ones are dropped and counted. Default 65,536.
     pub inbound_queue: usize,
+    /// Publishes waiting for their round trip to Redis. A publisher waits
+    /// up to `command_timeout` for room, then gets `unavailable`.
+    /// Default 8,192.
+    pub publish_queue: usize,
+    /// Most publishes sent to Redis as one pipeline (one round trip).
+    /// Default 256.
+    pub publish_batch: usize,
 }
 
 impl Default for RedisConfig {
@@ -58,6 +65,8 @@ impl Default for RedisConfig {
             max_backoff: Duration::from_secs(5),
             presence_ttl: Duration::from_secs(15),
             inbound_queue: 65_536,
+            publish_queue: 8_192,
+            publish_batch: 256,
         }
     }
 }
@@ -103,9 +112,10 @@ impl RedisConfig {
             ("redis.max_backoff", self.max_backoff),
             ("redis.presence_ttl", self.presence_ttl),
         ])?;
-        if self.inbound_queue == 0 {
-            return Err(invalid("redis.inbound_queue", "must be greater than 0"));
-        }
-        Ok(())
+        positive(&[
+            ("redis.inbound_queue", self.inbound_queue),
+            ("redis.publish_queue", self.publish_queue),
+            ("redis.publish_batch", self.publish_batch),
+        ])
     }
 }

@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use tokenim_auth::Permission;
 use tokenim_protocol::{
-    ChannelName, Command, Data, ErrorCode, Presence, Push, ReplyBody, StreamPosition,
+    ChannelName, Command, Data, ErrorCode, Presence, Push, ReplyBody, StreamPosition, UserId,
 };
 
 use super::Session;
 use super::auth::verify;
+use super::inflight::{Answer, Later};
 use crate::broker::PresenceMember;
 
 /// A command that failed, with the code and message of its error reply.
@@ -49,8 +50,14 @@ impl From<crate::broker::BrokerError> for CommandError {
 }
 
 impl Session {
-    pub(super) async fn handle(&mut self, command: Command) -> Result<ReplyBody, CommandError> {
-        match command {
+    pub(super) async fn handle(&mut self, command: Command) -> Result<Answer, CommandError> {
+        let now = match command {
+            Command::Publish {
+                channel,
+                data,
+                msg_id,
+            } => return self.publish(channel, data, msg_id).await.map(Answer::Later),
+            Command::Send { to, data } => return self.send(to, data).await.map(Answer::Later),
             Command::Connect { .. } => fail(
                 ErrorCode::AlreadyConnected,
                 "this connection is already authenticated",
@@ -58,53 +65,6 @@ impl Session {
             Command::Refresh { token } => self.refresh(&token),
             Command::Subscribe { channel, since } => self.subscribe(channel, since).await,
             Command::Unsubscribe { channel } => self.unsubscribe(channel).await,
-            Command::Publish {
-                channel,
-                data,
-                msg_id,
-            } => {
-                if channel.is_personal() {
-                    return fail(
-                        ErrorCode::PermissionDenied,
-                        "personal channels take direct messages: use send",
-                    );
-                }
-                if !self.claims.publish.allows(&channel) {
-                    return fail(
-                        ErrorCode::PermissionDenied,
-                        format!("token may not publish to {channel}"),
-                    );
-                }
-                self.require_channel(Permission::Publish, &channel, "publish to it")
-                    .await?;
-                check_msg_id(msg_id.as_deref())?;
-                self.check_publish(&data)?;
-                let user = Some(self.handle.user.clone());
-                let published = self
-                    .state
-                    .broker
-                    .publish(&channel, user, data, msg_id.as_deref())
-                    .await?;
-                Ok(ReplyBody::Publish {
-                    channel,
-                    seq: published.seq,
-                    duplicate: published.duplicate,
-                })
-            }
-            Command::Send { to, data } => {
-                self.require(Permission::Send, Some(&to.personal_channel()))?;
-                self.check_publish(&data)?;
-                let user = Some(self.handle.user.clone());
-                let published = self
-                    .state
-                    .broker
-                    .publish(&to.personal_channel(), user, data, None)
-                    .await?;
-                Ok(ReplyBody::Send {
-                    to,
-                    seq: published.seq,
-                })
-            }
             Command::Ping {} => Ok(ReplyBody::Ping {}),
             Command::History {
                 channel,
@@ -124,7 +84,53 @@ impl Session {
                 let users = self.state.broker.presence(&channel).await?;
                 Ok(ReplyBody::Presence { channel, users })
             }
+        };
+        now.map(Answer::Now)
+    }
+
+    /// Checks a channel publish and queues it; the reply follows its outcome.
+    async fn publish(
+        &mut self,
+        channel: ChannelName,
+        data: Data,
+        msg_id: Option<String>,
+    ) -> Result<Later, CommandError> {
+        if channel.is_personal() {
+            return fail(
+                ErrorCode::PermissionDenied,
+                "personal channels take direct messages: use send",
+            );
         }
+        if !self.claims.publish.allows(&channel) {
+            return fail(
+                ErrorCode::PermissionDenied,
+                format!("token may not publish to {channel}"),
+            );
+        }
+        self.require_channel(Permission::Publish, &channel, "publish to it")
+            .await?;
+        check_msg_id(msg_id.as_deref())?;
+        self.check_publish(&data)?;
+        let user = Some(self.handle.user.clone());
+        let pending = self
+            .state
+            .broker
+            .queue_publish(&channel, user, data, msg_id.as_deref())
+            .await;
+        Ok(Later::publish(channel, pending))
+    }
+
+    /// Checks a direct message and queues it; the reply follows its outcome.
+    async fn send(&mut self, to: UserId, data: Data) -> Result<Later, CommandError> {
+        self.require(Permission::Send, Some(&to.personal_channel()))?;
+        self.check_publish(&data)?;
+        let user = Some(self.handle.user.clone());
+        let pending = self
+            .state
+            .broker
+            .queue_publish(&to.personal_channel(), user, data, None)
+            .await;
+        Ok(Later::send(to, pending))
     }
 
     fn refresh(&mut self, token: &str) -> Result<ReplyBody, CommandError> {

@@ -12,7 +12,8 @@
 //! * [`access`]: the user's roles, bans, revocations and group
 //!   memberships, as the session sees them.
 //! * [`commands`]: what each command does; [`permission`]: the checks of
-//!   roles, grants and group membership it makes.
+//!   roles, grants and group membership it makes; [`inflight`]: replies
+//!   that wait for the broker, in command order.
 //! * [`outbound`]: the bounded queue fan-out writes into.
 //! * [`handle`]: [`SessionHandle`], what the hub holds.
 //! * [`rate`]: the publish rate limiter.
@@ -23,6 +24,7 @@ mod commands;
 pub mod conn;
 mod handle;
 mod history;
+mod inflight;
 pub mod outbound;
 mod permission;
 pub mod rate;

@@ -1,6 +1,7 @@
 //! The serving loop of an authenticated session: one `select!` over
-//! shutdown, the outbound queue, the socket, and one timer that covers both
-//! the ping schedule and the token's expiry. Before each command, and at
+//! shutdown, the outbound queue, the replies waiting for the broker
+//! ([`super::inflight`]), the socket, and one timer that covers both the
+//! ping schedule and the token's expiry. Before each command, and at
 //! each ping, the session catches up with access changes
 //! ([`super::access`]), which may close it (4503, 4504).
 
@@ -11,7 +12,8 @@ use tokenim_protocol::reply::Outcome;
 use tokenim_protocol::{Command, DisconnectCode, Reply};
 use tokio::time::Instant;
 
-use super::conn::{Conn, Incoming};
+use super::conn::{Conn, Incoming, WriteFailed};
+use super::inflight::{Answer, InFlight};
 use super::{End, Session};
 
 /// A deadline far enough away to mean "never".
@@ -48,6 +50,7 @@ impl Session {
         tokio::pin!(timer);
         let mut last_heard = Instant::now();
         let mut batch = VecDeque::new();
+        let mut in_flight = InFlight::new(state.metrics.commands_in_flight.clone());
         loop {
             tokio::select! {
                 biased;
@@ -67,9 +70,15 @@ impl Session {
                         return self.write_failed();
                     }
                 }
-                incoming = conn.recv() => {
+                reply = in_flight.next(), if !in_flight.is_empty() => {
+                    let write = Box::pin(self.reply(conn, &reply));
+                    if write.await.is_err() {
+                        return End::Gone;
+                    }
+                }
+                incoming = conn.recv(), if in_flight.len() < limits.max_commands_in_flight => {
                     last_heard = Instant::now();
-                    let handling = Box::pin(self.on_incoming(conn, incoming));
+                    let handling = Box::pin(self.on_incoming(conn, incoming, &mut in_flight));
                     match handling.await {
                         Flow::Continue => {}
                         Flow::Refreshed => {
@@ -104,9 +113,15 @@ impl Session {
         }
     }
 
-    /// Handles one frame from the client: runs a command and replies, or
-    /// answers a bad frame, or notes a close.
-    async fn on_incoming(&mut self, conn: &mut Conn, incoming: Incoming) -> Flow {
+    /// Handles one frame from the client: runs a command and replies (or
+    /// queues the reply behind those still waiting), or answers a bad
+    /// frame, or notes a close.
+    async fn on_incoming(
+        &mut self,
+        conn: &mut Conn,
+        incoming: Incoming,
+        in_flight: &mut InFlight,
+    ) -> Flow {
         let mut flow = Flow::Continue;
         let reply = match incoming {
             Incoming::Command(frame) => {
@@ -116,11 +131,15 @@ impl Session {
                 }
                 let refresh = matches!(frame.command, Command::Refresh { .. });
                 match self.handle(frame.command).await {
-                    Ok(body) => {
+                    Ok(Answer::Now(body)) => {
                         if refresh {
                             flow = Flow::Refreshed;
                         }
                         Reply::ok(frame.id, body)
+                    }
+                    Ok(Answer::Later(later)) => {
+                        in_flight.push_later(frame.id, later);
+                        return flow;
                     }
                     Err(e) => Reply::error(frame.id, e.code, e.message),
                 }
@@ -136,12 +155,22 @@ impl Session {
             Incoming::Closed => return Flow::End(End::Gone),
             Incoming::Violation(code) => return Flow::End(End::Close(code)),
         };
-        if let Outcome::Error(e) = &reply.outcome {
-            self.state.metrics.error(e.code);
+        if !in_flight.is_empty() {
+            // Replies leave in command order.
+            in_flight.push_ready(reply);
+            return flow;
         }
-        match conn.send(&reply).await {
+        match self.reply(conn, &reply).await {
             Ok(()) => flow,
             Err(_) => Flow::End(End::Gone),
         }
+    }
+
+    /// Writes a reply, counting it if it is an error.
+    async fn reply(&self, conn: &mut Conn, reply: &Reply) -> Result<(), WriteFailed> {
+        if let Outcome::Error(e) = &reply.outcome {
+            self.state.metrics.error(e.code);
+        }
+        conn.send(reply).await
     }
 }

@@ -13,14 +13,16 @@ use std::time::Instant;
 use tokenim_protocol::{
     ChannelName, Data, Envelope, EnvelopeBody, Publication, Seq, StreamPosition, UserId,
 };
+use tokio::sync::oneshot;
 
+use super::publisher::Request;
 use super::{BrokerError, RedisBroker};
-use crate::broker::{Page, Published};
+use crate::broker::{Page, PendingPublish};
 
 /// KEYS: seq, epoch, history, msg_id key (or a same-slot placeholder).
 /// ARGV: pub/sub channel, envelope, PUBLISH|SPUBLISH, history size, history
 /// TTL (ms), a fresh epoch, msg_id window (ms; "0": no msg_id).
-const PUBLISH: &str = r"
+pub(super) const PUBLISH: &str = r"
 if ARGV[7] ~= '0' then
   local prev = redis.call('GET', KEYS[4])
   if prev then return {tonumber(prev), 1} end
@@ -90,13 +92,16 @@ fn parse_position(text: &str) -> Option<StreamPosition> {
 }
 
 impl RedisBroker {
-    pub(in crate::broker) async fn publish(
+    /// Queues a publish on the node's publish pipeline ([`super::publisher`]):
+    /// once this returns, the message's place relative to this node's later
+    /// publishes is fixed.
+    pub(in crate::broker) async fn queue_publish(
         &self,
         channel: &ChannelName,
         from: Option<UserId>,
         data: Data,
         msg_id: Option<&str>,
-    ) -> Result<Published, BrokerError> {
+    ) -> PendingPublish {
         let shared = &self.shared;
         let envelope = Envelope {
             origin: shared.node_id.clone(),
@@ -107,9 +112,10 @@ impl RedisBroker {
                 time: crate::unix_millis(),
             },
         };
-        let bytes = envelope
-            .encode()
-            .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        let bytes = match envelope.encode() {
+            Ok(bytes) => bytes,
+            Err(e) => return PendingPublish::failed(BrokerError::Unavailable(e.to_string())),
+        };
         let keys = &shared.keys;
         let (id_key, window) = match msg_id {
             Some(id) => (
@@ -118,12 +124,14 @@ impl RedisBroker {
             ),
             None => (keys.msg_id(channel, ""), "0".to_owned()),
         };
-        let mut invocation = self.scripts.publish.prepare_invoke();
-        invocation
-            .key(keys.seq(channel))
-            .key(keys.epoch(channel))
-            .key(keys.history(channel))
-            .key(id_key)
+        let seq_key = keys.seq(channel);
+        let script = redis::cmd("EVALSHA")
+            .arg(self.scripts.publish.get_hash())
+            .arg(4)
+            .arg(&seq_key)
+            .arg(keys.epoch(channel))
+            .arg(keys.history(channel))
+            .arg(id_key)
             .arg(keys.channel(channel))
             .arg(bytes)
             .arg(if shared.config.cluster {
@@ -134,26 +142,26 @@ impl RedisBroker {
             .arg(self.history.size)
             .arg(self.history.ttl.as_millis() as u64)
             .arg(fresh_epoch(&shared.node_id))
-            .arg(window);
-        let started = Instant::now();
-        let result = self
-            .bounded(self.commands.script::<(Seq, u8)>(&invocation))
-            .await;
-        match &result {
-            Ok((_, 0)) => {
-                shared
-                    .metrics
-                    .redis_publish_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                shared.metrics.publications.inc();
+            .arg(window)
+            .to_owned();
+        let (done, outcome) = oneshot::channel();
+        let request = Request {
+            key: seq_key,
+            script,
+            queued: Instant::now(),
+            done,
+        };
+        match tokio::time::timeout(shared.config.command_timeout, self.publisher.send(request))
+            .await
+        {
+            Ok(Ok(())) => PendingPublish::queued(outcome),
+            _ => {
+                shared.metrics.redis_publish_failures.inc();
+                PendingPublish::failed(BrokerError::Unavailable(
+                    "publish queue full: redis does not keep up".into(),
+                ))
             }
-            Ok(_) => {}
-            Err(_) => shared.metrics.redis_publish_failures.inc(),
         }
-        result.map(|(seq, dup)| Published {
-            seq,
-            duplicate: dup == 1,
-        })
     }
 
     pub(in crate::broker) async fn position(

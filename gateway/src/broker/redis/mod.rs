@@ -1,8 +1,10 @@
 //! [`RedisBroker`]: fan-out between gateway nodes through Redis pub/sub.
 //!
-//! * Publishing is one round trip: a script increments the channel's
-//!   sequence counter and publishes the envelope with that sequence in
-//!   front, atomically, so every node sees one order per channel. Nobody
+//! * Publishing is one script: it increments the channel's sequence
+//!   counter and publishes the envelope with that sequence in front,
+//!   atomically, so every node sees one order per channel. The node's
+//!   publishes go through one queue and reach Redis as pipelines, one
+//!   round trip per batch ([`publisher`]). Nobody
 //!   delivers at publish time: every node, the publisher's included,
 //!   delivers what comes back from its subscription, so local and remote
 //!   subscribers see the same order and nothing twice.
@@ -22,6 +24,7 @@ mod connect;
 mod history;
 mod keys;
 mod presence;
+mod publisher;
 mod subscriber;
 
 use std::sync::Arc;
@@ -108,6 +111,7 @@ pub struct RedisBroker {
     shared: Arc<Shared>,
     commands: Commands,
     control: mpsc::Sender<Reconcile>,
+    publisher: mpsc::Sender<publisher::Request>,
     scripts: history::Scripts,
     history: HistoryConfig,
 }
@@ -146,10 +150,18 @@ impl RedisBroker {
             commands.clone(),
             shutdown,
         ));
+        let (publisher, publishes) = mpsc::channel(shared.config.publish_queue);
+        tokio::spawn(publisher::run(
+            Arc::clone(&shared),
+            commands.clone(),
+            history::PUBLISH,
+            publishes,
+        ));
         Ok(Self {
             shared,
             commands,
             control,
+            publisher,
             scripts: history::Scripts::new(),
             history,
         })

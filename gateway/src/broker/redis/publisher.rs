@@ -1,0 +1,182 @@
+//! The node's publish pipeline. Every sequenced publish of the node is
+//! queued, in order, to one task; whatever has gathered while the previous
+//! round trip was out goes to Redis as one pipeline (at most
+//! `redis.publish_batch` scripts). A busy publisher, say one connection
+//! sending a thousand messages a second, then costs one round trip per
+//! batch instead of one per message, and the session that publishes does
+//! not wait for Redis before reading its next command.
+//!
+//! Order: a single Redis runs a pipeline's scripts in the pipeline's order,
+//! so messages keep the order they were queued in. On a Redis Cluster a
+//! batch is split by channel (every key of a channel shares one slot) and
+//! the channels' pipelines run at once, each in order.
+//!
+//! Bounds: the queue holds `redis.publish_queue` requests (a publisher
+//! waits up to `redis.command_timeout` for room, then gets `unavailable`),
+//! and a request that waited longer than `redis.command_timeout` in the
+//! queue fails without being sent, so no publish is answered later than
+//! about twice that timeout even when Redis hangs.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use indexmap::IndexMap;
+use redis::{ErrorKind, RedisResult, ServerErrorKind};
+use tokenim_protocol::Seq;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Commands, Shared};
+use crate::broker::{BrokerError, Published};
+
+/// One publish waiting for its round trip.
+#[derive(Debug)]
+pub(super) struct Request {
+    /// The channel's sequence key: a cluster batch is split by it.
+    pub(super) key: String,
+    /// The publish script's `EVALSHA`.
+    pub(super) script: redis::Cmd,
+    /// When it was queued (publish latency counts from here).
+    pub(super) queued: Instant,
+    /// Where the outcome goes.
+    pub(super) done: oneshot::Sender<Result<Published, BrokerError>>,
+}
+
+/// What one script call answered: the sequence, and 1 for a duplicate.
+type Outcome = RedisResult<(Seq, u8)>;
+
+/// Sends queued publishes until every sender is gone.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    commands: Commands,
+    source: &'static str,
+    mut requests: mpsc::Receiver<Request>,
+) {
+    let max = shared.config.publish_batch;
+    let mut batch = Vec::with_capacity(max);
+    while requests.recv_many(&mut batch, max).await > 0 {
+        let (fresh, stale): (Vec<_>, Vec<_>) = batch
+            .drain(..)
+            .partition(|r| r.queued.elapsed() < shared.config.command_timeout);
+        for request in stale {
+            answer(
+                &shared,
+                request,
+                Err(unavailable("publish queue: redis did not keep up")),
+            );
+        }
+        if fresh.is_empty() {
+            continue;
+        }
+        shared
+            .metrics
+            .redis_publish_batch
+            .observe(fresh.len() as f64);
+        if shared.config.cluster {
+            let mut groups: IndexMap<String, Vec<Request>> = IndexMap::new();
+            for request in fresh {
+                groups.entry(request.key.clone()).or_default().push(request);
+            }
+            join_all(
+                groups
+                    .into_values()
+                    .map(|group| send(&shared, &commands, source, group)),
+            )
+            .await;
+        } else {
+            send(&shared, &commands, source, fresh).await;
+        }
+    }
+}
+
+/// Sends one group as a pipeline and answers each request. Scripts Redis
+/// does not hold yet (a restarted Redis) are loaded and those calls sent
+/// again, in order.
+async fn send(shared: &Shared, commands: &Commands, source: &str, group: Vec<Request>) {
+    let mut outcomes = pipeline(shared, commands, &group).await;
+    let missing: Vec<usize> = (0..group.len())
+        .filter(|&i| is_noscript(&outcomes[i]))
+        .collect();
+    if !missing.is_empty() {
+        let load = redis::cmd("SCRIPT").arg("LOAD").arg(source).to_owned();
+        match bounded(shared, commands.query::<String>(&load)).await {
+            Ok(_) => {
+                let retry: Vec<&Request> = missing.iter().map(|&i| &group[i]).collect();
+                let again = pipeline(shared, commands, &retry).await;
+                for (i, outcome) in missing.into_iter().zip(again) {
+                    outcomes[i] = outcome;
+                }
+            }
+            Err(e) => {
+                for i in missing {
+                    outcomes[i] = Err(e.clone());
+                }
+            }
+        }
+    }
+    for (request, outcome) in group.into_iter().zip(outcomes) {
+        let result = outcome
+            .map_err(BrokerError::from)
+            .map(|(seq, dup)| Published {
+                seq,
+                duplicate: dup == 1,
+            });
+        answer(shared, request, result);
+    }
+}
+
+/// Runs the scripts of `requests` as one pipeline; one outcome per request,
+/// in order (a failed round trip fails them all).
+async fn pipeline<R: std::borrow::Borrow<Request>>(
+    shared: &Shared,
+    commands: &Commands,
+    requests: &[R],
+) -> Vec<Outcome> {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for request in requests {
+        pipe.add_command(request.borrow().script.clone());
+    }
+    match bounded(shared, commands.pipeline::<Vec<Outcome>>(&pipe)).await {
+        Ok(outcomes) if outcomes.len() == requests.len() => outcomes,
+        Ok(_) => vec![Err(unavailable_redis("redis answered a pipeline short")); requests.len()],
+        Err(e) => vec![Err(e); requests.len()],
+    }
+}
+
+async fn bounded<T>(shared: &Shared, call: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
+    tokio::time::timeout(shared.config.command_timeout, call)
+        .await
+        .unwrap_or_else(|_| Err(unavailable_redis("redis did not answer in time")))
+}
+
+fn is_noscript(outcome: &Outcome) -> bool {
+    matches!(outcome, Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
+}
+
+fn unavailable(why: &str) -> BrokerError {
+    BrokerError::Unavailable(why.to_owned())
+}
+
+fn unavailable_redis(why: &'static str) -> redis::RedisError {
+    redis::RedisError::from((ErrorKind::Io, why))
+}
+
+/// Counts the outcome and hands it to the publisher.
+fn answer(shared: &Shared, request: Request, result: Result<Published, BrokerError>) {
+    match &result {
+        Ok(Published {
+            duplicate: false, ..
+        }) => {
+            shared
+                .metrics
+                .redis_publish_seconds
+                .observe(request.queued.elapsed().as_secs_f64());
+            shared.metrics.publications.inc();
+        }
+        Ok(_) => {}
+        Err(_) => shared.metrics.redis_publish_failures.inc(),
+    }
+    // The publisher may have gone (its connection closed): nothing to tell.
+    let _ = request.done.send(result);
+}

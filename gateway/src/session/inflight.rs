@@ -1,0 +1,160 @@
+//! [`InFlight`]: replies still waiting for the broker, in command order.
+//!
+//! A publish or send is checked and queued at once ([`Broker::queue_publish`]
+//! fixes its place), and the session goes on reading commands while the
+//! broker works (through Redis, a round trip). Replies still leave in the
+//! order the commands came: a reply that is ready while an earlier one
+//! waits queues behind it. At most `limits.max_commands_in_flight` replies
+//! wait; then the session stops reading until the oldest is answered, and
+//! the client's socket pushes back.
+//!
+//! [`Broker::queue_publish`]: crate::broker::Broker::queue_publish
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::Poll;
+
+use prometheus::IntGauge;
+use tokenim_protocol::{ChannelName, CommandId, Reply, ReplyBody, UserId};
+
+use super::commands::CommandError;
+use crate::broker::{PendingPublish, Published};
+
+/// What a command produced.
+#[derive(Debug)]
+pub(super) enum Answer {
+    /// Its reply.
+    Now(ReplyBody),
+    /// A publish on its way; the reply follows its outcome.
+    Later(Later),
+}
+
+/// A publish or send whose reply waits for the broker.
+#[derive(Debug)]
+pub(super) struct Later {
+    publish: PendingPublish,
+    to: Target,
+}
+
+#[derive(Debug)]
+enum Target {
+    Channel(ChannelName),
+    User(UserId),
+}
+
+impl Later {
+    /// A channel publish.
+    pub(super) fn publish(channel: ChannelName, publish: PendingPublish) -> Self {
+        Self {
+            publish,
+            to: Target::Channel(channel),
+        }
+    }
+
+    /// A direct message.
+    pub(super) fn send(to: UserId, publish: PendingPublish) -> Self {
+        Self {
+            publish,
+            to: Target::User(to),
+        }
+    }
+
+    fn reply(self, id: CommandId, outcome: Result<Published, CommandError>) -> Reply {
+        match (outcome, self.to) {
+            (Ok(published), Target::Channel(channel)) => Reply::ok(
+                id,
+                ReplyBody::Publish {
+                    channel,
+                    seq: published.seq,
+                    duplicate: published.duplicate,
+                },
+            ),
+            (Ok(published), Target::User(to)) => Reply::ok(
+                id,
+                ReplyBody::Send {
+                    to,
+                    seq: published.seq,
+                },
+            ),
+            (Err(e), _) => Reply::error(id, e.code, e.message),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Waiting {
+    Ready(Reply),
+    Later(CommandId, Later),
+}
+
+/// The replies of one session that are not written yet, oldest first.
+#[derive(Debug)]
+pub(super) struct InFlight {
+    queue: VecDeque<Waiting>,
+    /// Counts waiting replies node-wide.
+    gauge: IntGauge,
+}
+
+impl InFlight {
+    /// Nothing waiting (holds no allocation until something does).
+    pub(super) fn new(gauge: IntGauge) -> Self {
+        Self {
+            queue: VecDeque::new(),
+            gauge,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Queues a reply that waits for the broker.
+    pub(super) fn push_later(&mut self, id: CommandId, later: Later) {
+        self.push(Waiting::Later(id, later));
+    }
+
+    /// Queues a ready reply behind those waiting.
+    pub(super) fn push_ready(&mut self, reply: Reply) {
+        self.push(Waiting::Ready(reply));
+    }
+
+    fn push(&mut self, waiting: Waiting) {
+        self.queue.push_back(waiting);
+        self.gauge.inc();
+    }
+
+    /// The oldest reply, once it is ready. Cancel-safe: until it returns,
+    /// nothing leaves the queue. Pending for ever when the queue is empty.
+    pub(super) async fn next(&mut self) -> Reply {
+        poll_fn(|cx| {
+            let outcome = match self.queue.front_mut() {
+                None => return Poll::Pending,
+                Some(Waiting::Ready(_)) => None,
+                Some(Waiting::Later(_, later)) => match Pin::new(&mut later.publish).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(outcome) => Some(outcome.map_err(CommandError::from)),
+                },
+            };
+            self.gauge.dec();
+            Poll::Ready(match (self.queue.pop_front(), outcome) {
+                (Some(Waiting::Ready(reply)), _) => reply,
+                (Some(Waiting::Later(id, later)), Some(outcome)) => later.reply(id, outcome),
+                _ => unreachable!("the front was just looked at"),
+            })
+        })
+        .await
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        // A closing session's unanswered commands: the broker still
+        // carries the publishes out, nobody is left to tell.
+        self.gauge.sub(self.queue.len() as i64);
+    }
+}

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use tokenim_client::Error;
-use tokenim_protocol::{ChannelName, Codec, Data, ErrorCode, Push, UserId};
+use tokenim_client::{Error, Event};
+use tokenim_protocol::reply::Outcome;
+use tokenim_protocol::{ChannelName, Codec, Data, ErrorCode, Push, ReplyBody, UserId};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::redis::{RedisServer, numsub};
 use crate::support::{TestGateway, WAIT, assert_quiet, next_push};
@@ -248,4 +250,97 @@ async fn a_killed_nodes_presence_expires() {
     }
     assert_eq!(presence(&alice).await, vec![("alice".to_owned(), 1)]);
     drop(ghost);
+}
+
+/// Sends `publish` commands with ids `ids` without waiting for replies.
+async fn publish_raw(client: &tokenim_client::Client, ids: std::ops::Range<u64>) {
+    for id in ids {
+        let frame = format!(
+            r#"{{"id":{id},"type":"publish","channel":"rooms.lobby","data":{{"n":{id}}}}}"#
+        );
+        client.send_raw(Message::text(frame)).await.unwrap();
+    }
+}
+
+/// The next reply that arrives, as (id, outcome).
+async fn next_reply(client: &mut tokenim_client::Client) -> (u64, Outcome) {
+    loop {
+        match tokio::time::timeout(WAIT, client.next_event()).await {
+            Ok(Some(Event::Reply(reply))) => return (reply.id, reply.outcome),
+            Ok(Some(Event::Push(_))) => {}
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_session_keeps_reading_while_its_publishes_wait_and_answers_in_command_order() {
+    let redis = RedisServer::start();
+    let a = TestGateway::with_redis(&redis.url(), false, |c| {
+        c.limits.max_commands_in_flight = 8;
+    })
+    .await;
+    a.wait_ready(200).await;
+    let mut publisher = a.client("pub", Codec::Json).await;
+
+    // While Redis is frozen no publish can be answered: the session reads
+    // commands until 8 replies wait, then stops reading.
+    redis.signal("STOP");
+    publish_raw(&publisher, 1..21).await;
+    let ping = r#"{"id":21,"type":"ping"}"#;
+    publisher.send_raw(Message::text(ping)).await.unwrap();
+    a.wait_metric("tokenim_commands_in_flight", 8.0).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(a.metric("tokenim_commands_in_flight"), 8.0, "bounded");
+    redis.signal("CONT");
+
+    for id in 1..=20 {
+        match next_reply(&mut publisher).await {
+            (got, Outcome::Result(ReplyBody::Publish { seq, .. })) => {
+                assert_eq!(
+                    (got, seq),
+                    (id, id),
+                    "replies and sequences in command order"
+                );
+            }
+            other => panic!("publish {id}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        next_reply(&mut publisher).await,
+        (21, Outcome::Result(ReplyBody::Ping {}))
+    ));
+    // Publishes that waited together went to Redis as one pipeline.
+    assert_eq!(a.metric("tokenim_redis_publish_batch_sum"), 20.0);
+    assert!(a.metric("tokenim_redis_publish_batch_count") <= 10.0);
+    assert_eq!(a.metric("tokenim_commands_in_flight"), 0.0);
+}
+
+#[tokio::test]
+async fn a_full_publish_queue_answers_unavailable_and_the_node_recovers() {
+    let redis = RedisServer::start();
+    let a = TestGateway::with_redis(&redis.url(), false, |c| {
+        c.redis.as_mut().unwrap().publish_queue = 1;
+    })
+    .await;
+    a.wait_ready(200).await;
+    let mut publisher = a.client("pub", Codec::Json).await;
+
+    redis.signal("STOP");
+    // One publish goes out (and hangs), one waits in the queue, the third
+    // finds no room: every one is answered `unavailable`, in order.
+    publish_raw(&publisher, 1..4).await;
+    for id in 1..=3 {
+        match next_reply(&mut publisher).await {
+            (got, Outcome::Error(e)) => {
+                assert_eq!((got, e.code), (id, ErrorCode::Unavailable));
+            }
+            other => panic!("publish {id}: {other:?}"),
+        }
+    }
+    assert!(a.metric("tokenim_redis_publish_failures_total") >= 3.0);
+    redis.signal("CONT");
+    a.wait_ready(200).await;
+    let seq = publisher.publish(&room(), n(4)).await.unwrap();
+    assert!(seq >= 1, "publishing works again");
 }

@@ -130,8 +130,10 @@ impl InFlight {
 
     /// The oldest reply, once it is ready. Cancel-safe: until it returns,
     /// nothing leaves the queue. Pending for ever when the queue is empty.
-    pub(super) async fn next(&mut self) -> Reply {
-        poll_fn(|cx| {
+    /// (A bare `poll_fn`: this future sits in every connection's serving
+    /// loop, so it is kept to one pointer.)
+    pub(super) fn next(&mut self) -> impl Future<Output = Reply> + '_ {
+        poll_fn(move |cx| {
             let outcome = match self.queue.front_mut() {
                 None => return Poll::Pending,
                 Some(Waiting::Ready(_)) => None,
@@ -147,7 +149,6 @@ impl InFlight {
                 _ => unreachable!("the front was just looked at"),
             })
         })
-        .await
     }
 }
 

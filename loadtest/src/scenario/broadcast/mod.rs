@@ -157,6 +157,7 @@ pub async fn run(
     );
     shared.verify = params.verify;
     shared.kind = setup.kind;
+    shared.publishers = params.publishers;
     let shared = Arc::new(shared);
     let tasks = TaskTracker::new();
     let stopper = Stopper::new();

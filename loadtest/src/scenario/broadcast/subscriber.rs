@@ -106,6 +106,9 @@ pub struct Shared {
     /// tokenim, or Socket.IO (subscribe by event, `seq` and stamp read
     /// from the publisher's payload).
     pub kind: TargetKind,
+    /// Publishers: on Socket.IO each numbers its own messages, and only
+    /// its own order is owed.
+    pub publishers: usize,
 }
 
 impl Shared {
@@ -131,6 +134,7 @@ impl Shared {
             verified: AtomicU64::new(0),
             mismatches: AtomicU64::new(0),
             kind: TargetKind::Tokenim,
+            publishers: 1,
         }
     }
 
@@ -243,7 +247,10 @@ pub async fn run(
 
     let mut reading = Reading {
         shared: &shared,
-        seqs: SeqTracker::new(base),
+        seqs: match kind {
+            TargetKind::Tokenim => SeqTracker::new(base),
+            TargetKind::Socketio => SeqTracker::with_lanes(base, shared.publishers),
+        },
         batch: shared.delivery.batch(index),
         now: None,
         ignored: 0,

@@ -8,7 +8,8 @@
 #   scripts/bench.sh idle10k broadcast1000 # some of them
 #
 # Scenarios: idle10k idle19k storm broadcast100 broadcast1000
-# broadcast1000-nohistory redis2nodes
+# broadcast1000-nohistory redis1node redis2nodes redis2nodes-delay5ms
+# broadcast1000-delay5ms
 # Results (one JSON file per run) go to target/bench/. Traffic stays on
 # loopback; each run is bounded by its --duration.
 set -euo pipefail
@@ -42,6 +43,11 @@ wait_ready() {
   return 1
 }
 
+# fresh NAME: forget earlier results of NAME, so the summary covers this run.
+fresh() {
+  rm -f "$OUT/$1"-*.json "$OUT/$1"-*.txt
+}
+
 # start_node PORT [ENV=VALUE...]: a gateway with load-test limits on core 0.
 start_node() {
   local port=$1
@@ -60,6 +66,7 @@ start_node() {
 single() {
   local name=$1
   shift
+  fresh "$name"
   for i in $(seq "$RUNS"); do
     local port
     port=$(free_port)
@@ -72,26 +79,28 @@ single() {
   done
 }
 
-# Two nodes joined by a redis-server, all on core 0; subscribers alternate
-# between the nodes.
-redis2nodes() {
+# redis_nodes NAME N: N nodes joined by a redis-server, all on core 0;
+# subscribers alternate between the nodes, the publisher is on the first.
+redis_nodes() {
+  local name=$1 nodes=$2
+  fresh "$name"
   for i in $(seq "$RUNS"); do
-    local rport p1 p2
+    local rport urls=()
     rport=$(free_port)
     taskset -c 0 redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no >"$OUT/redis.log" 2>&1 &
     PIDS+=($!)
     until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.05; done
-    p1=$(free_port)
-    # shellcheck disable=SC2086
-    start_node "$p1" TOKENIM_REDIS__URL="redis://127.0.0.1:$rport" ${NODE_ENV:-}
-    p2=$(free_port)
-    # shellcheck disable=SC2086
-    start_node "$p2" TOKENIM_REDIS__URL="redis://127.0.0.1:$rport" ${NODE_ENV:-}
-    "${GEN[@]}" broadcast -s 1000 -p 1 -r 1000 --duration 10s --url "ws://127.0.0.1:$p1/ws" \
-      --url "ws://127.0.0.1:$p2/ws" "${SOURCES[@]}" --no-progress --json "$OUT/${NAME:-redis2nodes}-$i.json" \
-      >"$OUT/${NAME:-redis2nodes}-$i.txt" 2>&1
+    for _ in $(seq "$nodes"); do
+      local port
+      port=$(free_port)
+      # shellcheck disable=SC2086
+      start_node "$port" TOKENIM_REDIS__URL="redis://127.0.0.1:$rport" ${NODE_ENV:-}
+      urls+=(--url "ws://127.0.0.1:$port/ws")
+    done
+    "${GEN[@]}" broadcast -s 1000 -p 1 -r 1000 --duration 10s "${urls[@]}" "${SOURCES[@]}" \
+      --no-progress --json "$OUT/$name-$i.json" >"$OUT/$name-$i.txt" 2>&1
     cleanup
-    echo "${NAME:-redis2nodes} run $i done"
+    echo "$name run $i done"
   done
 }
 
@@ -104,8 +113,9 @@ run() {
     broadcast1000) single broadcast1000 broadcast -s 1000 -p 1 -r 1000 --duration 10s ;;
     broadcast1000-nohistory)
       NODE_ENV=TOKENIM_HISTORY__SIZE=0 single broadcast1000-nohistory broadcast -s 1000 -p 1 -r 1000 --duration 10s ;;
-    redis2nodes) redis2nodes ;;
-    redis2nodes-delay5ms) NAME=redis2nodes-delay5ms NODE_ENV=TOKENIM_LIMITS__WRITE_DELAY=5ms redis2nodes ;;
+    redis1node) redis_nodes redis1node 1 ;;
+    redis2nodes) redis_nodes redis2nodes 2 ;;
+    redis2nodes-delay5ms) NODE_ENV=TOKENIM_LIMITS__WRITE_DELAY=5ms redis_nodes redis2nodes-delay5ms 2 ;;
     broadcast1000-delay5ms)
       NODE_ENV=TOKENIM_LIMITS__WRITE_DELAY=5ms single broadcast1000-delay5ms broadcast -s 1000 -p 1 -r 1000 --duration 10s ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;

@@ -89,43 +89,49 @@ enum Waiting {
 }
 
 /// The replies of one session that are not written yet, oldest first.
+///
+/// Every connection's serving loop holds one, and most connections never
+/// publish: the queue is allocated on first use, so until then this is one
+/// pointer.
+#[derive(Debug, Default)]
+pub(super) struct InFlight(Option<Box<Queue>>);
+
 #[derive(Debug)]
-pub(super) struct InFlight {
-    queue: VecDeque<Waiting>,
+struct Queue {
+    waiting: VecDeque<Waiting>,
     /// Counts waiting replies node-wide.
     gauge: IntGauge,
 }
 
 impl InFlight {
-    /// Nothing waiting (holds no allocation until something does).
-    pub(super) fn new(gauge: IntGauge) -> Self {
-        Self {
-            queue: VecDeque::new(),
-            gauge,
-        }
-    }
-
     pub(super) fn len(&self) -> usize {
-        self.queue.len()
+        self.0.as_ref().map_or(0, |q| q.waiting.len())
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.len() == 0
     }
 
-    /// Queues a reply that waits for the broker.
-    pub(super) fn push_later(&mut self, id: CommandId, later: Later) {
-        self.push(Waiting::Later(id, later));
+    /// Queues a reply that waits for the broker; `gauge` counts waiting
+    /// replies node-wide.
+    pub(super) fn push_later(&mut self, id: CommandId, later: Later, gauge: &IntGauge) {
+        self.push(Waiting::Later(id, later), gauge);
     }
 
     /// Queues a ready reply behind those waiting.
-    pub(super) fn push_ready(&mut self, reply: Reply) {
-        self.push(Waiting::Ready(reply));
+    pub(super) fn push_ready(&mut self, reply: Reply, gauge: &IntGauge) {
+        self.push(Waiting::Ready(reply), gauge);
     }
 
-    fn push(&mut self, waiting: Waiting) {
-        self.queue.push_back(waiting);
-        self.gauge.inc();
+    fn push(&mut self, waiting: Waiting, gauge: &IntGauge) {
+        let queue = self.0.get_or_insert_with(|| {
+            Box::new(Queue {
+                waiting: VecDeque::new(),
+                gauge: gauge.clone(),
+            })
+        });
+        queue.waiting.push_back(waiting);
+        queue.gauge.inc();
     }
 
     /// The oldest reply, once it is ready. Cancel-safe: until it returns,
@@ -134,7 +140,10 @@ impl InFlight {
     /// loop, so it is kept to one pointer.)
     pub(super) fn next(&mut self) -> impl Future<Output = Reply> + '_ {
         poll_fn(move |cx| {
-            let outcome = match self.queue.front_mut() {
+            let Some(queue) = self.0.as_deref_mut() else {
+                return Poll::Pending;
+            };
+            let outcome = match queue.waiting.front_mut() {
                 None => return Poll::Pending,
                 Some(Waiting::Ready(_)) => None,
                 Some(Waiting::Later(_, later)) => match Pin::new(&mut later.publish).poll(cx) {
@@ -142,8 +151,8 @@ impl InFlight {
                     Poll::Ready(outcome) => Some(outcome.map_err(CommandError::from)),
                 },
             };
-            self.gauge.dec();
-            Poll::Ready(match (self.queue.pop_front(), outcome) {
+            queue.gauge.dec();
+            Poll::Ready(match (queue.waiting.pop_front(), outcome) {
                 (Some(Waiting::Ready(reply)), _) => reply,
                 (Some(Waiting::Later(id, later)), Some(outcome)) => later.reply(id, outcome),
                 _ => unreachable!("the front was just looked at"),
@@ -152,10 +161,10 @@ impl InFlight {
     }
 }
 
-impl Drop for InFlight {
+impl Drop for Queue {
     fn drop(&mut self) {
         // A closing session's unanswered commands: the broker still
         // carries the publishes out, nobody is left to tell.
-        self.gauge.sub(self.queue.len() as i64);
+        self.gauge.sub(self.waiting.len() as i64);
     }
 }

@@ -50,7 +50,7 @@ impl Session {
         tokio::pin!(timer);
         let mut last_heard = Instant::now();
         let mut batch = VecDeque::new();
-        let mut in_flight = InFlight::new(state.metrics.commands_in_flight.clone());
+        let mut in_flight = InFlight::default();
         loop {
             tokio::select! {
                 biased;
@@ -71,7 +71,9 @@ impl Session {
                     }
                 }
                 reply = in_flight.next(), if !in_flight.is_empty() => {
-                    let write = Box::pin(self.reply(conn, &reply));
+                    // Boxed with the reply in it: this loop's own state
+                    // (kept by every connection) holds one pointer.
+                    let write = Box::pin(self.reply(conn, reply));
                     if write.await.is_err() {
                         return End::Gone;
                     }
@@ -138,7 +140,11 @@ impl Session {
                         Reply::ok(frame.id, body)
                     }
                     Ok(Answer::Later(later)) => {
-                        in_flight.push_later(frame.id, later);
+                        in_flight.push_later(
+                            frame.id,
+                            later,
+                            &self.state.metrics.commands_in_flight,
+                        );
                         return flow;
                     }
                     Err(e) => Reply::error(frame.id, e.code, e.message),
@@ -157,20 +163,20 @@ impl Session {
         };
         if !in_flight.is_empty() {
             // Replies leave in command order.
-            in_flight.push_ready(reply);
+            in_flight.push_ready(reply, &self.state.metrics.commands_in_flight);
             return flow;
         }
-        match self.reply(conn, &reply).await {
+        match self.reply(conn, reply).await {
             Ok(()) => flow,
             Err(_) => Flow::End(End::Gone),
         }
     }
 
     /// Writes a reply, counting it if it is an error.
-    async fn reply(&self, conn: &mut Conn, reply: &Reply) -> Result<(), WriteFailed> {
+    async fn reply(&self, conn: &mut Conn, reply: Reply) -> Result<(), WriteFailed> {
         if let Outcome::Error(e) = &reply.outcome {
             self.state.metrics.error(e.code);
         }
-        conn.send(reply).await
+        conn.send(&reply).await
     }
 }

@@ -115,7 +115,7 @@ pub struct Recovery {
 }
 
 /// A publish or subscription that could not be carried out.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BrokerError {
     /// The backend cannot be reached or did not answer in time; nothing
     /// was published. The caller should retry later.

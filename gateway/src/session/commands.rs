@@ -13,7 +13,7 @@ use tokenim_protocol::{
 use super::Session;
 use super::auth::verify;
 use super::inflight::{Answer, Later};
-use crate::broker::PresenceMember;
+use crate::broker::{PendingPublish, PresenceMember};
 
 /// A command that failed, with the code and message of its error reply.
 #[derive(Debug)]
@@ -110,27 +110,33 @@ impl Session {
         self.require_channel(Permission::Publish, &channel, "publish to it")
             .await?;
         check_msg_id(msg_id.as_deref())?;
-        self.check_publish(&data)?;
-        let user = Some(self.handle.user.clone());
-        let pending = self
-            .state
-            .broker
-            .queue_publish(&channel, user, data, msg_id.as_deref())
-            .await;
+        let pending = self.queue(&channel, data, msg_id.as_deref()).await?;
         Ok(Later::publish(channel, pending))
     }
 
     /// Checks a direct message and queues it; the reply follows its outcome.
     async fn send(&mut self, to: UserId, data: Data) -> Result<Later, CommandError> {
-        self.require(Permission::Send, Some(&to.personal_channel()))?;
+        let channel = to.personal_channel();
+        self.require(Permission::Send, Some(&channel))?;
+        let pending = self.queue(&channel, data, None).await?;
+        Ok(Later::send(to, pending))
+    }
+
+    /// The size and rate checks of publish and send, then the message
+    /// queued on the broker as from this session's user.
+    async fn queue(
+        &mut self,
+        channel: &ChannelName,
+        data: Data,
+        msg_id: Option<&str>,
+    ) -> Result<PendingPublish, CommandError> {
         self.check_publish(&data)?;
         let user = Some(self.handle.user.clone());
-        let pending = self
+        Ok(self
             .state
             .broker
-            .queue_publish(&to.personal_channel(), user, data, None)
-            .await;
-        Ok(Later::send(to, pending))
+            .queue_publish(channel, user, data, msg_id)
+            .await)
     }
 
     fn refresh(&mut self, token: &str) -> Result<ReplyBody, CommandError> {
@@ -157,7 +163,7 @@ impl Session {
         })
     }
 
-    /// Size and rate checks shared by publish and send.
+    /// Size and rate checks of publish and send.
     fn check_publish(&mut self, data: &Data) -> Result<(), CommandError> {
         let max = self.state.config.limits.max_data_size;
         if data.len() > max {

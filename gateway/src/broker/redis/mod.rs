@@ -62,6 +62,19 @@ pub(super) struct Shared {
 }
 
 impl Shared {
+    /// Bounds a Redis call by `redis.command_timeout`.
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, BrokerError> {
+        match tokio::time::timeout(self.config.command_timeout, call).await {
+            Ok(result) => result.map_err(BrokerError::from),
+            Err(_) => Err(BrokerError::Unavailable(
+                "redis did not answer in time".into(),
+            )),
+        }
+    }
+
     fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
         self.metrics.redis_ready.set(i64::from(ready));
@@ -177,12 +190,7 @@ impl RedisBroker {
         &self,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, BrokerError> {
-        match tokio::time::timeout(self.shared.config.command_timeout, call).await {
-            Ok(result) => result.map_err(BrokerError::from),
-            Err(_) => Err(BrokerError::Unavailable(
-                "redis did not answer in time".into(),
-            )),
-        }
+        self.shared.bounded(call).await
     }
 
     /// Publishes an envelope without a sequence (events, disconnects).

@@ -59,11 +59,8 @@ pub(super) async fn run(
             .drain(..)
             .partition(|r| r.queued.elapsed() < shared.config.command_timeout);
         for request in stale {
-            answer(
-                &shared,
-                request,
-                Err(unavailable("publish queue: redis did not keep up")),
-            );
+            let late = BrokerError::Unavailable("publish queue: redis did not keep up".into());
+            answer(&shared, request, Err(late));
         }
         if fresh.is_empty() {
             continue;
@@ -99,24 +96,20 @@ async fn send(shared: &Shared, commands: &Commands, source: &str, group: Vec<Req
         .collect();
     if !missing.is_empty() {
         let load = redis::cmd("SCRIPT").arg("LOAD").arg(source).to_owned();
-        match bounded(shared, commands.query::<String>(&load)).await {
+        let again = match shared.bounded(commands.query::<String>(&load)).await {
             Ok(_) => {
                 let retry: Vec<&Request> = missing.iter().map(|&i| &group[i]).collect();
-                let again = pipeline(shared, commands, &retry).await;
-                for (i, outcome) in missing.into_iter().zip(again) {
-                    outcomes[i] = outcome;
-                }
+                pipeline(shared, commands, &retry).await
             }
-            Err(e) => {
-                for i in missing {
-                    outcomes[i] = Err(e.clone());
-                }
-            }
+            Err(e) => vec![Err(e); missing.len()],
+        };
+        for (i, outcome) in missing.into_iter().zip(again) {
+            outcomes[i] = outcome;
         }
     }
     for (request, outcome) in group.into_iter().zip(outcomes) {
         let result = outcome
-            .map_err(BrokerError::from)
+            .and_then(|script| script.map_err(BrokerError::from))
             .map(|(seq, dup)| Published {
                 seq,
                 duplicate: dup == 1,
@@ -131,35 +124,27 @@ async fn pipeline<R: std::borrow::Borrow<Request>>(
     shared: &Shared,
     commands: &Commands,
     requests: &[R],
-) -> Vec<Outcome> {
+) -> Vec<Result<Outcome, BrokerError>> {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for request in requests {
         pipe.add_command(request.borrow().script.clone());
     }
-    match bounded(shared, commands.pipeline::<Vec<Outcome>>(&pipe)).await {
-        Ok(outcomes) if outcomes.len() == requests.len() => outcomes,
-        Ok(_) => vec![Err(unavailable_redis("redis answered a pipeline short")); requests.len()],
+    match shared
+        .bounded(commands.pipeline::<Vec<Outcome>>(&pipe))
+        .await
+    {
+        Ok(outcomes) if outcomes.len() == requests.len() => outcomes.into_iter().map(Ok).collect(),
+        Ok(_) => {
+            let short = BrokerError::Unavailable("redis answered a pipeline short".into());
+            vec![Err(short); requests.len()]
+        }
         Err(e) => vec![Err(e); requests.len()],
     }
 }
 
-async fn bounded<T>(shared: &Shared, call: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
-    tokio::time::timeout(shared.config.command_timeout, call)
-        .await
-        .unwrap_or_else(|_| Err(unavailable_redis("redis did not answer in time")))
-}
-
-fn is_noscript(outcome: &Outcome) -> bool {
-    matches!(outcome, Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
-}
-
-fn unavailable(why: &str) -> BrokerError {
-    BrokerError::Unavailable(why.to_owned())
-}
-
-fn unavailable_redis(why: &'static str) -> redis::RedisError {
-    redis::RedisError::from((ErrorKind::Io, why))
+fn is_noscript(outcome: &Result<Outcome, BrokerError>) -> bool {
+    matches!(outcome, Ok(Err(e)) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
 }
 
 /// Counts the outcome and hands it to the publisher.

@@ -15,6 +15,8 @@
 //! * [`telemetry`]: structured logging.
 //! * [`store`]: users, groups, keys, policy, audit, jobs: embedded or Redis.
 //! * [`records`]: request bodies (JSON, CSV, JSON lines) → validated users and groups.
+//! * [`schema`]: OpenAPI stand-ins for types of `tokenim-protocol` and
+//!   `tokenim-auth`, named by stored records and API bodies alike.
 //! * [`access`]: the node's copy of roles and grants, and the access version.
 //! * [`bootstrap`]: the first admin API key.
 //! * [`state`]: [`state::AppState`], what every task shares.
@@ -40,6 +42,7 @@ pub mod hub;
 pub mod limiter;
 pub mod metrics;
 pub mod records;
+pub mod schema;
 pub mod server;
 pub mod session;
 pub mod state;

@@ -1,14 +1,24 @@
 //! [`ConnLimiter`]: bounds on open TCP connections, per node and per client
 //! IP. A [`ConnPermit`] is held for the life of a connection (including the
-//! WebSocket session it upgrades to) and gives its slot back on drop.
+//! WebSocket session it upgrades to) and gives its slot back on drop;
+//! [`ConnInfo`] carries it, with the peer's address, to every request.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 
 use crate::metrics::{Metrics, Rejection};
+
+/// What each request learns about its connection (an axum `Extension`).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The connection's slot; a WebSocket session keeps it.
+    pub permit: Arc<ConnPermit>,
+}
 
 /// Counts open connections against the configured limits.
 #[derive(Debug)]

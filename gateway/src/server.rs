@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tower_service::Service;
 
 use crate::config::Config;
-use crate::limiter::ConnPermit;
+use crate::limiter::ConnInfo;
 use crate::metrics::Rejection;
 use crate::state::AppState;
 
@@ -46,15 +46,6 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 
 /// Longest wait when `accept` keeps failing (e.g. out of file descriptors).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
-
-/// What each request learns about its connection (an axum `Extension`).
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// The connection's slot; a WebSocket session keeps it.
-    pub permit: Arc<ConnPermit>,
-}
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]

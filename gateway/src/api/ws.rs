@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use super::error::ApiError;
 use crate::config::OriginConfig;
 use crate::metrics::Rejection;
-use crate::server::ConnInfo;
+use crate::limiter::ConnInfo;
 use crate::session::access::{self, Refusal};
 use crate::session::{self, auth, conn::Conn};
 use crate::state::AppState;

@@ -5,7 +5,14 @@
 //! outbound queue; a full queue marks that session as a slow consumer
 //! without affecting the others. The broker decides *what* reaches this
 //! node; the hub decides *which local sessions* get it.
+//!
+//! * [`SessionHandle`]: what the hub holds for each local session.
+//! * [`outbound`]: [`Outbound`], the bounded queue fan-out writes into and
+//!   the session's writer drains.
+//! * `subscribers`: the local sessions of one channel.
 
+mod handle;
+pub mod outbound;
 mod subscribers;
 
 use std::sync::Arc;
@@ -13,9 +20,10 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tokenim_protocol::{ChannelName, DisconnectCode, Push, SessionId, UserId};
 
+pub use self::handle::SessionHandle;
+pub use self::outbound::{Outbound, PushError};
 use self::subscribers::Subscribers;
 use crate::metrics::Metrics;
-use crate::session::SessionHandle;
 use crate::wire::EncodeOnce;
 
 /// Channel → local subscribers.

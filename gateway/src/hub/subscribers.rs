@@ -10,7 +10,7 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use tokenim_protocol::SessionId;
 
-use crate::session::SessionHandle;
+use crate::hub::SessionHandle;
 
 /// The local subscribers of a channel.
 #[derive(Debug, Default)]
@@ -82,7 +82,7 @@ impl Subscribers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::Outbound;
+    use crate::hub::Outbound;
     use tokenim_protocol::{Codec, UserId};
 
     fn session(id: u64) -> Arc<SessionHandle> {

@@ -2,7 +2,7 @@
 //!
 //! [`run`] takes an upgraded socket through authentication (token from the
 //! upgrade request, or a `connect` frame within the deadline), then serves
-//! it: commands in, replies out, pushes from the [`Outbound`] queue written
+//! it: commands in, replies out, pushes from the [`Outbound`](crate::hub::Outbound) queue written
 //! in batches with one flush each, server pings, the idle timeout and the
 //! token's expiry. Every way out closes with a [`DisconnectCode`] and leaves
 //! the hub as it found it.
@@ -14,18 +14,16 @@
 //! * [`commands`]: what each command does; [`permission`]: the checks of
 //!   roles, grants and group membership it makes; [`inflight`]: replies
 //!   that wait for the broker, in command order.
-//! * [`outbound`]: the bounded queue fan-out writes into.
-//! * [`handle`]: [`SessionHandle`], what the hub holds.
+//! * the session's [`SessionHandle`](crate::hub::SessionHandle) and its
+//!   bounded outbound queue live in [`hub`](crate::hub), which holds them.
 //! * [`rate`]: the publish rate limiter.
 
 pub mod access;
 pub mod auth;
 mod commands;
 pub mod conn;
-mod handle;
 mod history;
 mod inflight;
-pub mod outbound;
 mod permission;
 pub mod rate;
 mod serve;
@@ -37,8 +35,7 @@ use std::sync::Arc;
 use tokenim_auth::UserClaims;
 use tokenim_protocol::{ChannelName, DisconnectCode, Reply, ReplyBody, SessionId};
 
-pub use handle::SessionHandle;
-pub use outbound::{Outbound, PushError};
+use crate::hub::{Outbound, SessionHandle};
 
 use self::access::{Admitted, UserView};
 use self::auth::AuthEnd;

@@ -45,7 +45,7 @@ impl AuditQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditPage {
     /// Matching records.
-    #[schema(value_type = Vec<crate::api::v1::openapi::AuditRecord>)]
+    #[schema(value_type = Vec<crate::schema::AuditRecord>)]
     pub records: Vec<AuditRecord>,
     /// Pass as `after` to continue; absent at the end of the log.
     #[serde(default, skip_serializing_if = "Option::is_none")]

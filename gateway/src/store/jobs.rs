@@ -67,7 +67,7 @@ pub struct Job {
     pub finished_at: Option<u64>,
     /// Why it stopped early.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::api::v1::openapi::ErrorBody>, nullable = false)]
+    #[schema(value_type = Option<crate::schema::ErrorBody>, nullable = false)]
     pub error: Option<ErrorBody>,
 }
 

@@ -21,7 +21,7 @@ pub const GROUP_CHANNEL_PREFIX: &str = "groups.";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     /// The id (the `sub` of the user's tokens).
-    #[schema(value_type = crate::api::v1::openapi::UserId)]
+    #[schema(value_type = crate::schema::UserId)]
     pub id: UserId,
     /// Display name.
     pub name: String,
@@ -31,7 +31,7 @@ pub struct User {
     pub avatar_url: Option<String>,
     /// Roles held; none means the default role `user`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<crate::api::v1::openapi::RoleName>)]
+    #[schema(value_type = Vec<crate::schema::RoleName>)]
     pub roles: Vec<RoleName>,
     /// Anything the application wants to keep with the user.
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
@@ -60,13 +60,13 @@ impl User {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Group {
     /// The id.
-    #[schema(value_type = crate::api::v1::openapi::UserId)]
+    #[schema(value_type = crate::schema::UserId)]
     pub id: GroupId,
     /// Display name.
     pub name: String,
     /// The user who owns it, if any (also a member).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::api::v1::openapi::UserId>, nullable = false)]
+    #[schema(value_type = Option<crate::schema::UserId>, nullable = false)]
     pub owner: Option<UserId>,
     /// Anything the application wants to keep with the group.
     #[serde(default, skip_serializing_if = "Metadata::is_empty")]
@@ -126,6 +126,6 @@ pub struct ItemResult {
     pub status: ItemStatus,
     /// Why it was refused (`status` = `error`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::api::v1::openapi::ErrorBody>, nullable = false)]
+    #[schema(value_type = Option<crate::schema::ErrorBody>, nullable = false)]
     pub error: Option<ErrorBody>,
 }

@@ -15,7 +15,7 @@ use base64::Engine;
 use tokenim_auth::{ApiKey, ApiKeyError, ApiKeyId, AuditAction, AuditRecord, Scope};
 
 use crate::api::error::ApiError;
-use crate::server::ConnInfo;
+use crate::limiter::ConnInfo;
 use crate::state::AppState;
 
 /// The actor of a request whose key could not be established.

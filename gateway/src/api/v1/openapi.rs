@@ -10,10 +10,10 @@
 //! ```
 //!
 //! Types from `tokenim-protocol` and `tokenim-auth` are described by
-//! stand-ins (re-exported here from the `schemas` submodule), so those
-//! crates do not depend on `utoipa`.
+//! stand-ins (re-exported here from [`crate::schema`]), so those crates do
+//! not depend on `utoipa`; the pages of each listing are in `pages`.
 
-mod schemas;
+mod pages;
 
 use std::collections::BTreeMap;
 
@@ -22,10 +22,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
-pub use self::schemas::{
+pub use self::pages::{GroupPage, IdPage, ItemResultPage, KeyPage, UserPage};
+pub use crate::schema::{
     ApiKeyId, AuditAction, AuditRecord, ChannelName, ChannelPattern, ErrorBody, Grant, GroupInput,
-    GroupPage, IdPage, ItemResultPage, KeyPage, Permission, Role, RoleName, Scope, Subject, UserId,
-    UserInput, UserPage,
+    Permission, Role, RoleName, Scope, Subject, UserId, UserInput,
 };
 use super::{audit, groups, jobs, keys, moderation, policy, publish, users};
 

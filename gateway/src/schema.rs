@@ -1,10 +1,14 @@
-//! Schemas of the types the API shows but the gateway does not own: ids
-//! and the error body from `tokenim-protocol`, scopes, permissions, roles,
-//! grants and audit records from `tokenim-auth`, what a batch item looks
-//! like on the way in, and a page of each kind of listing. Those crates
-//! stay free of `utoipa`: each type here stands in for its namesake, only
-//! in the document, and the gateway's own types point at it with
-//! `#[schema(value_type = openapi::…)]`.
+//! OpenAPI schemas of the types the API shows but the gateway does not
+//! own: ids and the error body from `tokenim-protocol`, scopes,
+//! permissions, roles, grants and audit records from `tokenim-auth`, and
+//! what a batch item looks like on the way in. Those crates stay free of
+//! `utoipa`: each type here stands in for its namesake, only in the
+//! document, and the gateway's own types point at it with
+//! `#[schema(value_type = schema::…)]`.
+//!
+//! This module imports no other gateway module, so stored records (in
+//! [`store`](crate::store)) and API bodies (in [`api`](crate::api)) can
+//! both name it without the store depending on the HTTP layer.
 //!
 //! Where the real crate can say it, the schema is built from it (the
 //! variants of [`ErrorCode`](tokenim_protocol::ErrorCode),
@@ -285,51 +289,4 @@ pub struct GroupInput {
     /// A JSON object kept with the group (at most `api.max_metadata_bytes`).
     #[schema(value_type = Object, required = false)]
     pub metadata: serde_json::Value,
-}
-
-/// Stand-ins for [`Listing<T>`](super::super::Listing), one per item type:
-/// utoipa copies a generic argument's schema into the generic one, so a
-/// derived `Listing<User>` would hold a second, anonymous `User`.
-///
-/// A page allows no other fields (`deny_unknown_fields` here only shapes
-/// the schema): `GET /v1/users` answers a page or `{items, missing}`, and
-/// that `oneOf` must not match both.
-macro_rules! page {
-    ($(#[$doc:meta])* $page:ident of $item:ty) => {
-        $(#[$doc])*
-        #[derive(Debug, ToSchema)]
-        #[serde(deny_unknown_fields)]
-        pub struct $page {
-            /// The items, in order.
-            pub items: Vec<$item>,
-            /// Pass as `after` for the next page; absent on the last page.
-            #[schema(nullable = false)]
-            pub next: Option<String>,
-        }
-    };
-}
-
-page! {
-    /// A page of API keys.
-    KeyPage of super::super::keys::KeyView
-}
-
-page! {
-    /// A page of users.
-    UserPage of crate::store::User
-}
-
-page! {
-    /// A page of groups.
-    GroupPage of crate::store::Group
-}
-
-page! {
-    /// A page of ids (of users, or of groups).
-    IdPage of UserId
-}
-
-page! {
-    /// A page of an import job's refused items.
-    ItemResultPage of crate::store::ItemResult
 }

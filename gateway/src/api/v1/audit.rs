@@ -10,7 +10,7 @@ use tokenim_auth::{AuditAction, Scope};
 use tokenim_protocol::ErrorCode;
 
 use super::caller::Caller;
-use super::{Params, openapi};
+use super::{Params, schemas};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 use crate::store::audit::{AuditPage, AuditQuery};
@@ -27,7 +27,7 @@ pub struct Query {
     /// Only records of this actor (an API key id, `config` or `anonymous`).
     actor: Option<String>,
     /// Only records of this action.
-    #[param(value_type = Option<openapi::AuditAction>)]
+    #[param(value_type = Option<schemas::AuditAction>)]
     action: Option<String>,
     /// Only records about this target.
     target: Option<String>,
@@ -48,8 +48,8 @@ query whose filters match little may answer a short page with a `next` to contin
     params(Query),
     responses(
         (status = 200, description = "A page of records.", body = AuditPage),
-        (status = 400, description = "An unknown action or a bad query parameter (`bad_request`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "An unknown action or a bad query parameter (`bad_request`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]

@@ -17,7 +17,7 @@ use tokenim_protocol::{ErrorCode, UserId};
 
 use super::batch::{self, BatchQuery, BatchResponse};
 use super::caller::Caller;
-use super::{JsonBody, Listing, Page, Params, openapi};
+use super::{JsonBody, Listing, Page, Params, schemas};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 use crate::store::{Group, GroupId};
@@ -41,17 +41,17 @@ first answer again (`Idempotent-Replayed: true`) and does nothing twice.",
     request_body(
         description = "The groups: a JSON array, CSV, or one JSON object per line.",
         content(
-            (Vec<openapi::GroupInput> = "application/json", example = json!([{"id": "team-a", "name": "Team A", "owner": "alice", "members": ["bob"]}])),
+            (Vec<schemas::GroupInput> = "application/json", example = json!([{"id": "team-a", "name": "Team A", "owner": "alice", "members": ["bob"]}])),
             (String = "text/csv", example = json!("id,name,owner,members\nteam-a,Team A,alice,bob;carol\n")),
-            (openapi::GroupInput = "application/x-ndjson"),
+            (schemas::GroupInput = "application/x-ndjson"),
         ),
     ),
     responses(
         (status = 200, description = "A result per item.", body = BatchResponse, headers(
             ("Idempotent-Replayed" = String, description = "`true` when this is the kept answer of an earlier request with the same `Idempotency-Key`."),
         )),
-        openapi::BatchErrors,
-        openapi::ApiKeyErrors,
+        schemas::BatchErrors,
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -97,12 +97,12 @@ async fn existing(state: &AppState, id: &GroupId) -> Result<Group, ApiError> {
     operation_id = "get_group",
     tag = "groups",
     description = "Scope: `groups:read`.",
-    params(("id" = openapi::UserId, Path, description = "The group's id.")),
+    params(("id" = schemas::UserId, Path, description = "The group's id.")),
     responses(
         (status = 200, description = "The group.", body = Group),
-        (status = 400, description = "Not a valid group id (`invalid_group`).", body = openapi::ErrorBody),
-        (status = 404, description = "No such group (`not_found`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "Not a valid group id (`invalid_group`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such group (`not_found`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -124,9 +124,9 @@ pub async fn get(
     description = "Scope: `groups:read`. Groups in id order.",
     params(Page),
     responses(
-        (status = 200, description = "A page of groups.", body = openapi::GroupPage),
-        (status = 400, description = "A bad query parameter (`bad_request`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 200, description = "A page of groups.", body = schemas::GroupPage),
+        (status = 400, description = "A bad query parameter (`bad_request`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -152,12 +152,12 @@ pub async fn list(
     operation_id = "list_group_members",
     tag = "groups",
     description = "Scope: `groups:read`. Member ids in id order.",
-    params(("id" = openapi::UserId, Path, description = "The group's id."), Page),
+    params(("id" = schemas::UserId, Path, description = "The group's id."), Page),
     responses(
-        (status = 200, description = "A page of member ids.", body = openapi::IdPage),
-        (status = 400, description = "Not a valid group id (`invalid_group`) or a bad query parameter (`bad_request`).", body = openapi::ErrorBody),
-        (status = 404, description = "No such group (`not_found`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 200, description = "A page of member ids.", body = schemas::IdPage),
+        (status = 400, description = "Not a valid group id (`invalid_group`) or a bad query parameter (`bad_request`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such group (`not_found`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -186,7 +186,7 @@ pub async fn members(
 #[serde(deny_unknown_fields)]
 pub struct MembersBody {
     /// The users (at most `api.max_batch_items`; repeats count once).
-    #[schema(value_type = Vec<openapi::UserId>)]
+    #[schema(value_type = Vec<schemas::UserId>)]
     users: Vec<UserId>,
 }
 
@@ -223,15 +223,15 @@ fn checked(state: &AppState, mut users: Vec<UserId>) -> Result<Vec<UserId>, ApiE
     summary = "Adds members",
     description = "Scope: `groups:write`. Every user must exist: otherwise nothing is added and the \
 unknown ones are named (`unknown_member`).",
-    params(("id" = openapi::UserId, Path, description = "The group's id.")),
+    params(("id" = schemas::UserId, Path, description = "The group's id.")),
     request_body = MembersBody,
     responses(
         (status = 200, description = "How many became members, and how many were already.", body = MembersChange),
-        (status = 400, description = "Malformed JSON (`invalid_body`), not a valid group id (`invalid_group`), or unknown users (`unknown_member`).", body = openapi::ErrorBody),
-        (status = 404, description = "No such group (`not_found`).", body = openapi::ErrorBody),
-        (status = 413, description = "More than `api.max_batch_items` users (`too_many_items`).", body = openapi::ErrorBody),
-        openapi::JsonBodyErrors,
-        openapi::ApiKeyErrors,
+        (status = 400, description = "Malformed JSON (`invalid_body`), not a valid group id (`invalid_group`), or unknown users (`unknown_member`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such group (`not_found`).", body = schemas::ErrorBody),
+        (status = 413, description = "More than `api.max_batch_items` users (`too_many_items`).", body = schemas::ErrorBody),
+        schemas::JsonBodyErrors,
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -271,15 +271,15 @@ pub async fn add_members(
     operation_id = "remove_group_members",
     tag = "groups",
     description = "Scope: `groups:write`.",
-    params(("id" = openapi::UserId, Path, description = "The group's id.")),
+    params(("id" = schemas::UserId, Path, description = "The group's id.")),
     request_body = MembersBody,
     responses(
         (status = 200, description = "How many stopped being members, and how many were not.", body = MembersChange),
-        (status = 400, description = "Malformed JSON (`invalid_body`) or not a valid group id (`invalid_group`).", body = openapi::ErrorBody),
-        (status = 404, description = "No such group (`not_found`).", body = openapi::ErrorBody),
-        (status = 413, description = "More than `api.max_batch_items` users (`too_many_items`).", body = openapi::ErrorBody),
-        openapi::JsonBodyErrors,
-        openapi::ApiKeyErrors,
+        (status = 400, description = "Malformed JSON (`invalid_body`) or not a valid group id (`invalid_group`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such group (`not_found`).", body = schemas::ErrorBody),
+        (status = 413, description = "More than `api.max_batch_items` users (`too_many_items`).", body = schemas::ErrorBody),
+        schemas::JsonBodyErrors,
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -308,12 +308,12 @@ pub async fn remove_members(
     operation_id = "delete_group",
     tag = "groups",
     description = "Scope: `groups:write`. Its channel's history expires as usual.",
-    params(("id" = openapi::UserId, Path, description = "The group's id.")),
+    params(("id" = schemas::UserId, Path, description = "The group's id.")),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 400, description = "Not a valid group id (`invalid_group`).", body = openapi::ErrorBody),
-        (status = 404, description = "No such group (`not_found`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "Not a valid group id (`invalid_group`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such group (`not_found`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use super::batch::{self, BatchQuery, Mode};
 use super::caller::Caller;
-use super::{Listing, Page, Params, openapi};
+use super::{Listing, Page, Params, schemas};
 use crate::api::error::ApiError;
 use crate::records::{Format, GroupStream, ParsedItem, RecordLimits, UserStream};
 use crate::state::AppState;
@@ -47,16 +47,16 @@ from `GET /v1/jobs/{id}/failures`. An id repeated within the file reports `exist
         description = "The file: CSV, or one JSON object per line.",
         content(
             (String = "text/csv", example = json!("id,name,roles\nalice,Alice,moderator\nbob,,\n")),
-            (openapi::UserInput = "application/x-ndjson"),
+            (schemas::UserInput = "application/x-ndjson"),
         ),
     ),
     responses(
         (status = 202, description = "The job, queued.", body = Job),
-        (status = 400, description = "A bad `mode` (`bad_request`) or an interrupted upload (`invalid_body`).", body = openapi::ErrorBody),
-        (status = 413, description = "The file is larger than `api.max_import_bytes` (`body_too_large`).", body = openapi::ErrorBody),
-        (status = 415, description = "`Content-Type` is not `text/csv` or `application/x-ndjson` (`invalid_body`).", body = openapi::ErrorBody),
-        (status = 429, description = "This node runs `api.max_jobs` jobs already (`too_many_jobs`): retry when one finishes.", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "A bad `mode` (`bad_request`) or an interrupted upload (`invalid_body`).", body = schemas::ErrorBody),
+        (status = 413, description = "The file is larger than `api.max_import_bytes` (`body_too_large`).", body = schemas::ErrorBody),
+        (status = 415, description = "`Content-Type` is not `text/csv` or `application/x-ndjson` (`invalid_body`).", body = schemas::ErrorBody),
+        (status = 429, description = "This node runs `api.max_jobs` jobs already (`too_many_jobs`): retry when one finishes.", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -87,16 +87,16 @@ from `GET /v1/jobs/{id}/failures`. An id repeated within the file reports `exist
         description = "The file: CSV, or one JSON object per line.",
         content(
             (String = "text/csv", example = json!("id,name,owner,members\nteam-a,Team A,alice,bob;carol\n")),
-            (openapi::GroupInput = "application/x-ndjson"),
+            (schemas::GroupInput = "application/x-ndjson"),
         ),
     ),
     responses(
         (status = 202, description = "The job, queued.", body = Job),
-        (status = 400, description = "A bad `mode` (`bad_request`) or an interrupted upload (`invalid_body`).", body = openapi::ErrorBody),
-        (status = 413, description = "The file is larger than `api.max_import_bytes` (`body_too_large`).", body = openapi::ErrorBody),
-        (status = 415, description = "`Content-Type` is not `text/csv` or `application/x-ndjson` (`invalid_body`).", body = openapi::ErrorBody),
-        (status = 429, description = "This node runs `api.max_jobs` jobs already (`too_many_jobs`): retry when one finishes.", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "A bad `mode` (`bad_request`) or an interrupted upload (`invalid_body`).", body = schemas::ErrorBody),
+        (status = 413, description = "The file is larger than `api.max_import_bytes` (`body_too_large`).", body = schemas::ErrorBody),
+        (status = 415, description = "`Content-Type` is not `text/csv` or `application/x-ndjson` (`invalid_body`).", body = schemas::ErrorBody),
+        (status = 429, description = "This node runs `api.max_jobs` jobs already (`too_many_jobs`): retry when one finishes.", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -386,8 +386,8 @@ Readable from any node.",
     params(("id" = String, Path, description = "The job's id.")),
     responses(
         (status = 200, description = "The job.", body = Job),
-        (status = 404, description = "No such job (`not_found`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 404, description = "No such job (`not_found`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -411,10 +411,10 @@ pub async fn get(
 refused items in input order; `after` is an item index.",
     params(("id" = String, Path, description = "The job's id."), Page),
     responses(
-        (status = 200, description = "A page of refused items.", body = openapi::ItemResultPage),
-        (status = 400, description = "`after` is not an item index, or a bad query parameter (`bad_request`).", body = openapi::ErrorBody),
-        (status = 404, description = "No such job (`not_found`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 200, description = "A page of refused items.", body = schemas::ItemResultPage),
+        (status = 400, description = "`after` is not an item index, or a bad query parameter (`bad_request`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such job (`not_found`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]

@@ -12,7 +12,7 @@ use tokenim_auth::{ApiKey, ApiKeyId, AuditAction, Scope};
 use tokenim_protocol::ErrorCode;
 
 use super::caller::Caller;
-use super::{Page, openapi};
+use super::{Page, schemas};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 
@@ -21,12 +21,12 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     /// The key's id (the user name of Basic authentication).
-    #[schema(value_type = openapi::ApiKeyId)]
+    #[schema(value_type = schemas::ApiKeyId)]
     id: ApiKeyId,
     /// What the key is for.
     name: String,
     /// What the key may call.
-    #[schema(value_type = BTreeSet<openapi::Scope>)]
+    #[schema(value_type = BTreeSet<schemas::Scope>)]
     scopes: BTreeSet<Scope>,
     /// When it was created.
     created_at: u64,
@@ -46,6 +46,11 @@ pub struct KeyView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     revoked_at: Option<u64>,
+}
+
+schemas::page! {
+    /// A page of API keys.
+    KeyPage of KeyView
 }
 
 impl From<&ApiKey> for KeyView {
@@ -79,7 +84,7 @@ pub struct CreateKey {
     /// What the key is for: 1 to 128 bytes without control characters.
     name: String,
     /// What the key may call.
-    #[schema(value_type = BTreeSet<openapi::Scope>)]
+    #[schema(value_type = BTreeSet<schemas::Scope>)]
     scopes: BTreeSet<Scope>,
     /// Lifetime, e.g. `90d`; absent: never expires.
     #[serde(default, with = "humantime_serde")]
@@ -107,9 +112,9 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     request_body = CreateKey,
     responses(
         (status = 201, description = "The key, with its secret.", body = KeyWithSecret),
-        (status = 400, description = "Malformed JSON (`invalid_body`) or a bad `name` (`invalid_field`).", body = openapi::ErrorBody),
-        openapi::JsonBodyErrors,
-        openapi::ApiKeyErrors,
+        (status = 400, description = "Malformed JSON (`invalid_body`) or a bad `name` (`invalid_field`).", body = schemas::ErrorBody),
+        schemas::JsonBodyErrors,
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -151,9 +156,9 @@ pub async fn create(
     description = "Scope: `keys:admin`. A page of keys in id order, revoked ones included.",
     params(Page),
     responses(
-        (status = 200, description = "A page of keys.", body = openapi::KeyPage),
-        (status = 400, description = "A bad query parameter (`bad_request`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 200, description = "A page of keys.", body = KeyPage),
+        (status = 400, description = "A bad query parameter (`bad_request`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -185,11 +190,11 @@ fn key_id(id: &str) -> Result<ApiKeyId, ApiError> {
     operation_id = "get_key",
     tag = "keys",
     description = "Scope: `keys:admin`.",
-    params(("id" = openapi::ApiKeyId, Path, description = "The key's id.")),
+    params(("id" = schemas::ApiKeyId, Path, description = "The key's id.")),
     responses(
         (status = 200, description = "The key.", body = KeyView),
-        (status = 404, description = "No such key (`not_found`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 404, description = "No such key (`not_found`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -225,14 +230,14 @@ pub struct Rotate {
     operation_id = "rotate_key",
     tag = "keys",
     description = "Scope: `keys:admin`. The old secret keeps working for `overlap`; the new one is shown only in this answer. The body is optional.",
-    params(("id" = openapi::ApiKeyId, Path, description = "The key's id.")),
+    params(("id" = schemas::ApiKeyId, Path, description = "The key's id.")),
     request_body = Option<Rotate>,
     responses(
         (status = 200, description = "The key, with its new secret.", body = KeyWithSecret),
-        (status = 400, description = "A bad body (`invalid_body`).", body = openapi::ErrorBody),
-        (status = 404, description = "No such key (`not_found`).", body = openapi::ErrorBody),
-        (status = 409, description = "The key is revoked (`api_key_revoked`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "A bad body (`invalid_body`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such key (`not_found`).", body = schemas::ErrorBody),
+        (status = 409, description = "The key is revoked (`api_key_revoked`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -283,11 +288,11 @@ pub async fn rotate(
     operation_id = "revoke_key",
     tag = "keys",
     description = "Scope: `keys:admin`. Revokes the key at once, on every node; it stays listed with its `revoked_at`. `DELETE /v1/keys/{id}` does the same.",
-    params(("id" = openapi::ApiKeyId, Path, description = "The key's id.")),
+    params(("id" = schemas::ApiKeyId, Path, description = "The key's id.")),
     responses(
         (status = 200, description = "The revoked key.", body = KeyView),
-        (status = 404, description = "No such key (`not_found`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 404, description = "No such key (`not_found`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]

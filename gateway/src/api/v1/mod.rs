@@ -14,8 +14,8 @@
 //! | `/v1/openapi.json` | [`openapi`] | none |
 //!
 //! Every error is `{"code","name","message"}` with a stable code. Every
-//! handler carries a `#[utoipa::path]` annotation; [`openapi`] gathers
-//! them into the document.
+//! handler carries a `#[utoipa::path]` annotation naming types of
+//! [`schemas`]; [`openapi`] gathers them into the document.
 
 pub mod audit;
 pub mod batch;
@@ -28,6 +28,7 @@ pub mod moderation;
 pub mod openapi;
 pub mod policy;
 pub mod publish;
+pub mod schemas;
 pub mod users;
 
 use axum::Router;
@@ -172,7 +173,7 @@ impl Page {
     }
 }
 
-/// A page of a listing (described per item type by [`openapi::UserPage`]
+/// A page of a listing (described per item type by [`schemas::UserPage`]
 /// and its siblings).
 #[derive(Debug, Serialize)]
 pub struct Listing<T> {

@@ -15,7 +15,7 @@ use tokenim_protocol::{DisconnectCode, ErrorCode, UserId};
 
 use super::caller::Caller;
 use super::users::user_id;
-use super::{JsonBody, openapi, optional_json};
+use super::{JsonBody, schemas, optional_json};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 use crate::store::access::Ban;
@@ -25,17 +25,17 @@ use crate::store::access::Ban;
 #[serde(deny_unknown_fields)]
 pub struct MintBody {
     /// The user the token is for (its `sub`).
-    #[schema(value_type = openapi::UserId)]
+    #[schema(value_type = schemas::UserId)]
     user: UserId,
     /// Lifetime (e.g. `1h`; default `1h`, at most `api.max_token_ttl`).
     #[serde(default, with = "humantime_serde")]
     #[schema(value_type = Option<String>, examples("1h"))]
     ttl: Option<Duration>,
     /// Channel patterns the token may subscribe to (default: any).
-    #[schema(value_type = Option<Vec<openapi::ChannelPattern>>)]
+    #[schema(value_type = Option<Vec<schemas::ChannelPattern>>)]
     channels: Option<Vec<String>>,
     /// Channel patterns the token may publish to (default: any).
-    #[schema(value_type = Option<Vec<openapi::ChannelPattern>>)]
+    #[schema(value_type = Option<Vec<schemas::ChannelPattern>>)]
     publish: Option<Vec<String>>,
 }
 
@@ -45,7 +45,7 @@ pub struct Minted {
     /// The token (a JWT): what the client sends in `connect`.
     token: String,
     /// The user it is for.
-    #[schema(value_type = openapi::UserId)]
+    #[schema(value_type = schemas::UserId)]
     user: UserId,
     /// Milliseconds since the Unix epoch.
     expires_at: u64,
@@ -89,11 +89,11 @@ record), optionally limited to channel patterns. A banned user gets none.",
     request_body = MintBody,
     responses(
         (status = 200, description = "The token.", body = Minted),
-        (status = 400, description = "Malformed JSON (`invalid_body`), or a bad `ttl` or channel pattern (`invalid_field`).", body = openapi::ErrorBody),
-        openapi::JsonBodyErrors,
-        openapi::ApiKeyErrors,
-        (status = 403, description = "The key lacks `tokens:mint` (`missing_scope`), or the user is banned (`user_banned`).", body = openapi::ErrorBody),
-        (status = 503, description = "No configured key can sign tokens (`internal`: an HS256 secret or a private key is needed), or the store cannot be reached (`unavailable`).", body = openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON (`invalid_body`), or a bad `ttl` or channel pattern (`invalid_field`).", body = schemas::ErrorBody),
+        schemas::JsonBodyErrors,
+        schemas::ApiKeyErrors,
+        (status = 403, description = "The key lacks `tokens:mint` (`missing_scope`), or the user is banned (`user_banned`).", body = schemas::ErrorBody),
+        (status = 503, description = "No configured key can sign tokens (`internal`: an HS256 secret or a private key is needed), or the store cannot be reached (`unavailable`).", body = schemas::ErrorBody),
     ),
     security(("api_key" = [])),
 )]
@@ -168,11 +168,11 @@ pub async fn mint(
     summary = "Revokes every token of a user issued so far",
     description = "Scope: `users:moderate`. Tokens issued until now (this second included) are \
 refused on every node and the user's connections close with 4503; tokens minted afterwards work.",
-    params(("id" = openapi::UserId, Path, description = "The user's id.")),
+    params(("id" = schemas::UserId, Path, description = "The user's id.")),
     responses(
         (status = 204, description = "Revoked."),
-        (status = 400, description = "Not a valid user id (`invalid_user`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "Not a valid user id (`invalid_user`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -214,12 +214,12 @@ pub struct DisconnectBody {
     summary = "Closes a user's connections",
     description = "Scope: `users:moderate`. Closes the user's connections on every node with 4000 \
 `shutdown`: the clients may reconnect (to keep them out, ban the user). The body is optional.",
-    params(("id" = openapi::UserId, Path, description = "The user's id.")),
+    params(("id" = schemas::UserId, Path, description = "The user's id.")),
     request_body = Option<DisconnectBody>,
     responses(
         (status = 204, description = "Closed (or there were none)."),
-        (status = 400, description = "Not a valid user id (`invalid_user`) or a bad body (`invalid_body`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "Not a valid user id (`invalid_user`) or a bad body (`invalid_body`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -272,12 +272,12 @@ pub struct BanBody {
     description = "Scope: `users:moderate`. The user's connections close with 4504 on every node \
 and it can neither connect nor get a token until the ban ends. A new ban replaces the old one. \
 The body is optional (no body: banned until lifted).",
-    params(("id" = openapi::UserId, Path, description = "The user's id.")),
+    params(("id" = schemas::UserId, Path, description = "The user's id.")),
     request_body = Option<BanBody>,
     responses(
         (status = 200, description = "The ban.", body = Ban),
-        (status = 400, description = "Not a valid user id (`invalid_user`), a bad body (`invalid_body`) or a `reason` over 512 bytes (`invalid_field`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "Not a valid user id (`invalid_user`), a bad body (`invalid_body`) or a `reason` over 512 bytes (`invalid_field`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -326,12 +326,12 @@ pub async fn ban(
     operation_id = "unban_user",
     tag = "moderation",
     description = "Scope: `users:moderate`.",
-    params(("id" = openapi::UserId, Path, description = "The user's id.")),
+    params(("id" = schemas::UserId, Path, description = "The user's id.")),
     responses(
         (status = 204, description = "Lifted."),
-        (status = 400, description = "Not a valid user id (`invalid_user`).", body = openapi::ErrorBody),
-        (status = 404, description = "The user is not banned (`not_found`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "Not a valid user id (`invalid_user`).", body = schemas::ErrorBody),
+        (status = 404, description = "The user is not banned (`not_found`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]

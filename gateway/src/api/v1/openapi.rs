@@ -9,24 +9,16 @@
 //! TOKENIM_WRITE_OPENAPI=1 cargo nextest run -p tokenim-gateway openapi
 //! ```
 //!
-//! Types from `tokenim-protocol` and `tokenim-auth` are described by
-//! stand-ins (re-exported here from [`crate::schema`]), so those crates do
-//! not depend on `utoipa`; the pages of each listing are in `pages`.
-
-mod pages;
-
-use std::collections::BTreeMap;
+//! What the handlers' annotations name (stand-ins, pages, the shared
+//! error answers) is in [`schemas`](super::schemas); this module only
+//! gathers the handlers into the document, so nothing below it names it.
 
 use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa::openapi::RefOr;
+use utoipa::{Modify, OpenApi};
 
-pub use self::pages::{GroupPage, IdPage, ItemResultPage, KeyPage, UserPage};
-pub use crate::schema::{
-    ApiKeyId, AuditAction, AuditRecord, ChannelName, ChannelPattern, ErrorBody, Grant, GroupInput,
-    Permission, Role, RoleName, Scope, Subject, UserId, UserInput,
-};
+use super::schemas::{ApiKeyErrors, ApiKeyId, ErrorBody, responses};
 use super::{audit, groups, jobs, keys, moderation, policy, publish, users};
 
 /// The name of the security scheme every authenticated operation names.
@@ -149,124 +141,6 @@ pub fn document() -> String {
     json
 }
 
-/// Error answers every authenticated operation can give, as `(status,
-/// component name, description)`.
-const API_KEY_ERRORS: [(u16, &str, &str); 4] = [
-    (
-        401,
-        "Unauthenticated",
-        "No valid API key (`missing_credentials`, `unknown_api_key`, `wrong_secret`, \
-         `api_key_expired`, `api_key_revoked`). The attempt is audited.",
-    ),
-    (
-        403,
-        "MissingScope",
-        "The key lacks the scope this operation needs (`missing_scope`). The attempt is audited.",
-    ),
-    (
-        500,
-        "Internal",
-        "The store failed (`internal`); see the server's logs.",
-    ),
-    (
-        503,
-        "Unavailable",
-        "The store or the broker (Redis) cannot be reached (`unavailable`); nothing \
-         was changed. Retry with backoff.",
-    ),
-];
-
-/// Error answers of an operation that takes a JSON body.
-const JSON_BODY_ERRORS: [(u16, &str, &str); 2] = [
-    (
-        415,
-        "NotJson",
-        "The body is not sent as `Content-Type: application/json` (`invalid_body`).",
-    ),
-    (
-        422,
-        "WrongShape",
-        "The body is JSON but not of the expected shape: a missing, unknown or mistyped \
-         field (`invalid_body`; the message names it).",
-    ),
-];
-
-/// Error answers of the batch endpoints (`POST /v1/users`, `/v1/groups`).
-const BATCH_ERRORS: [(u16, &str, &str); 5] = [
-    (
-        400,
-        "BatchUnreadable",
-        "The body cannot be read at all (`invalid_body`; nothing was stored), or a bad `mode` \
-         or `Idempotency-Key` (`bad_request`).",
-    ),
-    (
-        409,
-        "IdempotentRequestRunning",
-        "A request with this `Idempotency-Key` is still running (`idempotency_conflict`): retry later.",
-    ),
-    (
-        413,
-        "BatchTooLarge",
-        "More than `api.max_batch_items` items (`too_many_items`) or `api.max_body_bytes` bytes \
-         (`body_too_large`): split it, or import it as a job.",
-    ),
-    (
-        415,
-        "BatchFormat",
-        "`Content-Type` is not `application/json`, `text/csv` or `application/x-ndjson` (`invalid_body`).",
-    ),
-    (
-        422,
-        "IdempotencyKeyReused",
-        "This `Idempotency-Key` was used with a different request (`idempotency_conflict`).",
-    ),
-];
-
-/// The error answers of a batch endpoint, as references to shared
-/// responses.
-#[derive(Debug)]
-pub struct BatchErrors;
-
-impl IntoResponses for BatchErrors {
-    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
-        refs(&BATCH_ERRORS)
-    }
-}
-
-fn refs(errors: &[(u16, &str, &str)]) -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
-    errors
-        .iter()
-        .map(|(status, name, _)| {
-            (
-                status.to_string(),
-                RefOr::Ref(Ref::from_response_name(*name)),
-            )
-        })
-        .collect()
-}
-
-/// The answers every authenticated operation can give: 401, 403, 500
-/// and 503, as references to shared responses.
-#[derive(Debug)]
-pub struct ApiKeyErrors;
-
-impl IntoResponses for ApiKeyErrors {
-    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
-        refs(&API_KEY_ERRORS)
-    }
-}
-
-/// The answers of an operation that takes a JSON body: 415 and 422, as
-/// references to shared responses.
-#[derive(Debug)]
-pub struct JsonBodyErrors;
-
-impl IntoResponses for JsonBodyErrors {
-    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
-        refs(&JSON_BODY_ERRORS)
-    }
-}
-
 /// A body a handler may go without (`request_body = Option<T>`) is `T`
 /// and not required: utoipa would write `null | T`, but these handlers
 /// read an empty body as the defaults and refuse a JSON `null`.
@@ -310,24 +184,7 @@ impl Modify for Components {
                     .build(),
             ),
         );
-        for (_, name, description) in API_KEY_ERRORS
-            .iter()
-            .chain(&JSON_BODY_ERRORS)
-            .chain(&BATCH_ERRORS)
-        {
-            let response = ResponseBuilder::new()
-                .description(*description)
-                .content(
-                    "application/json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("ErrorBody")))
-                        .build(),
-                )
-                .build();
-            components
-                .responses
-                .insert((*name).to_owned(), response.into());
-        }
+        responses::add_to(components);
     }
 }
 

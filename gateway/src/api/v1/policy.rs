@@ -17,7 +17,7 @@ use tokenim_auth::{
 use tokenim_protocol::ErrorCode;
 
 use super::caller::Caller;
-use super::{JsonBody, Params, openapi};
+use super::{JsonBody, Params, schemas};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 
@@ -30,7 +30,7 @@ pub const MAX_ROLES: usize = 1_000;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Roles {
     /// The roles, by name.
-    #[schema(value_type = Vec<openapi::Role>)]
+    #[schema(value_type = Vec<schemas::Role>)]
     items: Vec<Role>,
 }
 
@@ -43,7 +43,7 @@ pub struct Roles {
     description = "Scope: `roles:admin`. Every role, the built-in `user` and `app` included.",
     responses(
         (status = 200, description = "The roles.", body = Roles),
-        openapi::ApiKeyErrors,
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -64,7 +64,7 @@ fn role_name(name: &str) -> Result<RoleName, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct RoleBody {
     /// What holders of the role may do, on every channel.
-    #[schema(value_type = BTreeSet<openapi::Permission>)]
+    #[schema(value_type = BTreeSet<schemas::Permission>)]
     permissions: BTreeSet<Permission>,
 }
 
@@ -76,14 +76,14 @@ pub struct RoleBody {
     tag = "policy",
     description = "Scope: `roles:admin`. Holders get the new permissions without reconnecting: at \
 once on this node, within `api.access_refresh` on others.",
-    params(("name" = openapi::RoleName, Path, description = "The role's name.")),
+    params(("name" = schemas::RoleName, Path, description = "The role's name.")),
     request_body = RoleBody,
     responses(
-        (status = 200, description = "The role as stored.", body = openapi::Role),
-        (status = 400, description = "Malformed JSON (`invalid_body`) or a bad role name (`invalid_field`).", body = openapi::ErrorBody),
-        (status = 409, description = "There are 1,000 roles already (`too_many_items`).", body = openapi::ErrorBody),
-        openapi::JsonBodyErrors,
-        openapi::ApiKeyErrors,
+        (status = 200, description = "The role as stored.", body = schemas::Role),
+        (status = 400, description = "Malformed JSON (`invalid_body`) or a bad role name (`invalid_field`).", body = schemas::ErrorBody),
+        (status = 409, description = "There are 1,000 roles already (`too_many_items`).", body = schemas::ErrorBody),
+        schemas::JsonBodyErrors,
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -135,13 +135,13 @@ pub async fn set_role(
     summary = "Deletes a role",
     description = "Scope: `roles:admin`. Its holders lose what it gave. The built-in roles `user` \
 and `app` can be redefined, not deleted.",
-    params(("name" = openapi::RoleName, Path, description = "The role's name.")),
+    params(("name" = schemas::RoleName, Path, description = "The role's name.")),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 400, description = "A bad role name (`invalid_field`).", body = openapi::ErrorBody),
-        (status = 404, description = "No such role (`not_found`).", body = openapi::ErrorBody),
-        (status = 409, description = "A built-in role (`permission_denied`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "A bad role name (`invalid_field`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such role (`not_found`).", body = schemas::ErrorBody),
+        (status = 409, description = "A built-in role (`permission_denied`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -187,7 +187,7 @@ pub struct GrantQuery {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Grants {
     /// The grants, oldest first.
-    #[schema(value_type = Vec<openapi::Grant>)]
+    #[schema(value_type = Vec<schemas::Grant>)]
     items: Vec<Grant>,
 }
 
@@ -201,8 +201,8 @@ pub struct Grants {
     params(GrantQuery),
     responses(
         (status = 200, description = "The grants.", body = Grants),
-        (status = 400, description = "A bad query parameter (`bad_request`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "A bad query parameter (`bad_request`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -249,15 +249,15 @@ async fn check_subject(state: &AppState, subject: &Subject) -> Result<(), ApiErr
     summary = "Grants a permission",
     description = "Scope: `roles:admin`. Applies to live connections without a reconnect: at once \
 on this node, within `api.access_refresh` on others.",
-    request_body = openapi::Grant,
+    request_body = schemas::Grant,
     responses(
-        (status = 200, description = "It was granted already.", body = openapi::Grant),
-        (status = 201, description = "Granted.", body = openapi::Grant),
-        (status = 400, description = "Malformed JSON (`invalid_body`).", body = openapi::ErrorBody),
-        (status = 404, description = "The subject is a role that does not exist (`not_found`).", body = openapi::ErrorBody),
-        (status = 409, description = "There are 10,000 grants already (`too_many_items`): revoke some, or grant to roles.", body = openapi::ErrorBody),
-        openapi::JsonBodyErrors,
-        openapi::ApiKeyErrors,
+        (status = 200, description = "It was granted already.", body = schemas::Grant),
+        (status = 201, description = "Granted.", body = schemas::Grant),
+        (status = 400, description = "Malformed JSON (`invalid_body`).", body = schemas::ErrorBody),
+        (status = 404, description = "The subject is a role that does not exist (`not_found`).", body = schemas::ErrorBody),
+        (status = 409, description = "There are 10,000 grants already (`too_many_items`): revoke some, or grant to roles.", body = schemas::ErrorBody),
+        schemas::JsonBodyErrors,
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -307,13 +307,13 @@ pub async fn grant(
     tag = "policy",
     summary = "Revokes a grant",
     description = "Scope: `roles:admin`. The body is the grant, as listed.",
-    request_body = openapi::Grant,
+    request_body = schemas::Grant,
     responses(
         (status = 204, description = "Revoked."),
-        (status = 400, description = "Malformed JSON (`invalid_body`).", body = openapi::ErrorBody),
-        (status = 404, description = "No such grant (`not_found`).", body = openapi::ErrorBody),
-        openapi::JsonBodyErrors,
-        openapi::ApiKeyErrors,
+        (status = 400, description = "Malformed JSON (`invalid_body`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such grant (`not_found`).", body = schemas::ErrorBody),
+        schemas::JsonBodyErrors,
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]

@@ -11,7 +11,7 @@ use tokenim_auth::{Permission, Principal, Scope};
 use tokenim_protocol::{ChannelName, Data, ErrorBody, ErrorCode, Seq, UserId};
 
 use super::caller::Caller;
-use super::{JsonBody, openapi};
+use super::{JsonBody, schemas};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 
@@ -22,11 +22,11 @@ pub struct PublishBody {
     /// Channels to publish to (not personal ones: list those users in
     /// `users`).
     #[serde(default)]
-    #[schema(value_type = Vec<openapi::ChannelName>)]
+    #[schema(value_type = Vec<schemas::ChannelName>)]
     channels: Vec<ChannelName>,
     /// Users to send to (their personal channels).
     #[serde(default)]
-    #[schema(value_type = Vec<openapi::UserId>)]
+    #[schema(value_type = Vec<schemas::UserId>)]
     users: Vec<UserId>,
     /// The message: any JSON value (at most `limits.max_data_size` bytes).
     #[schema(value_type = Value)]
@@ -42,7 +42,7 @@ pub struct PublishBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// The channel (a user's is `#<id>`).
-    #[schema(value_type = openapi::ChannelName)]
+    #[schema(value_type = schemas::ChannelName)]
     channel: ChannelName,
     /// Its sequence number, when published.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,7 +54,7 @@ pub struct Delivery {
     duplicate: bool,
     /// Why not, when not.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<openapi::ErrorBody>, nullable = false)]
+    #[schema(value_type = Option<schemas::ErrorBody>, nullable = false)]
     error: Option<ErrorBody>,
 }
 
@@ -78,10 +78,10 @@ target, channels first, then users.",
     request_body = PublishBody,
     responses(
         (status = 200, description = "A result per target.", body = Published),
-        (status = 400, description = "Malformed JSON (`invalid_body`), no targets or more than `api.max_batch_items` (`too_many_items`), or a bad `msg_id` (`invalid_field`).", body = openapi::ErrorBody),
-        (status = 413, description = "`data` is larger than `limits.max_data_size` (`message_too_large`).", body = openapi::ErrorBody),
-        openapi::JsonBodyErrors,
-        openapi::ApiKeyErrors,
+        (status = 400, description = "Malformed JSON (`invalid_body`), no targets or more than `api.max_batch_items` (`too_many_items`), or a bad `msg_id` (`invalid_field`).", body = schemas::ErrorBody),
+        (status = 413, description = "`data` is larger than `limits.max_data_size` (`message_too_large`).", body = schemas::ErrorBody),
+        schemas::JsonBodyErrors,
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]

@@ -17,7 +17,7 @@ use tokenim_protocol::{ErrorCode, UserId};
 
 use super::batch::{self, BatchQuery, BatchResponse};
 use super::caller::Caller;
-use super::{Listing, Page, Params, openapi};
+use super::{Listing, Page, Params, schemas};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 use crate::store::User;
@@ -42,17 +42,17 @@ and does nothing twice.",
     request_body(
         description = "The users: a JSON array, CSV, or one JSON object per line.",
         content(
-            (Vec<openapi::UserInput> = "application/json", example = json!([{"id": "alice", "name": "Alice", "roles": ["moderator"]}, {"id": "bob"}])),
+            (Vec<schemas::UserInput> = "application/json", example = json!([{"id": "alice", "name": "Alice", "roles": ["moderator"]}, {"id": "bob"}])),
             (String = "text/csv", example = json!("id,name,roles\nalice,Alice,moderator;editor\nbob,,\n")),
-            (openapi::UserInput = "application/x-ndjson"),
+            (schemas::UserInput = "application/x-ndjson"),
         ),
     ),
     responses(
         (status = 200, description = "A result per item.", body = BatchResponse, headers(
             ("Idempotent-Replayed" = String, description = "`true` when this is the kept answer of an earlier request with the same `Idempotency-Key`."),
         )),
-        openapi::BatchErrors,
-        openapi::ApiKeyErrors,
+        schemas::BatchErrors,
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -86,12 +86,12 @@ pub fn user_id(id: &str) -> Result<UserId, ApiError> {
     operation_id = "get_user",
     tag = "users",
     description = "Scope: `users:read`.",
-    params(("id" = openapi::UserId, Path, description = "The user's id.")),
+    params(("id" = schemas::UserId, Path, description = "The user's id.")),
     responses(
         (status = 200, description = "The user.", body = User),
-        (status = 400, description = "Not a valid user id (`invalid_user`).", body = openapi::ErrorBody),
-        (status = 404, description = "No such user (`not_found`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "Not a valid user id (`invalid_user`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such user (`not_found`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -135,11 +135,11 @@ pub enum UsersResponse {
         /// Found users, in the order asked.
         items: Vec<User>,
         /// Ids with no user.
-        #[schema(value_type = Vec<openapi::UserId>)]
+        #[schema(value_type = Vec<schemas::UserId>)]
         missing: Vec<UserId>,
     },
     /// A page.
-    #[schema(value_type = openapi::UserPage)]
+    #[schema(value_type = schemas::UserPage)]
     Page(Listing<User>),
 }
 
@@ -153,9 +153,9 @@ pub enum UsersResponse {
     params(ListQuery),
     responses(
         (status = 200, description = "The users asked for, or a page.", body = UsersResponse),
-        (status = 400, description = "Not a valid user id (`invalid_user`) or a bad query parameter (`bad_request`).", body = openapi::ErrorBody),
-        (status = 413, description = "More than `api.max_batch_items` ids (`too_many_items`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "Not a valid user id (`invalid_user`) or a bad query parameter (`bad_request`).", body = schemas::ErrorBody),
+        (status = 413, description = "More than `api.max_batch_items` ids (`too_many_items`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -211,11 +211,11 @@ pub async fn list(
     operation_id = "list_user_groups",
     tag = "users",
     description = "Scope: `groups:read`. The ids of the groups the user is a member of, in id order.",
-    params(("id" = openapi::UserId, Path, description = "The user's id."), Page),
+    params(("id" = schemas::UserId, Path, description = "The user's id."), Page),
     responses(
-        (status = 200, description = "A page of group ids.", body = openapi::IdPage),
-        (status = 400, description = "Not a valid user id (`invalid_user`) or a bad query parameter (`bad_request`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 200, description = "A page of group ids.", body = schemas::IdPage),
+        (status = 400, description = "Not a valid user id (`invalid_user`) or a bad query parameter (`bad_request`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]
@@ -248,12 +248,12 @@ pub async fn groups(
     description = "Scope: `users:write`. Removes the user's record and memberships, revokes every \
 token issued to it so far and closes its connections on every node. The id may be created \
 again; tokens minted before the deletion stay revoked.",
-    params(("id" = openapi::UserId, Path, description = "The user's id.")),
+    params(("id" = schemas::UserId, Path, description = "The user's id.")),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 400, description = "Not a valid user id (`invalid_user`).", body = openapi::ErrorBody),
-        (status = 404, description = "No such user (`not_found`).", body = openapi::ErrorBody),
-        openapi::ApiKeyErrors,
+        (status = 400, description = "Not a valid user id (`invalid_user`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such user (`not_found`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
 )]

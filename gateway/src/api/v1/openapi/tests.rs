@@ -1,6 +1,6 @@
 //! The checked-in document is what the code generates, it documents every
 //! route of `v1::router()` (and nothing else), and the stand-ins in
-//! [`super::schemas`] have the fields of the types they stand in for.
+//! [`schemas`](crate::api::v1::schemas) have the fields of the types they stand in for.
 
 use std::collections::BTreeSet;
 
@@ -175,35 +175,35 @@ fn openapi_stand_ins_have_the_fields_of_the_real_types() {
         name: auth::RoleName::new("mod").unwrap(),
         permissions: [auth::Permission::Publish].into(),
     };
-    assert_eq!(fields(&role), properties::<super::Role>());
+    assert_eq!(fields(&role), properties::<crate::schema::Role>());
 
     let grant = auth::Grant {
         subject: auth::Subject::User(UserId::new("alice").unwrap()),
         permission: auth::Permission::Publish,
         channels: Some("rooms.*".parse().unwrap()),
     };
-    assert_eq!(fields(&grant), properties::<super::Grant>());
+    assert_eq!(fields(&grant), properties::<crate::schema::Grant>());
 
     let mut record =
         auth::AuditRecord::new(1, "ak_0123456789abcdef", auth::AuditAction::KeyCreated, "x");
     record.source = Some("127.0.0.1".into());
     record.detail = serde_json::json!({ "why": "test" });
-    assert_eq!(fields(&record), properties::<super::AuditRecord>());
+    assert_eq!(fields(&record), properties::<crate::api::v1::schemas::AuditRecord>());
 
     let error = ErrorBody::new(ErrorCode::NotFound, "gone");
-    assert_eq!(fields(&error), properties::<super::ErrorBody>());
+    assert_eq!(fields(&error), properties::<crate::api::v1::schemas::ErrorBody>());
 
     let page = super::super::Listing::new(vec![1, 2], 2, ToString::to_string);
-    assert_eq!(fields(&page), properties::<super::UserPage>());
+    assert_eq!(fields(&page), properties::<crate::api::v1::schemas::UserPage>());
 
     use crate::records::{GroupInput, RecordInput, UserInput};
     let columns = |c: [&str; 5]| c.map(str::to_owned).into_iter().collect::<BTreeSet<_>>();
     assert_eq!(
         columns(UserInput::COLUMNS),
-        properties::<super::UserInput>()
+        properties::<crate::api::v1::schemas::UserInput>()
     );
     assert_eq!(
         columns(GroupInput::COLUMNS),
-        properties::<super::GroupInput>()
+        properties::<crate::api::v1::schemas::GroupInput>()
     );
 }

@@ -1,7 +1,5 @@
 //! Stand-ins for the pages of each listing the API answers.
 
-use utoipa::ToSchema;
-
 use crate::schema::UserId;
 
 /// Stand-ins for [`Listing<T>`](crate::api::v1::Listing), one per item type:
@@ -14,7 +12,7 @@ use crate::schema::UserId;
 macro_rules! page {
     ($(#[$doc:meta])* $page:ident of $item:ty) => {
         $(#[$doc])*
-        #[derive(Debug, ToSchema)]
+        #[derive(Debug, ::utoipa::ToSchema)]
         #[serde(deny_unknown_fields)]
         pub struct $page {
             /// The items, in order.
@@ -26,10 +24,7 @@ macro_rules! page {
     };
 }
 
-page! {
-    /// A page of API keys.
-    KeyPage of crate::api::v1::keys::KeyView
-}
+pub(crate) use page;
 
 page! {
     /// A page of users.

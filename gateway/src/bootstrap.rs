@@ -19,7 +19,7 @@ pub const ADMIN_KEY_NAME: &str = "bootstrap admin";
 
 /// Makes sure an admin key exists (see the module doc).
 pub async fn ensure_admin_key(store: &Store, api: &ApiConfig) -> Result<(), StoreError> {
-    let now = crate::unix_millis();
+    let now = crate::clock::unix_millis();
     let all: BTreeSet<Scope> = Scope::ALL.into();
     let (key, shown) = match api.admin_key() {
         Some((id, secret)) => {

@@ -127,7 +127,7 @@ async fn serve(config: Config) -> ExitCode {
             "demo chat: http://{addr}/   token: curl 'http://{addr}/dev/token?user=alice'  or  tokenim token --user alice"
         );
     }
-    server.run(crate::shutdown_signal()).await;
+    server.run(crate::server::shutdown_signal()).await;
     ExitCode::SUCCESS
 }
 
@@ -148,7 +148,7 @@ fn mint(
     };
     let request = MintRequest {
         user,
-        issued_at: crate::unix_secs(),
+        issued_at: crate::clock::unix_secs(),
         ttl_secs: ttl,
         audience: auth.audience.clone(),
         issuer: auth.issuer,

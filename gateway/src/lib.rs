@@ -21,6 +21,7 @@
 //! * [`bootstrap`]: the first admin API key.
 //! * [`state`]: [`state::AppState`], what every task shares.
 //! * [`cli`]: the `tokenim` command line.
+//! * [`clock`]: wall-clock time as the store and the wire write it.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,6 +38,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod broker;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod hub;
 pub mod limiter;
@@ -50,41 +52,6 @@ pub mod store;
 pub mod telemetry;
 pub mod wire;
 
+pub use clock::{unix_millis, unix_secs};
 pub use config::Config;
-pub use server::Server;
-
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Milliseconds since the Unix epoch.
-pub fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_secs() -> u64 {
-    unix_millis() / 1000
-}
-
-/// Completes on SIGTERM or Ctrl-C (SIGINT): the signal to drain.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}
+pub use server::{Server, shutdown_signal};

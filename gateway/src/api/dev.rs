@@ -68,7 +68,7 @@ pub async fn token(
             format!("ttl must be 1..={MAX_TTL_SECS} seconds"),
         ));
     }
-    let now = crate::unix_secs();
+    let now = crate::clock::unix_secs();
     let auth = &state.config.auth;
     let request = MintRequest {
         user: user.clone(),

@@ -51,7 +51,7 @@ impl LocalBroker {
     }
 
     fn log(&self, channel: &ChannelName) -> Arc<Mutex<ChannelLog>> {
-        let epoch = || format!("{}-{:x}", self.node_id, crate::unix_millis());
+        let epoch = || format!("{}-{:x}", self.node_id, crate::clock::unix_millis());
         Arc::clone(
             &self
                 .logs
@@ -81,7 +81,7 @@ impl LocalBroker {
             seq,
             from,
             data,
-            time: crate::unix_millis(),
+            time: crate::clock::unix_millis(),
         };
         let push = Push::Message(publication);
         self.hub.deliver(channel, &push, None);

@@ -89,7 +89,7 @@ impl Refusal {
         if access
             .ban
             .as_ref()
-            .is_some_and(|b| b.active(crate::unix_millis()))
+            .is_some_and(|b| b.active(crate::clock::unix_millis()))
         {
             Some(Refusal::Banned)
         } else if access

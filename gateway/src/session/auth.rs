@@ -25,7 +25,7 @@ pub enum AuthEnd {
 
 /// Verifies a token now, counting a failure by reason.
 pub fn verify(state: &AppState, token: &str) -> Result<UserClaims, TokenError> {
-    let result = state.verifier.verify(token, crate::unix_secs());
+    let result = state.verifier.verify(token, crate::clock::unix_secs());
     if let Err(e) = &result {
         state.metrics.auth_failure(e.reason());
     }

@@ -34,7 +34,7 @@ impl Session {
     fn expiry(&self) -> Instant {
         match self.claims.expires_at {
             Some(exp) => {
-                Instant::now() + Duration::from_secs(exp.saturating_sub(crate::unix_secs()))
+                Instant::now() + Duration::from_secs(exp.saturating_sub(crate::clock::unix_secs()))
             }
             None => Instant::now() + NEVER,
         }

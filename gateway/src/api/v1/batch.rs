@@ -108,7 +108,7 @@ pub async fn handle(
         let (max, limits, now) = (
             state.config.api.max_batch_items,
             limits(state),
-            crate::unix_millis(),
+            crate::clock::unix_millis(),
         );
         let results = match kind {
             Kind::Users => {
@@ -215,7 +215,7 @@ pub async fn store_users(
     let (places, users): (Vec<_>, Vec<User>) =
         valid.into_iter().map(|(i, id, u)| ((i, id), u)).unzip();
     let statuses = state.store.create_users(users.clone(), upsert).await?;
-    let now = crate::unix_millis();
+    let now = crate::clock::unix_millis();
     let mut audits = Vec::new();
     for (((index, id), user), status) in places.into_iter().zip(&users).zip(statuses) {
         let changed = matches!(status, ItemStatus::Created | ItemStatus::Updated);
@@ -249,7 +249,7 @@ pub async fn store_groups(
         valid.into_iter().map(|(i, id, g)| ((i, id), g)).unzip();
     let outcomes: Vec<GroupOutcome> = state
         .store
-        .create_groups(groups, upsert, crate::unix_millis())
+        .create_groups(groups, upsert, crate::clock::unix_millis())
         .await?;
     for ((index, id), outcome) in places.into_iter().zip(outcomes) {
         results.push(result(index, id, outcome));

@@ -53,7 +53,7 @@ impl Caller {
         target: &str,
         detail: serde_json::Value,
     ) -> Result<(), ApiError> {
-        let mut record = AuditRecord::new(crate::unix_millis(), self.actor(), action, target);
+        let mut record = AuditRecord::new(crate::clock::unix_millis(), self.actor(), action, target);
         record.source = self.source.clone();
         record.detail = detail;
         state.store.audit(record).await?;
@@ -91,7 +91,7 @@ async fn audit_failure(state: &AppState, key: &str, source: Option<String>, e: &
         ApiKeyError::MissingScope(_) => key,
         _ => ANONYMOUS,
     };
-    let mut record = AuditRecord::new(crate::unix_millis(), actor, AuditAction::AuthFailed, key);
+    let mut record = AuditRecord::new(crate::clock::unix_millis(), actor, AuditAction::AuthFailed, key);
     record.source = source;
     record.detail = serde_json::json!({ "reason": e.reason(), "message": e.to_string() });
     if let Err(err) = state.store.audit(record).await {
@@ -131,7 +131,7 @@ impl FromRequestParts<AppState> for Caller {
             audit_failure(state, &presented_id(&id), source, &e).await;
             return Err(e.into());
         };
-        if let Err(e) = key.authenticate(&secret, crate::unix_millis()) {
+        if let Err(e) = key.authenticate(&secret, crate::clock::unix_millis()) {
             audit_failure(state, key.id.as_str(), source, &e).await;
             return Err(e.into());
         }

@@ -255,7 +255,7 @@ pub async fn add_members(
     }
     let added = state
         .store
-        .add_members(&id, &users, crate::unix_millis())
+        .add_members(&id, &users, crate::clock::unix_millis())
         .await?;
     state.access.refresh().await?;
     Ok(Json(MembersChange {

@@ -64,7 +64,7 @@ pub async fn once(
     let ttl = state.config.api.idempotency_ttl.as_millis() as u64;
     match state
         .store
-        .claim_idempotent(&scoped, &fingerprint, crate::unix_millis(), ttl)
+        .claim_idempotent(&scoped, &fingerprint, crate::clock::unix_millis(), ttl)
         .await?
     {
         Claim::Fresh => {}

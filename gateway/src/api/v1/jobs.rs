@@ -145,7 +145,7 @@ async fn start(
         ));
     };
     let (file, bytes) = spool(&state, body).await?;
-    let now = crate::unix_millis();
+    let now = crate::clock::unix_millis();
     let job = Job {
         id: format!(
             "job_{}",
@@ -228,7 +228,7 @@ fn read(
         file.reopen()
             .map_err(|e| ErrorBody::new(ErrorCode::Internal, e.to_string()))?,
     );
-    let now = crate::unix_millis();
+    let now = crate::clock::unix_millis();
     fn pump<T>(
         items: impl Iterator<Item = Result<ParsedItem<T>, crate::records::BodyError>>,
         batch_size: usize,
@@ -279,7 +279,7 @@ async fn run(
         }
     });
     job.state = JobState::Running;
-    job.updated_at = crate::unix_millis();
+    job.updated_at = crate::clock::unix_millis();
     if let Err(e) = state.store.put_job(&job).await {
         tracing::warn!(job = %job.id, error = %e, "job start not recorded");
     }
@@ -307,7 +307,7 @@ async fn run(
     }
     drop(rx);
     let _ = reader.await;
-    let now = crate::unix_millis();
+    let now = crate::clock::unix_millis();
     job.finished_at = Some(now);
     job.updated_at = now;
     match outcome {
@@ -344,7 +344,7 @@ async fn record(
             ItemStatus::Error => job.failed += 1,
         }
     }
-    job.updated_at = crate::unix_millis();
+    job.updated_at = crate::clock::unix_millis();
     state.store.put_job(job).await
 }
 
@@ -361,7 +361,7 @@ async fn existing(state: &AppState, caller: &Caller, id: &str) -> Result<Job, Ap
         .await?
         .ok_or_else(|| ApiError::not_found(format_args!("job {id:?}")))?;
     caller.require(state, scope(job.kind)).await?;
-    let now = crate::unix_millis();
+    let now = crate::clock::unix_millis();
     let unfinished = matches!(job.state, JobState::Queued | JobState::Running);
     if unfinished && now.saturating_sub(job.updated_at) > STALLED_AFTER_MS {
         job.state = JobState::Failed;

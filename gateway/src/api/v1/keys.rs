@@ -126,7 +126,7 @@ pub async fn create(
     caller.require(&state, Scope::KeysAdmin).await?;
     let req = body.0;
     check_name(&req.name)?;
-    let now = crate::unix_millis();
+    let now = crate::clock::unix_millis();
     let expires_at = req.expires_in.map(|d| now + d.as_millis() as u64);
     let (key, secret) = ApiKey::create(&req.name, req.scopes, expires_at, now);
     state.store.insert_key(&key).await?;
@@ -252,7 +252,7 @@ pub async fn rotate(
     let overlap = super::optional_json::<Rotate>(&body)?
         .overlap
         .unwrap_or(state.config.api.rotation_overlap);
-    let now = crate::unix_millis();
+    let now = crate::clock::unix_millis();
     let (key, secret) = state
         .store
         .update_key(&id, |k| {
@@ -303,7 +303,7 @@ pub async fn revoke(
 ) -> Result<Json<KeyView>, ApiError> {
     caller.require(&state, Scope::KeysAdmin).await?;
     let id = key_id(&id)?;
-    let now = crate::unix_millis();
+    let now = crate::clock::unix_millis();
     let (key, ()) = state
         .store
         .update_key(&id, |k| k.revoke(now))

@@ -55,7 +55,7 @@ pub struct Minted {
 /// so a token minted in the same second as the revocation is revoked too
 /// (the mint endpoint issues tokens no earlier than this).
 pub fn revocation_time() -> u64 {
-    crate::unix_secs() + 1
+    crate::clock::unix_secs() + 1
 }
 
 fn check_patterns(field: &str, patterns: Option<&Vec<String>>) -> Result<(), ApiError> {
@@ -124,7 +124,7 @@ pub async fn mint(
     check_patterns("channels", body.channels.as_ref())?;
     check_patterns("publish", body.publish.as_ref())?;
     let access = state.store.user_access(&body.user).await?;
-    let now_ms = crate::unix_millis();
+    let now_ms = crate::clock::unix_millis();
     if access.ban.as_ref().is_some_and(|b| b.active(now_ms)) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -135,7 +135,7 @@ pub async fn mint(
     let issued_at = access
         .revocation
         .map_or(0, |r| r.before)
-        .max(crate::unix_secs());
+        .max(crate::clock::unix_secs());
     let auth = &state.config.auth;
     let request = MintRequest {
         audience: auth.audience.clone(),
@@ -296,7 +296,7 @@ pub async fn ban(
             "reason: at most 512 bytes",
         ));
     }
-    let now = crate::unix_millis();
+    let now = crate::clock::unix_millis();
     let ban = Ban {
         since: now,
         until: body.duration.map(|d| now + d.as_millis() as u64),

@@ -80,7 +80,7 @@ impl Scripts {
 }
 
 fn fresh_epoch(node: &str) -> String {
-    format!("{node}-{:x}", crate::unix_millis())
+    format!("{node}-{:x}", crate::clock::unix_millis())
 }
 
 fn parse_position(text: &str) -> Option<StreamPosition> {
@@ -109,7 +109,7 @@ impl RedisBroker {
                 channel: channel.clone(),
                 from,
                 data,
-                time: crate::unix_millis(),
+                time: crate::clock::unix_millis(),
             },
         };
         let bytes = match envelope.encode() {
@@ -203,7 +203,7 @@ impl RedisBroker {
                 .to_owned(),
         };
         let entries: Vec<(String, Vec<Vec<u8>>)> = self.bounded(self.commands.query(&cmd)).await?;
-        let oldest = crate::unix_millis().saturating_sub(self.history.ttl.as_millis() as u64);
+        let oldest = crate::clock::unix_millis().saturating_sub(self.history.ttl.as_millis() as u64);
         let mut publications: Vec<Publication> = entries
             .iter()
             .filter_map(|(_, fields)| fields.get(1))

@@ -28,7 +28,7 @@ fn member(shared: &Shared, session: SessionId, user: &UserId) -> String {
 }
 
 fn expiry(shared: &Shared) -> u64 {
-    crate::unix_millis() + shared.config.presence_ttl.as_millis() as u64
+    crate::clock::unix_millis() + shared.config.presence_ttl.as_millis() as u64
 }
 
 /// The set itself expires a while after its last refresh.
@@ -81,7 +81,7 @@ pub(super) async fn list(
 ) -> Result<Vec<UserId>, BrokerError> {
     let cmd = redis::cmd("ZRANGEBYSCORE")
         .arg(shared.keys.presence(channel))
-        .arg(crate::unix_millis())
+        .arg(crate::clock::unix_millis())
         .arg("+inf")
         .to_owned();
     let members: Vec<String> = bounded(shared, commands.query(&cmd)).await?;
@@ -123,7 +123,7 @@ pub(super) async fn heartbeat(
             pipe.cmd("ZREMRANGEBYSCORE")
                 .arg(&key)
                 .arg("-inf")
-                .arg(crate::unix_millis())
+                .arg(crate::clock::unix_millis())
                 .ignore();
             pipe.pexpire(&key, key_ttl_ms(&shared) as i64).ignore();
             if let Err(e) = bounded(&shared, commands.pipeline::<()>(&pipe)).await {

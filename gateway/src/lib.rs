@@ -17,7 +17,9 @@
 //! * [`records`]: request bodies (JSON, CSV, JSON lines) → validated users and groups.
 //! * [`schema`]: OpenAPI stand-ins for types of `tokenim-protocol` and
 //!   `tokenim-auth`, named by stored records and API bodies alike.
-//! * [`access`]: the node's copy of roles and grants, and the access version.
+//! * [`access`]: access control in one place: the node's copy of roles and
+//!   grants, each session's view of its user, the permission checks and the
+//!   publish rules, for the socket and the server API alike.
 //! * [`bootstrap`]: the first admin API key.
 //! * [`state`]: [`state::AppState`], what every task shares.
 //! * [`cli`]: the `tokenim` command line.

@@ -34,6 +34,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A rule's refusal (from [`crate::access`]): 413 for a message too
+/// large, 403 for a permission, 400 for anything else the caller sent.
+impl From<ErrorBody> for ApiError {
+    fn from(e: ErrorBody) -> Self {
+        let status = match e.code {
+            ErrorCode::MessageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, e.code, e.message)
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         let status = match e {

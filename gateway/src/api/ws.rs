@@ -26,7 +26,7 @@ use super::error::ApiError;
 use crate::config::OriginConfig;
 use crate::metrics::Rejection;
 use crate::limiter::ConnInfo;
-use crate::session::access::{self, Refusal};
+use crate::access::{self, Refusal};
 use crate::session::{self, auth, conn::Conn};
 use crate::state::AppState;
 
@@ -87,7 +87,7 @@ pub async fn upgrade(
         Some(token) => {
             let claims = auth::verify(&state, &token)
                 .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()))?;
-            let admitted = access::admit(&state, claims)
+            let admitted = access::admit(&state.access, &state.store, &state.metrics, claims)
                 .await
                 .map_err(|r| ApiError::new(refusal_status(r), r.code(), r.to_string()))?;
             // Boxed: the connection's task holds what it captures for its

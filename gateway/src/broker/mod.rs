@@ -24,15 +24,6 @@ use tokenim_protocol::{
     StreamPosition, UserId,
 };
 
-/// Longest `msg_id` accepted.
-pub const MAX_MSG_ID_LEN: usize = 64;
-
-/// Whether `id` is a valid `msg_id` (the idempotency key of a publish):
-/// 1 to [`MAX_MSG_ID_LEN`] visible ASCII characters.
-pub fn valid_msg_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_MSG_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
-}
-
 /// What a publish did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {

@@ -1,18 +1,20 @@
 //! What each command does once a session is authenticated. Every check
 //! that can fail answers with a stable [`ErrorCode`] and changes nothing.
 //! The token's claims are checked first, then the user's permissions
-//! (roles, grants and group membership, see [`super::access`]).
+//! (roles, grants and group membership) and the publish rules, both from
+//! [`crate::access`].
 
 use std::time::Instant;
 
 use tokenim_auth::Permission;
 use tokenim_protocol::{
-    ChannelName, Command, Data, ErrorCode, Presence, Push, ReplyBody, StreamPosition, UserId,
+    ChannelName, Command, Data, ErrorBody, ErrorCode, Presence, Push, ReplyBody, StreamPosition, UserId,
 };
 
 use super::Session;
 use super::auth::verify;
 use super::inflight::{Answer, Later};
+use crate::access::publish;
 use crate::broker::{PendingPublish, PresenceMember};
 
 /// A command that failed, with the code and message of its error reply.
@@ -22,22 +24,20 @@ pub(super) struct CommandError {
     pub(super) message: String,
 }
 
-/// A `msg_id` is 1–64 visible ASCII characters.
-fn check_msg_id(msg_id: Option<&str>) -> Result<(), CommandError> {
-    match msg_id {
-        Some(id) if !crate::broker::valid_msg_id(id) => fail(
-            ErrorCode::BadRequest,
-            "msg_id must be 1 to 64 visible ASCII characters",
-        ),
-        _ => Ok(()),
-    }
-}
-
 pub(super) fn fail<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, CommandError> {
     Err(CommandError {
         code,
         message: message.into(),
     })
+}
+
+impl From<ErrorBody> for CommandError {
+    fn from(e: ErrorBody) -> Self {
+        CommandError {
+            code: e.code,
+            message: e.message,
+        }
+    }
 }
 
 impl From<crate::broker::BrokerError> for CommandError {
@@ -95,12 +95,7 @@ impl Session {
         data: Data,
         msg_id: Option<String>,
     ) -> Result<Later, CommandError> {
-        if channel.is_personal() {
-            return fail(
-                ErrorCode::PermissionDenied,
-                "personal channels take direct messages: use send",
-            );
-        }
+        publish::check_channel(&channel)?;
         if !self.claims.publish.allows(&channel) {
             return fail(
                 ErrorCode::PermissionDenied,
@@ -109,7 +104,7 @@ impl Session {
         }
         self.require_channel(Permission::Publish, &channel, "publish to it")
             .await?;
-        check_msg_id(msg_id.as_deref())?;
+        publish::check_msg_id(msg_id.as_deref())?;
         let pending = self.queue(&channel, data, msg_id.as_deref()).await?;
         Ok(Later::publish(channel, pending))
     }
@@ -150,7 +145,7 @@ impl Session {
                 "the new token is for another user",
             );
         }
-        if self.is_revoked(claims.issued_at) {
+        if self.view.is_revoked(claims.issued_at) {
             self.state.metrics.auth_failure("revoked");
             return fail(
                 ErrorCode::TokenRevoked,
@@ -165,13 +160,7 @@ impl Session {
 
     /// Size and rate checks of publish and send.
     fn check_publish(&mut self, data: &Data) -> Result<(), CommandError> {
-        let max = self.state.config.limits.max_data_size;
-        if data.len() > max {
-            return fail(
-                ErrorCode::MessageTooLarge,
-                format!("data is {} bytes; the limit is {max}", data.len()),
-            );
-        }
+        publish::check_size(data, self.state.config.limits.max_data_size)?;
         if !self.rate.try_acquire(Instant::now()) {
             return fail(
                 ErrorCode::RateLimited,

@@ -9,22 +9,19 @@
 //!
 //! * [`conn`]: frames in and out of the socket.
 //! * [`auth`]: the wait for `connect`.
-//! * [`access`]: the user's roles, bans, revocations and group
-//!   memberships, as the session sees them.
-//! * [`commands`]: what each command does; [`permission`]: the checks of
-//!   roles, grants and group membership it makes; [`inflight`]: replies
-//!   that wait for the broker, in command order.
+//! * [`commands`]: what each command does, asking
+//!   [`access`](crate::access) for the checks of roles, grants, group
+//!   membership and the publish rules; [`inflight`]: replies that wait for
+//!   the broker, in command order.
 //! * the session's [`SessionHandle`](crate::hub::SessionHandle) and its
 //!   bounded outbound queue live in [`hub`](crate::hub), which holds them.
 //! * [`rate`]: the publish rate limiter.
 
-pub mod access;
 pub mod auth;
 mod commands;
 pub mod conn;
 mod history;
 mod inflight;
-mod permission;
 pub mod rate;
 mod serve;
 
@@ -32,13 +29,14 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use tokenim_auth::UserClaims;
+use tokenim_auth::{Permission, UserClaims};
 use tokenim_protocol::{ChannelName, DisconnectCode, Reply, ReplyBody, SessionId};
 
 use crate::hub::{Outbound, SessionHandle};
 
-use self::access::{Admitted, UserView};
+use crate::access::{self, Admitted, UserView};
 use self::auth::AuthEnd;
+use self::commands::CommandError;
 use self::conn::Conn;
 use self::rate::RateLimiter;
 use crate::limiter::ConnPermit;
@@ -46,7 +44,7 @@ use crate::state::AppState;
 
 /// Runs a session from the upgraded socket to its close. `admitted` is set
 /// when the upgrade request carried a token that was verified and admitted
-/// ([`access::admit`]).
+/// ([`crate::access::admit`]).
 ///
 /// Memory matters here: every open connection keeps this future alive. So
 /// the arguments are consumed into a boxed opening step before the returned
@@ -194,6 +192,53 @@ impl Session {
     fn write_failed(&self) -> End {
         self.state.metrics.disconnect(DisconnectCode::SlowConsumer);
         End::Gone
+    }
+
+    /// Fails with `1104 permission_denied` unless the user's roles or
+    /// grants allow `permission` (on `channel`; for `send`, the target's
+    /// personal channel).
+    fn require(
+        &self,
+        permission: Permission,
+        channel: Option<&ChannelName>,
+    ) -> Result<(), CommandError> {
+        let principal = self.view.principal(&self.handle.user);
+        Ok(access::require(
+            &self.state.access.policy(),
+            &principal,
+            permission,
+            channel,
+        )?)
+    }
+
+    /// [`Session::require`] on `channel`, and membership on a group channel
+    /// ([`UserView::require_channel`]).
+    async fn require_channel(
+        &mut self,
+        permission: Permission,
+        channel: &ChannelName,
+        action: &str,
+    ) -> Result<(), CommandError> {
+        let policy = self.state.access.policy();
+        let (store, user) = (&self.state.store, &self.handle.user);
+        Ok(self
+            .view
+            .require_channel(&policy, store, user, permission, channel, action)
+            .await?)
+    }
+
+    /// Reloads the user's access when the access version moved (or, at a
+    /// ping, when the last read failed). `Err` holds the code to close with.
+    async fn sync_access(&mut self, retry: bool) -> Result<(), DisconnectCode> {
+        let state = &self.state;
+        let synced = self
+            .view
+            .sync(&state.access, &state.store, &self.claims, retry)
+            .await;
+        synced.map_err(|refusal| {
+            tracing::debug!(session = %self.handle.id, user = %self.handle.user, ?refusal, "closing: access withdrawn");
+            refusal.close_code()
+        })
     }
 
     /// Adds this session to a channel in the hub, and the node to the

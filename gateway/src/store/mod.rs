@@ -12,13 +12,13 @@
 //! * [`records`]: [`User`], [`Group`], per-item batch results.
 //! * [`users`], [`groups`]: batch creation, lookups, pages, memberships.
 //! * [`keys`]: API keys.
-//! * [`access`]: the policy document, bans, token revocations, the
+//! * [`policy`]: the policy document, bans, token revocations, the
 //!   access version nodes poll.
 //! * [`audit`]: the audit log and its queries.
 //! * [`idempotency`]: responses kept for retried requests.
 //! * [`jobs`]: import jobs' progress and failures.
 
-pub mod access;
+pub mod policy;
 pub mod audit;
 pub mod groups;
 pub mod idempotency;

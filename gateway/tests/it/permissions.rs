@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokenim_auth::{Grant, MintRequest, Permission, RoleName, Subject};
 use tokenim_client::{Auth, Client, Error};
-use tokenim_gateway::store::access::Ban;
+use tokenim_gateway::store::policy::Ban;
 use tokenim_gateway::store::{Group, ItemStatus, NewGroup, User};
 use tokenim_gateway::unix_secs;
 use tokenim_protocol::{

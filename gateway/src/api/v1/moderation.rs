@@ -18,7 +18,7 @@ use super::users::user_id;
 use super::{JsonBody, schemas, optional_json};
 use crate::api::error::ApiError;
 use crate::state::AppState;
-use crate::store::access::Ban;
+use crate::store::policy::Ban;
 
 /// `POST /v1/tokens`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

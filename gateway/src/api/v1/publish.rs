@@ -12,6 +12,7 @@ use tokenim_protocol::{ChannelName, Data, ErrorBody, ErrorCode, Seq, UserId};
 
 use super::caller::Caller;
 use super::{JsonBody, schemas};
+use crate::access::{self, publish};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 
@@ -78,7 +79,7 @@ target, channels first, then users.",
     request_body = PublishBody,
     responses(
         (status = 200, description = "A result per target.", body = Published),
-        (status = 400, description = "Malformed JSON (`invalid_body`), no targets or more than `api.max_batch_items` (`too_many_items`), or a bad `msg_id` (`invalid_field`).", body = schemas::ErrorBody),
+        (status = 400, description = "Malformed JSON (`invalid_body`), no targets or more than `api.max_batch_items` (`too_many_items`), or a bad `msg_id` (`bad_request`, as on the socket).", body = schemas::ErrorBody),
         (status = 413, description = "`data` is larger than `limits.max_data_size` (`message_too_large`).", body = schemas::ErrorBody),
         schemas::JsonBodyErrors,
         schemas::ApiKeyErrors,
@@ -99,26 +100,10 @@ pub async fn publish(
             format!("1 to {max} channels and users per request"),
         ));
     }
-    if body
-        .msg_id
-        .as_deref()
-        .is_some_and(|id| !crate::broker::valid_msg_id(id))
-    {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidField,
-            "msg_id: 1 to 64 visible ASCII characters",
-        ));
-    }
+    publish::check_msg_id(body.msg_id.as_deref())?;
     let data = Data::from_value(&body.data)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidBody, e.to_string()))?;
-    let limit = state.config.limits.max_data_size;
-    if data.len() > limit {
-        return Err(ApiError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::MessageTooLarge,
-            format!("data is {} bytes; the limit is {limit}", data.len()),
-        ));
-    }
+    publish::check_size(&data, state.config.limits.max_data_size)?;
     let policy = state.access.policy();
     let app = Principal::app(caller.key.id.clone());
     let targets = body
@@ -132,19 +117,12 @@ pub async fn publish(
         );
     let mut results = Vec::new();
     for (channel, permission) in targets {
-        let refused = if permission == Permission::Publish && channel.is_personal() {
-            Some(ErrorBody::new(
-                ErrorCode::PermissionDenied,
-                "personal channels take direct messages: list the user in `users`",
-            ))
-        } else if !policy.allows(&app, permission, Some(&channel)) {
-            Some(ErrorBody::new(
-                ErrorCode::PermissionDenied,
-                format!("permission '{permission}' is not granted to this key on {channel}"),
-            ))
-        } else {
-            None
-        };
+        let refused = match permission {
+            Permission::Publish => publish::check_channel(&channel),
+            _ => Ok(()),
+        }
+        .and_then(|()| access::require(&policy, &app, permission, Some(&channel)))
+        .err();
         let delivery = match refused {
             Some(error) => Delivery {
                 channel,

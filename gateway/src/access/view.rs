@@ -6,13 +6,13 @@
 //!   is accepted, at the upgrade or on `connect`: an active ban or a
 //!   revocation that covers the token refuses it with a [`Refusal`].
 //! * Before each command, and at each ping so an idle connection learns
-//!   too, `Session::sync_access` compares the version it loaded at with
-//!   [`crate::access::Access::version`]. Only when that moved does it read
-//!   the user again: a ban closes the session with 4504, a revocation
+//!   too, the session calls [`UserView::sync`], which compares the version
+//!   it loaded at with [`Access::version`]. Only when that moved does it
+//!   read the user again: a ban closes the session with 4504, a revocation
 //!   covering its token with 4503; otherwise it takes the new roles and
 //!   forgets the memberships it had checked.
-//! * The permission checks of commands (`session::permission`) ask the
-//!   view for the roles and the memberships it remembers.
+//! * The permission checks ([`super::checks`]) ask the view for the roles
+//!   and the memberships it remembers.
 //!
 //! # When the store is unreachable
 //!
@@ -40,10 +40,10 @@ use std::fmt;
 use tokenim_auth::{RoleName, UserClaims};
 use tokenim_protocol::{DisconnectCode, ErrorCode};
 
-use super::Session;
-use crate::state::AppState;
-use crate::store::GroupId;
-use crate::store::access::{Revocation, UserAccess};
+use super::Access;
+use crate::metrics::Metrics;
+use crate::store::policy::{Revocation, UserAccess};
+use crate::store::{GroupId, Store};
 
 /// At most this many group memberships are remembered per session (a
 /// linear list); it is emptied when full, as a session rarely uses more.
@@ -185,18 +185,61 @@ impl UserView {
         }
         groups.push((group, member));
     }
+
+    /// Reloads the user's access if the access version moved, or, when
+    /// `retry` (at a ping), if the last read failed. `Err` holds why the
+    /// session must close; a failed read keeps what was known (see the
+    /// module doc).
+    pub async fn sync(
+        &mut self,
+        node: &Access,
+        store: &Store,
+        claims: &UserClaims,
+        retry: bool,
+    ) -> Result<(), Refusal> {
+        let version = node.version();
+        if version == self.version && !(retry && self.stale) {
+            return Ok(());
+        }
+        match store.user_access(&claims.user).await {
+            Ok(access) => {
+                if let Some(refusal) = Refusal::of(&access, claims) {
+                    return Err(refusal);
+                }
+                *self = UserView::read(access, version);
+            }
+            Err(e) => {
+                tracing::warn!(user = %claims.user, error = %e, "user access not reloaded; keeping the previous roles until the next ping");
+                self.version = version;
+                self.stale = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the revocation known here covers a token issued at
+    /// `issued_at` (seconds).
+    pub fn is_revoked(&self, issued_at: Option<u64>) -> bool {
+        let revocation = self.extra.as_ref().and_then(|e| e.revocation);
+        revocation.is_some_and(|r| r.revokes(issued_at))
+    }
 }
 
 /// Reads the access of a verified token's user (one store round trip):
 /// refuses a banned user or a revoked token; admits with the default role
 /// when the store cannot be read (see the module doc).
-pub async fn admit(state: &AppState, claims: UserClaims) -> Result<Admitted, Refusal> {
-    let version = state.access.version();
+pub async fn admit(
+    node: &Access,
+    store: &Store,
+    metrics: &Metrics,
+    claims: UserClaims,
+) -> Result<Admitted, Refusal> {
+    let version = node.version();
     let user = claims.user.clone();
-    let view = match state.store.user_access(&user).await {
+    let view = match store.user_access(&user).await {
         Ok(access) => {
             if let Some(refusal) = Refusal::of(&access, &claims) {
-                state.metrics.auth_failure(refusal.reason());
+                metrics.auth_failure(refusal.reason());
                 return Err(refusal);
             }
             UserView::read(access, version)
@@ -209,40 +252,6 @@ pub async fn admit(state: &AppState, claims: UserClaims) -> Result<Admitted, Ref
     Ok(Admitted { claims, view })
 }
 
-impl Session {
-    /// Reloads the user's access if the access version moved, or, at a
-    /// ping (`retry`), if the last read failed. `Err` holds the code to
-    /// close with.
-    pub(super) async fn sync_access(&mut self, retry: bool) -> Result<(), DisconnectCode> {
-        let version = self.state.access.version();
-        if version == self.view.version && !(retry && self.view.stale) {
-            return Ok(());
-        }
-        let user = &self.handle.user;
-        match self.state.store.user_access(user).await {
-            Ok(access) => {
-                if let Some(refusal) = Refusal::of(&access, &self.claims) {
-                    tracing::debug!(session = %self.handle.id, user = %user, ?refusal, "closing: access withdrawn");
-                    return Err(refusal.close_code());
-                }
-                self.view = UserView::read(access, version);
-            }
-            Err(e) => {
-                tracing::warn!(user = %user, error = %e, "user access not reloaded; keeping the previous roles until the next ping");
-                self.view.version = version;
-                self.view.stale = true;
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether the revocation known to this session covers a token issued
-    /// at `issued_at` (seconds).
-    pub(super) fn is_revoked(&self, issued_at: Option<u64>) -> bool {
-        let revocation = self.view.extra.as_ref().and_then(|e| e.revocation);
-        revocation.is_some_and(|r| r.revokes(issued_at))
-    }
-}
 
 #[cfg(test)]
 mod tests {

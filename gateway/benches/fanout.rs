@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokenim_gateway::hub::Hub;
-use tokenim_gateway::metrics::Metrics;
 use tokenim_gateway::hub::{Outbound, SessionHandle};
+use tokenim_gateway::metrics::Metrics;
 use tokenim_protocol::{ChannelName, Codec, Data, Publication, Push, SessionId, UserId};
 
 const SUBSCRIBERS: usize = 1_000;

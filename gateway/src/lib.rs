@@ -11,10 +11,12 @@
 //! * [`hub`]: channel → local subscribers; encode once, queue everywhere.
 //! * [`broker`]: how publications reach every node's hub (in-process today).
 //! * [`wire`]: frames → WebSocket messages, once per codec.
+//! * [`redis`]: Redis connections, the command timeout and every key name,
+//!   for the broker and the store alike.
 //! * [`metrics`]: the `tokenim_*` Prometheus collectors.
 //! * [`telemetry`]: structured logging.
 //! * [`store`]: users, groups, keys, policy, audit, jobs: embedded or Redis.
-//! * [`records`]: request bodies (JSON, CSV, JSON lines) → validated users and groups.
+//! * [`import`]: request bodies (JSON, CSV, JSON lines) → validated users and groups.
 //! * [`schema`]: OpenAPI stand-ins for types of `tokenim-protocol` and
 //!   `tokenim-auth`, named by stored records and API bodies alike.
 //! * [`access`]: access control in one place: the node's copy of roles and
@@ -43,9 +45,10 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod hub;
+pub mod import;
 pub mod limiter;
 pub mod metrics;
-pub mod records;
+pub mod redis;
 pub mod schema;
 pub mod server;
 pub mod session;

@@ -252,7 +252,6 @@ pub async fn admit(
     Ok(Admitted { claims, view })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,8 +74,8 @@ impl From<tokenim_auth::ApiKeyError> for ApiError {
     }
 }
 
-impl From<crate::records::BodyError> for ApiError {
-    fn from(e: crate::records::BodyError) -> Self {
+impl From<crate::import::BodyError> for ApiError {
+    fn from(e: crate::import::BodyError) -> Self {
         let status = match e.code() {
             ErrorCode::TooManyItems => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,

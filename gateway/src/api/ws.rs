@@ -23,10 +23,10 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::error::ApiError;
-use crate::config::OriginConfig;
-use crate::metrics::Rejection;
-use crate::limiter::ConnInfo;
 use crate::access::{self, Refusal};
+use crate::config::OriginConfig;
+use crate::limiter::ConnInfo;
+use crate::metrics::Rejection;
 use crate::session::{self, auth, conn::Conn};
 use crate::state::AppState;
 

@@ -10,8 +10,8 @@
 use tokenim_auth::{TokenError, UserClaims};
 use tokenim_protocol::{Command, CommandId, DisconnectCode, ErrorCode, Reply};
 
-use crate::access::{self, Admitted};
 use super::conn::{Conn, Incoming};
+use crate::access::{self, Admitted};
 use crate::state::AppState;
 
 /// How the wait for `connect` ended without a user.
@@ -63,7 +63,14 @@ pub async fn await_connect(
                 match frame.command {
                     Command::Connect { token } => {
                         let (code, message, close) = match verify(state, &token) {
-                            Ok(claims) => match access::admit(&state.access, &state.store, &state.metrics, claims).await {
+                            Ok(claims) => match access::admit(
+                                &state.access,
+                                &state.store,
+                                &state.metrics,
+                                claims,
+                            )
+                            .await
+                            {
                                 Ok(admitted) => return Ok((frame.id, admitted)),
                                 Err(r) => (r.code(), r.to_string(), r.close_code()),
                             },

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use tokenim_auth::Permission;
 use tokenim_protocol::{
-    ChannelName, Command, Data, ErrorBody, ErrorCode, Presence, Push, ReplyBody, StreamPosition, UserId,
+    ChannelName, Command, Data, ErrorBody, ErrorCode, Presence, Push, ReplyBody, StreamPosition,
+    UserId,
 };
 
 use super::Session;

@@ -34,11 +34,11 @@ use tokenim_protocol::{ChannelName, DisconnectCode, Reply, ReplyBody, SessionId}
 
 use crate::hub::{Outbound, SessionHandle};
 
-use crate::access::{self, Admitted, UserView};
 use self::auth::AuthEnd;
 use self::commands::CommandError;
 use self::conn::Conn;
 use self::rate::RateLimiter;
+use crate::access::{self, Admitted, UserView};
 use crate::limiter::ConnPermit;
 use crate::state::AppState;
 

@@ -18,13 +18,13 @@
 //! * [`idempotency`]: responses kept for retried requests.
 //! * [`jobs`]: import jobs' progress and failures.
 
-pub mod policy;
 pub mod audit;
 pub mod groups;
 pub mod idempotency;
 pub mod jobs;
 pub mod keys;
 pub mod kv;
+pub mod policy;
 pub mod records;
 pub mod users;
 

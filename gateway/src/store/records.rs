@@ -1,6 +1,6 @@
 //! The records the store keeps for users and groups, and what a batch
 //! reports for each item. Validation of what callers send lives in
-//! [`crate::records`]; everything here is already valid.
+//! [`crate::import`]; everything here is already valid.
 
 use serde::{Deserialize, Serialize};
 use tokenim_auth::RoleName;

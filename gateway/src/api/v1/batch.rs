@@ -10,7 +10,7 @@ use tokenim_protocol::ErrorCode;
 
 use super::caller::Caller;
 use crate::api::error::ApiError;
-use crate::records::{Format, ParsedItem, RecordLimits};
+use crate::import::{Format, ParsedItem, RecordLimits};
 use crate::state::AppState;
 use crate::store::groups::GroupOutcome;
 use crate::store::{ItemResult, ItemStatus, NewGroup, StoreError, User};
@@ -112,11 +112,11 @@ pub async fn handle(
         );
         let results = match kind {
             Kind::Users => {
-                let items = crate::records::parse_users(&bytes, format, max, &limits, now)?;
+                let items = crate::import::parse_users(&bytes, format, max, &limits, now)?;
                 store_users(state, caller, items, upsert).await?
             }
             Kind::Groups => {
-                let items = crate::records::parse_groups(&bytes, format, max, &limits, now)?;
+                let items = crate::import::parse_groups(&bytes, format, max, &limits, now)?;
                 store_groups(state, items, upsert).await?
             }
         };

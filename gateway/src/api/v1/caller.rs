@@ -53,7 +53,8 @@ impl Caller {
         target: &str,
         detail: serde_json::Value,
     ) -> Result<(), ApiError> {
-        let mut record = AuditRecord::new(crate::clock::unix_millis(), self.actor(), action, target);
+        let mut record =
+            AuditRecord::new(crate::clock::unix_millis(), self.actor(), action, target);
         record.source = self.source.clone();
         record.detail = detail;
         state.store.audit(record).await?;
@@ -91,7 +92,12 @@ async fn audit_failure(state: &AppState, key: &str, source: Option<String>, e: &
         ApiKeyError::MissingScope(_) => key,
         _ => ANONYMOUS,
     };
-    let mut record = AuditRecord::new(crate::clock::unix_millis(), actor, AuditAction::AuthFailed, key);
+    let mut record = AuditRecord::new(
+        crate::clock::unix_millis(),
+        actor,
+        AuditAction::AuthFailed,
+        key,
+    );
     record.source = source;
     record.detail = serde_json::json!({ "reason": e.reason(), "message": e.to_string() });
     if let Err(err) = state.store.audit(record).await {

@@ -25,7 +25,7 @@ use super::batch::{self, BatchQuery, Mode};
 use super::caller::Caller;
 use super::{Listing, Page, Params, schemas};
 use crate::api::error::ApiError;
-use crate::records::{Format, GroupStream, ParsedItem, RecordLimits, UserStream};
+use crate::import::{Format, GroupStream, ParsedItem, RecordLimits, UserStream};
 use crate::state::AppState;
 use crate::store::jobs::{Job, JobKind, JobState};
 use crate::store::{ItemResult, ItemStatus, NewGroup, User};
@@ -230,7 +230,7 @@ fn read(
     );
     let now = crate::clock::unix_millis();
     fn pump<T>(
-        items: impl Iterator<Item = Result<ParsedItem<T>, crate::records::BodyError>>,
+        items: impl Iterator<Item = Result<ParsedItem<T>, crate::import::BodyError>>,
         batch_size: usize,
         wrap: fn(Vec<ParsedItem<T>>) -> Batch,
         tx: &mpsc::Sender<Result<Batch, ErrorBody>>,

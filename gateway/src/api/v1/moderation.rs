@@ -15,7 +15,7 @@ use tokenim_protocol::{DisconnectCode, ErrorCode, UserId};
 
 use super::caller::Caller;
 use super::users::user_id;
-use super::{JsonBody, schemas, optional_json};
+use super::{JsonBody, optional_json, schemas};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 use crate::store::policy::Ban;

@@ -13,9 +13,9 @@
 //! error answers) is in [`schemas`](super::schemas); this module only
 //! gathers the handlers into the document, so nothing below it names it.
 
+use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi};
 
 use super::schemas::{ApiKeyErrors, ApiKeyId, ErrorBody, responses};

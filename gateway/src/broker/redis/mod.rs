@@ -4,7 +4,7 @@
 //!   counter and publishes the envelope with that sequence in front,
 //!   atomically, so every node sees one order per channel. The node's
 //!   publishes go through one queue and reach Redis as pipelines, one
-//!   round trip per batch ([`publisher`]). Nobody
+//!   round trip per batch ([`publish`], [`publisher`]). Nobody
 //!   delivers at publish time: every node, the publisher's included,
 //!   delivers what comes back from its subscription, so local and remote
 //!   subscribers see the same order and nothing twice.
@@ -12,7 +12,7 @@
 //!   it has, and unsubscribes when the last leaves ([`subscriber`]).
 //! * On a Redis Cluster, `SPUBLISH`/`SSUBSCRIBE` (sharded pub/sub) spread
 //!   channels over the shards; every name of a channel shares a hash tag
-//!   ([`keys`]).
+//!   ([`crate::redis::keys`]).
 //! * Presence lives in a sorted set per channel, refreshed by a heartbeat,
 //!   so a dead node's users expire ([`presence`]).
 //!
@@ -20,10 +20,9 @@
 //! not ready, and publishers get `unavailable`; it reconnects with backoff
 //! and resubscribes every channel that still has local listeners.
 
-mod connect;
 mod history;
-mod keys;
 mod presence;
+mod publish;
 mod publisher;
 mod subscriber;
 
@@ -37,13 +36,12 @@ use tokenim_protocol::{
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use self::connect::Commands;
-use self::keys::Keys;
 use self::subscriber::Reconcile;
 use super::BrokerError;
 use crate::config::{HistoryConfig, RedisConfig};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::redis::{CallError, Commands, Keys};
 
 pub use self::presence::PresenceMember;
 
@@ -67,12 +65,12 @@ impl Shared {
         &self,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, BrokerError> {
-        match tokio::time::timeout(self.config.command_timeout, call).await {
-            Ok(result) => result.map_err(BrokerError::from),
-            Err(_) => Err(BrokerError::Unavailable(
-                "redis did not answer in time".into(),
-            )),
-        }
+        crate::redis::bounded(self.config.command_timeout, call)
+            .await
+            .map_err(|e| match e {
+                CallError::Redis(e) => BrokerError::from(e),
+                CallError::TimedOut(_) => BrokerError::Unavailable(e.to_string()),
+            })
     }
 
     fn set_ready(&self, ready: bool) {
@@ -167,7 +165,7 @@ impl RedisBroker {
         tokio::spawn(publisher::run(
             Arc::clone(&shared),
             commands.clone(),
-            history::PUBLISH,
+            publish::PUBLISH,
             publishes,
         ));
         Ok(Self {

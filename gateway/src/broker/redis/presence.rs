@@ -9,8 +9,8 @@ use std::sync::Arc;
 use tokenim_protocol::{ChannelName, SessionId, UserId};
 use tokio_util::sync::CancellationToken;
 
-use super::connect::Commands;
 use super::{BrokerError, Shared};
+use crate::redis::Commands;
 
 /// One local session in one channel.
 #[derive(Debug, Clone)]

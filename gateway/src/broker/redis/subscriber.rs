@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::connect::{Commands, Inbound, Subscriber};
+use crate::redis::{Commands, Inbound, Subscriber};
 
 /// First wait before reconnecting; doubles up to `redis.max_backoff`.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);

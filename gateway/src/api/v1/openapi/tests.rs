@@ -188,15 +188,24 @@ fn openapi_stand_ins_have_the_fields_of_the_real_types() {
         auth::AuditRecord::new(1, "ak_0123456789abcdef", auth::AuditAction::KeyCreated, "x");
     record.source = Some("127.0.0.1".into());
     record.detail = serde_json::json!({ "why": "test" });
-    assert_eq!(fields(&record), properties::<crate::api::v1::schemas::AuditRecord>());
+    assert_eq!(
+        fields(&record),
+        properties::<crate::api::v1::schemas::AuditRecord>()
+    );
 
     let error = ErrorBody::new(ErrorCode::NotFound, "gone");
-    assert_eq!(fields(&error), properties::<crate::api::v1::schemas::ErrorBody>());
+    assert_eq!(
+        fields(&error),
+        properties::<crate::api::v1::schemas::ErrorBody>()
+    );
 
     let page = super::super::Listing::new(vec![1, 2], 2, ToString::to_string);
-    assert_eq!(fields(&page), properties::<crate::api::v1::schemas::UserPage>());
+    assert_eq!(
+        fields(&page),
+        properties::<crate::api::v1::schemas::UserPage>()
+    );
 
-    use crate::records::{GroupInput, RecordInput, UserInput};
+    use crate::import::{GroupInput, RecordInput, UserInput};
     let columns = |c: [&str; 5]| c.map(str::to_owned).into_iter().collect::<BTreeSet<_>>();
     assert_eq!(
         columns(UserInput::COLUMNS),

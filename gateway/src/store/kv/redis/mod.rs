@@ -27,8 +27,8 @@ use redis::{FromRedisValue, ScriptInvocation};
 use self::scripts::{DELETE, PUT, Scripts};
 use super::counter_key;
 use super::{Entry, NewItem, Op, StoreError, Table};
-use crate::broker::redis::Commands;
 use crate::config::RedisConfig;
+use crate::redis::{CallError, Commands, Keys, bounded};
 
 /// The store's Redis connection, cheap to clone.
 #[derive(Debug, Clone)]
@@ -44,26 +44,25 @@ impl RedisKv {
     /// Opens the connection: lazily on a single Redis (so a node starts
     /// while Redis is down), eagerly on a Redis Cluster.
     pub async fn open(config: &RedisConfig) -> Result<Self, StoreError> {
-        let commands = tokio::time::timeout(config.command_timeout, Commands::open(config))
+        let commands = bounded(config.command_timeout, Commands::open(config))
             .await
-            .map_err(|_| StoreError::Unavailable("redis did not answer in time".into()))?
-            .map_err(|e| unavailable(&e))?;
+            .map_err(|e| call_failed(&e))?;
         Ok(Self {
             commands,
             scripts: Arc::new(Scripts::new()),
-            base: format!("{{{}:store}}", config.prefix).into(),
+            base: Keys::new(&config.prefix).store_base().into(),
             timeout: config.command_timeout,
         })
     }
 
     /// The hash holding `table`.
     fn hash(&self, table: Table) -> String {
-        format!("{}:{}", self.base, table.name())
+        Keys::store_table(&self.base, table.name())
     }
 
     /// The sorted set indexing the keys of `table`.
     fn idx(&self, table: Table) -> String {
-        format!("{}:{}:idx", self.base, table.name())
+        Keys::store_index(&self.base, table.name())
     }
 
     /// Adds one op to an invocation: its table's hash and index as keys;
@@ -86,13 +85,9 @@ impl RedisKv {
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, self.commands.script(invocation)).await {
-            Ok(result) => result.map_err(|e| unavailable(&e)),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "redis did not answer within {:?}",
-                self.timeout
-            ))),
-        }
+        bounded(self.timeout, self.commands.script(invocation))
+            .await
+            .map_err(|e| call_failed(&e))
     }
 
     pub(super) async fn get_multi(
@@ -230,6 +225,14 @@ fn lex_range(prefix: &str, after: Option<&str>) -> (Vec<u8>, Vec<u8>) {
 /// A Redis error: `Unavailable` when Redis cannot be reached or is busy
 /// (retrying may work), `Failed` when Redis refused the command itself (a
 /// wrong key type, a script error: retrying will not help).
+/// A bounded call's failure as the store reports it.
+fn call_failed(e: &CallError) -> StoreError {
+    match e {
+        CallError::Redis(e) => unavailable(e),
+        CallError::TimedOut(_) => StoreError::Unavailable(e.to_string()),
+    }
+}
+
 fn unavailable(e: &redis::RedisError) -> StoreError {
     use redis::{ErrorKind, ServerErrorKind};
     let transient = e.is_io_error()

@@ -1,31 +1,33 @@
-//! Names of everything tokenim keeps in Redis. Every name of one channel
-//! carries the channel in a `{hash tag}`, so on a Redis Cluster the
-//! sequence counter, the presence set and the shard channel of a channel
-//! live in the same slot (and the publish script may touch them together).
+//! Names of everything tokenim keeps in Redis, the broker's and the
+//! store's. Every name of one channel carries the channel in a
+//! `{hash tag}`, so on a Redis Cluster the sequence counter, the presence
+//! set and the shard channel of a channel live in the same slot (and the
+//! publish script may touch them together). Every key of the store carries
+//! `{<prefix>:store}`, so the whole store lives in one slot.
 
 use tokenim_protocol::ChannelName;
 
 /// Builds names under one prefix.
 #[derive(Debug, Clone)]
-pub(super) struct Keys {
+pub(crate) struct Keys {
     prefix: String,
 }
 
 impl Keys {
-    pub(super) fn new(prefix: &str) -> Self {
+    pub(crate) fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
         }
     }
 
     /// The pub/sub channel (shard channel on a cluster) of a channel.
-    pub(super) fn channel(&self, channel: &ChannelName) -> String {
+    pub(crate) fn channel(&self, channel: &ChannelName) -> String {
         format!("{}:ch:{{{channel}}}", self.prefix)
     }
 
     /// The tokenim channel behind a pub/sub channel name, if it is one of
     /// ours.
-    pub(super) fn parse_channel(&self, name: &[u8]) -> Option<ChannelName> {
+    pub(crate) fn parse_channel(&self, name: &[u8]) -> Option<ChannelName> {
         let name = std::str::from_utf8(name).ok()?;
         let inner = name
             .strip_prefix(&self.prefix)?
@@ -35,34 +37,50 @@ impl Keys {
     }
 
     /// The sequence counter of a channel.
-    pub(super) fn seq(&self, channel: &ChannelName) -> String {
+    pub(crate) fn seq(&self, channel: &ChannelName) -> String {
         format!("{}:seq:{{{channel}}}", self.prefix)
     }
 
     /// The epoch of a channel's history.
-    pub(super) fn epoch(&self, channel: &ChannelName) -> String {
+    pub(crate) fn epoch(&self, channel: &ChannelName) -> String {
         format!("{}:epoch:{{{channel}}}", self.prefix)
     }
 
     /// The history stream of a channel (entry ids `<seq>-1`).
-    pub(super) fn history(&self, channel: &ChannelName) -> String {
+    pub(crate) fn history(&self, channel: &ChannelName) -> String {
         format!("{}:hist:{{{channel}}}", self.prefix)
     }
 
     /// A remembered `msg_id` of a channel.
-    pub(super) fn msg_id(&self, channel: &ChannelName, id: &str) -> String {
+    pub(crate) fn msg_id(&self, channel: &ChannelName, id: &str) -> String {
         format!("{}:msgid:{{{channel}}}:{id}", self.prefix)
     }
 
     /// The position a user acknowledged in their personal channel.
-    pub(super) fn ack(&self, channel: &ChannelName) -> String {
+    pub(crate) fn ack(&self, channel: &ChannelName) -> String {
         format!("{}:ack:{{{channel}}}", self.prefix)
     }
 
     /// The presence set of a channel: members `node|session|user`, scored
     /// by expiry time in milliseconds.
-    pub(super) fn presence(&self, channel: &ChannelName) -> String {
+    pub(crate) fn presence(&self, channel: &ChannelName) -> String {
         format!("{}:presence:{{{channel}}}", self.prefix)
+    }
+
+    /// `{<prefix>:store}`: the hash tag, and start, of every store key.
+    pub(crate) fn store_base(&self) -> String {
+        format!("{{{}:store}}", self.prefix)
+    }
+
+    /// The hash holding a store table: key → value (binary-safe).
+    pub(crate) fn store_table(base: &str, table: &str) -> String {
+        format!("{base}:{table}")
+    }
+
+    /// The sorted set indexing a store table's keys (all scored 0, for
+    /// ordered prefix scans with `ZRANGEBYLEX`).
+    pub(crate) fn store_index(base: &str, table: &str) -> String {
+        format!("{base}:{table}:idx")
     }
 }
 
@@ -79,5 +97,12 @@ mod tests {
         assert_eq!(keys.presence(&ch), "tk:presence:{rooms.lobby}");
         assert_eq!(keys.parse_channel(keys.channel(&ch).as_bytes()), Some(ch));
         assert_eq!(keys.parse_channel(b"other:ch:{x}"), None);
+    }
+
+    #[test]
+    fn store_keys_share_one_hash_tag() {
+        let base = Keys::new("tk").store_base();
+        assert_eq!(Keys::store_table(&base, "users"), "{tk:store}:users");
+        assert_eq!(Keys::store_index(&base, "users"), "{tk:store}:users:idx");
     }
 }

@@ -154,7 +154,7 @@ pub(crate) fn cell_metadata(cell: Option<&str>) -> Result<Metadata, ItemError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::UserInput;
+    use crate::import::UserInput;
 
     const NAMES: [&str; 5] = ["id", "name", "avatar_url", "roles", "metadata"];
 

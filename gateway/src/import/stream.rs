@@ -39,12 +39,12 @@ pub type GroupStream<R> = ItemStream<R, GroupInput>;
 /// stream ends after that.
 ///
 /// ```
-/// use tokenim_gateway::records::{Format, RecordLimits, UserStream};
+/// use tokenim_gateway::import::{Format, RecordLimits, UserStream};
 /// let csv = "id,name\nalice,Alice\nbob,\n";
 /// let stream = UserStream::new(csv.as_bytes(), Format::Csv, &RecordLimits::default(), 0)?;
 /// let names: Vec<String> = stream.map(|item| item.unwrap().result.unwrap().name).collect();
 /// assert_eq!(names, ["Alice", "bob"]);
-/// # Ok::<(), tokenim_gateway::records::BodyError>(())
+/// # Ok::<(), tokenim_gateway::import::BodyError>(())
 /// ```
 #[derive(Debug)]
 pub struct ItemStream<R, I> {
@@ -222,7 +222,7 @@ mod tests {
     use std::io;
 
     use super::*;
-    use crate::records::lines::MAX_LINE_BYTES;
+    use crate::import::lines::MAX_LINE_BYTES;
 
     /// Generates `rows` items on the fly, so the input is never in memory.
     struct Generated {

@@ -182,7 +182,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::records::item::from_json;
+    use crate::import::item::from_json;
 
     fn user(value: Value) -> Result<User, ItemError> {
         from_json::<UserInput>(value)

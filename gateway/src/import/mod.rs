@@ -23,7 +23,7 @@
 //!   (JSON array, CSV, JSON lines), bounded by an item count.
 //!
 //! ```
-//! use tokenim_gateway::records::{parse_users, Format, RecordLimits};
+//! use tokenim_gateway::import::{parse_users, Format, RecordLimits};
 //! let body = br#"[{"id": "alice"}, {"id": "bad id"}, {"id": "alice"}]"#;
 //! let items = parse_users(body, Format::Json, 100, &RecordLimits::default(), 0).unwrap();
 //! assert_eq!(items[0].result.as_ref().unwrap().name, "alice");
@@ -142,7 +142,7 @@ impl Format {
     /// `; charset=utf-8` and letter case; `None` for any other type.
     ///
     /// ```
-    /// use tokenim_gateway::records::Format;
+    /// use tokenim_gateway::import::Format;
     /// assert_eq!(Format::from_content_type("text/CSV; charset=utf-8"), Some(Format::Csv));
     /// assert_eq!(Format::from_content_type("text/plain"), None);
     /// ```

@@ -29,7 +29,7 @@ use crate::store::{NewGroup, User};
 /// Parses a body of users.
 ///
 /// ```
-/// use tokenim_gateway::records::{parse_users, BodyError, Format, RecordLimits};
+/// use tokenim_gateway::import::{parse_users, BodyError, Format, RecordLimits};
 /// let csv = b"id,roles\nalice,admin;mod\n";
 /// let items = parse_users(csv, Format::Csv, 10, &RecordLimits::default(), 0).unwrap();
 /// assert_eq!(items[0].result.as_ref().unwrap().roles.len(), 2);
@@ -49,7 +49,7 @@ pub fn parse_users(
 /// Parses a body of groups.
 ///
 /// ```
-/// use tokenim_gateway::records::{parse_groups, Format, RecordLimits};
+/// use tokenim_gateway::import::{parse_groups, Format, RecordLimits};
 /// let body = b"{\"id\": \"team\", \"owner\": \"bob\", \"members\": [\"amy\", \"amy\"]}\n";
 /// let items = parse_groups(body, Format::JsonLines, 10, &RecordLimits::default(), 0).unwrap();
 /// let members: Vec<&str> = items[0].result.as_ref().unwrap().members.iter().map(|m| m.as_str()).collect();
@@ -158,7 +158,7 @@ mod tests {
     use tokenim_protocol::ErrorCode;
 
     use super::*;
-    use crate::records::ItemError;
+    use crate::import::ItemError;
 
     fn users(
         body: &[u8],

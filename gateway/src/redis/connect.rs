@@ -89,7 +89,7 @@ impl Commands {
 }
 
 /// The subscriber connection.
-pub(super) enum Subscriber {
+pub(crate) enum Subscriber {
     /// `SUBSCRIBE` on a single Redis.
     Single(MultiplexedConnection),
     /// `SSUBSCRIBE` on a Redis Cluster.
@@ -98,7 +98,7 @@ pub(super) enum Subscriber {
 
 impl Subscriber {
     /// Connects with RESP3, delivering pushes into `inbound`.
-    pub(super) async fn open(config: &RedisConfig, inbound: Inbound) -> RedisResult<Self> {
+    pub(crate) async fn open(config: &RedisConfig, inbound: Inbound) -> RedisResult<Self> {
         if config.cluster {
             let client = ClusterClientBuilder::new(config.urls())
                 .use_protocol(ProtocolVersion::RESP3)
@@ -123,14 +123,14 @@ impl Subscriber {
         }
     }
 
-    pub(super) async fn subscribe(&mut self, channel: &str) -> RedisResult<()> {
+    pub(crate) async fn subscribe(&mut self, channel: &str) -> RedisResult<()> {
         match self {
             Subscriber::Single(c) => c.subscribe(channel).await,
             Subscriber::Cluster(c) => c.ssubscribe(channel).await,
         }
     }
 
-    pub(super) async fn unsubscribe(&mut self, channel: &str) -> RedisResult<()> {
+    pub(crate) async fn unsubscribe(&mut self, channel: &str) -> RedisResult<()> {
         match self {
             Subscriber::Single(c) => c.unsubscribe(channel).await,
             Subscriber::Cluster(c) => c.sunsubscribe(channel).await,
@@ -138,7 +138,7 @@ impl Subscriber {
     }
 
     /// A round trip on the subscriber connection itself.
-    pub(super) async fn ping(&mut self, timeout: Duration) -> bool {
+    pub(crate) async fn ping(&mut self, timeout: Duration) -> bool {
         let ping = redis::cmd("PING");
         let round_trip = async {
             match self {
@@ -153,9 +153,9 @@ impl Subscriber {
 /// Hands pushes from the subscriber connection to the subscriber task
 /// through a bounded queue; when it is full a push is dropped and counted
 /// rather than blocking the connection.
-pub(super) struct Inbound {
-    pub(super) tx: mpsc::Sender<PushInfo>,
-    pub(super) dropped: IntCounter,
+pub(crate) struct Inbound {
+    pub(crate) tx: mpsc::Sender<PushInfo>,
+    pub(crate) dropped: IntCounter,
 }
 
 impl AsyncPushSender for Inbound {

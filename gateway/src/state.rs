@@ -17,6 +17,7 @@ use crate::limiter::ConnLimiter;
 use crate::metrics::Metrics;
 use crate::store::kv::{EmbeddedKv, Kv, RedisKv};
 use crate::store::{Store, StoreError};
+use crate::wire::Framing;
 
 /// Cheap-to-clone handle on the node's shared state.
 #[derive(Debug, Clone)]
@@ -52,6 +53,8 @@ pub struct Shared {
     pub limiter: Arc<ConnLimiter>,
     /// tungstenite settings derived from `limits`.
     pub ws_config: WebSocketConfig,
+    /// What every connection frames within (limits, counters).
+    pub framing: Arc<Framing>,
     /// Import jobs this node may still start (`api.max_jobs`).
     pub job_slots: Arc<tokio::sync::Semaphore>,
     /// This node's id (logs, envelopes, presence).
@@ -164,6 +167,7 @@ impl AppState {
             .max_write_buffer_size(l.max_write_buffer_size)
             .max_message_size(Some(l.max_message_size))
             .max_frame_size(Some(l.max_frame_size));
+        let framing = Arc::new(Framing::new(l, metrics.clone()));
         Ok(Self(Arc::new(Shared {
             config,
             verifier,
@@ -181,6 +185,7 @@ impl AppState {
             tracker: TaskTracker::new(),
             limiter,
             ws_config,
+            framing,
             next_session: AtomicU64::new(1),
         })))
     }

@@ -3,10 +3,39 @@
 //! A JSON frame becomes a text message and a MessagePack frame a binary
 //! message. The result holds a reference-counted buffer, so one encoded
 //! push is cloned into every subscriber's queue without copying.
+//! [`Framing`] is what every connection of a node reads while it frames.
+
+use std::time::Duration;
 
 use serde::Serialize;
 use tokenim_protocol::{Codec, EncodeError};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::config::Limits;
+use crate::metrics::Metrics;
+
+/// The limits a connection frames within and the counters it bumps: one
+/// per node, shared by every connection (one pointer each, not a copy).
+#[derive(Debug)]
+pub struct Framing {
+    /// Frames, writes and disconnects are counted here.
+    pub metrics: Metrics,
+    /// `limits.write_timeout`: longest wait for a write or flush.
+    pub write_timeout: Duration,
+    /// `limits.max_message_size`: largest command decoded.
+    pub max_message_size: usize,
+}
+
+impl Framing {
+    /// The framing of a node with `limits`.
+    pub fn new(limits: &Limits, metrics: Metrics) -> Self {
+        Self {
+            metrics,
+            write_timeout: limits.write_timeout,
+            max_message_size: limits.max_message_size,
+        }
+    }
+}
 
 /// Encodes `frame` with `codec` as a WebSocket message.
 pub fn to_message<T: Serialize>(codec: Codec, frame: &T) -> Result<Message, EncodeError> {

@@ -9,6 +9,8 @@
 //! `101` and hands the raw TCP socket to a session task with tungstenite
 //! configured from `limits`. Every refusal is counted by reason.
 
+use std::sync::Arc;
+
 use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request, State};
@@ -121,7 +123,7 @@ pub async fn upgrade(
                 WebSocketStream::from_partially_read(stream, early, Role::Server, config).await
             }
         };
-        let conn = Conn::new(ws, codec, task_state.clone());
+        let conn = Conn::new(ws, codec, Arc::clone(&task_state.framing));
         session::run(conn, task_state.clone(), admitted, info.permit).await;
     });
 

@@ -6,6 +6,7 @@
 //! batch; every write is bounded by `limits.write_timeout`.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -20,8 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::metrics::Metrics;
-use crate::state::AppState;
-use crate::wire::to_message;
+use crate::wire::{Framing, to_message};
 
 /// How long closing may take: the close frame written and the client's
 /// answer awaited.
@@ -55,21 +55,21 @@ pub struct Conn {
     ws: Ws,
     codec: Codec,
     /// Limits and metrics, shared (one pointer per connection, not a copy).
-    state: AppState,
+    framing: Arc<Framing>,
 }
 
 impl Conn {
     /// Wraps an upgraded socket.
-    pub fn new(ws: Ws, codec: Codec, state: AppState) -> Self {
-        Self { ws, codec, state }
+    pub fn new(ws: Ws, codec: Codec, framing: Arc<Framing>) -> Self {
+        Self { ws, codec, framing }
     }
 
     fn metrics(&self) -> &Metrics {
-        &self.state.metrics
+        &self.framing.metrics
     }
 
     fn write_timeout(&self) -> Duration {
-        self.state.config.limits.write_timeout
+        self.framing.write_timeout
     }
 
     /// The codec this connection speaks.
@@ -112,7 +112,7 @@ impl Conn {
         };
         match self
             .codec
-            .decode::<ClientFrame>(bytes, self.state.config.limits.max_message_size)
+            .decode::<ClientFrame>(bytes, self.framing.max_message_size)
         {
             Ok(frame) => Incoming::Command(frame),
             Err(e) => Incoming::Invalid(self.codec.peek_id(bytes).unwrap_or(0), e),

@@ -37,7 +37,7 @@ use axum::http::request::Parts;
 use axum::routing::{get, post, put};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokenim_protocol::ErrorCode;
+use tokenim_protocol::{ErrorCode, UserId};
 
 use crate::api::error::ApiError;
 use crate::state::AppState;
@@ -149,6 +149,11 @@ pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Ap
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidBody, e.to_string()))
+}
+
+/// A user id from a path, or 400.
+pub fn user_id(id: &str) -> Result<UserId, ApiError> {
+    UserId::new(id).map_err(|e| ApiError::bad_request(ErrorCode::InvalidUser, e.to_string()))
 }
 
 /// Default page size.

@@ -14,8 +14,7 @@ use tokenim_auth::{AuditAction, ChannelScope, MintRequest, Scope};
 use tokenim_protocol::{DisconnectCode, ErrorCode, UserId};
 
 use super::caller::Caller;
-use super::users::user_id;
-use super::{JsonBody, optional_json, schemas};
+use super::{JsonBody, optional_json, schemas, user_id};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 use crate::store::policy::Ban;

@@ -17,7 +17,7 @@ use tokenim_protocol::{ErrorCode, UserId};
 
 use super::batch::{self, BatchQuery, BatchResponse};
 use super::caller::Caller;
-use super::{Listing, Page, Params, schemas};
+use super::{Listing, Page, Params, schemas, user_id};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 use crate::store::User;
@@ -72,11 +72,6 @@ pub async fn create(
         batch::Kind::Users,
     )
     .await
-}
-
-/// A user id from a path, or 400.
-pub fn user_id(id: &str) -> Result<UserId, ApiError> {
-    UserId::new(id).map_err(|e| ApiError::bad_request(ErrorCode::InvalidUser, e.to_string()))
 }
 
 /// One user.

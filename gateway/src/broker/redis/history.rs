@@ -9,18 +9,18 @@ use tokenim_protocol::{
     ChannelName, Envelope, EnvelopeBody, Publication, Seq, StreamPosition, UserId,
 };
 
-use super::{BrokerError, RedisBroker};
+use super::{BrokerError, RedisBroker, fresh_epoch};
 use crate::broker::Page;
 
 /// KEYS: seq, epoch. ARGV: a fresh epoch. Returns {seq, epoch}.
-const POSITION: &str = r"
+pub(super) const POSITION: &str = r"
 redis.call('SET', KEYS[2], ARGV[1], 'NX')
 return {tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('GET', KEYS[2])}
 ";
 
 /// KEYS: ack key. ARGV: epoch, seq, TTL (ms). Keeps the highest position of
 /// the current epoch; returns it as "epoch|seq".
-const ACK: &str = r"
+pub(super) const ACK: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local e, s = string.match(cur, '^(.*)|(%d+)$')
@@ -33,29 +33,6 @@ local v = ARGV[1] .. '|' .. ARGV[2]
 redis.call('SET', KEYS[1], v, 'PX', ARGV[3])
 return v
 ";
-
-/// The loaded scripts (EVALSHA, loaded on first use).
-#[derive(Debug)]
-pub(super) struct Scripts {
-    pub(super) publish: redis::Script,
-    position: redis::Script,
-    ack: redis::Script,
-}
-
-impl Scripts {
-    pub(super) fn new() -> Self {
-        Self {
-            publish: redis::Script::new(super::publish::PUBLISH),
-            position: redis::Script::new(POSITION),
-            ack: redis::Script::new(ACK),
-        }
-    }
-}
-
-/// A new epoch for a channel Redis holds nothing of.
-pub(super) fn fresh_epoch(node: &str) -> String {
-    format!("{node}-{:x}", crate::clock::unix_millis())
-}
 
 fn parse_position(text: &str) -> Option<StreamPosition> {
     let (epoch, seq) = text.rsplit_once('|')?;

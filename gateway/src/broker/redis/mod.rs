@@ -116,6 +116,29 @@ impl Shared {
     }
 }
 
+/// The loaded scripts (EVALSHA, loaded on first use).
+#[derive(Debug)]
+pub(super) struct Scripts {
+    pub(super) publish: redis::Script,
+    position: redis::Script,
+    ack: redis::Script,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Self {
+        Self {
+            publish: redis::Script::new(publish::PUBLISH),
+            position: redis::Script::new(history::POSITION),
+            ack: redis::Script::new(history::ACK),
+        }
+    }
+}
+
+/// A new epoch for a channel Redis holds nothing of.
+pub(super) fn fresh_epoch(node: &str) -> String {
+    format!("{node}-{:x}", crate::clock::unix_millis())
+}
+
 /// The Redis broker of one node.
 #[derive(Debug)]
 pub struct RedisBroker {
@@ -123,7 +146,7 @@ pub struct RedisBroker {
     commands: Commands,
     control: mpsc::Sender<Reconcile>,
     publisher: mpsc::Sender<publisher::Request>,
-    scripts: history::Scripts,
+    scripts: Scripts,
     history: HistoryConfig,
 }
 
@@ -173,7 +196,7 @@ impl RedisBroker {
             commands,
             control,
             publisher,
-            scripts: history::Scripts::new(),
+            scripts: Scripts::new(),
             history,
         })
     }

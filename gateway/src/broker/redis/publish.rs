@@ -9,9 +9,8 @@ use std::time::Instant;
 use tokenim_protocol::{ChannelName, Data, Envelope, EnvelopeBody, UserId};
 use tokio::sync::oneshot;
 
-use super::history::fresh_epoch;
 use super::publisher::Request;
-use super::{BrokerError, RedisBroker};
+use super::{BrokerError, RedisBroker, fresh_epoch};
 use crate::broker::PendingPublish;
 
 /// KEYS: seq, epoch, history, msg_id key (or a same-slot placeholder).

@@ -3,28 +3,36 @@
 //!
 //! # Layout
 //!
-//! * [`config`]: [`Config`], every setting with its default; file + env + flags.
-//! * [`server`]: [`Server`], the accept loop, connection limits and drain.
-//! * [`limiter`]: per-node and per-IP connection bounds.
-//! * [`api`]: HTTP routes: `/ws` upgrade, health, metrics, demo page, dev tokens.
-//! * [`session`]: one task per WebSocket: auth, commands, outbound queue, writer.
-//! * [`hub`]: channel → local subscribers; encode once, queue everywhere.
-//! * [`broker`]: how publications reach every node's hub (in-process today).
-//! * [`wire`]: frames → WebSocket messages, once per codec.
-//! * [`redis`]: Redis connections, the command timeout and every key name,
-//!   for the broker and the store alike.
-//! * [`metrics`]: the `tokenim_*` Prometheus collectors.
-//! * [`telemetry`]: structured logging.
-//! * [`store`]: users, groups, keys, policy, audit, jobs: embedded or Redis.
+//! From the top down; a module imports only modules listed below it
+//! (never one above), so a reader knows what each one may touch.
+//!
+//! * [`cli`]: the `tokenim` command line.
+//! * [`server`]: [`Server`], the accept loop and drain ([`shutdown_signal`]).
+//! * [`api`]: HTTP routes: `/ws` upgrade, health, metrics, demo page, dev
+//!   tokens, and the server API `/v1` (its OpenAPI document included).
+//! * [`session`]: one task per WebSocket: auth, commands, replies in order,
+//!   the writer draining the session's outbound queue.
+//! * [`state`]: [`state::AppState`], what the node's tasks share, built once.
+//! * [`bootstrap`]: the first admin API key.
 //! * [`import`]: request bodies (JSON, CSV, JSON lines) → validated users and groups.
-//! * [`schema`]: OpenAPI stand-ins for types of `tokenim-protocol` and
-//!   `tokenim-auth`, named by stored records and API bodies alike.
 //! * [`access`]: access control in one place: the node's copy of roles and
 //!   grants, each session's view of its user, the permission checks and the
 //!   publish rules, for the socket and the server API alike.
-//! * [`bootstrap`]: the first admin API key.
-//! * [`state`]: [`state::AppState`], what every task shares.
-//! * [`cli`]: the `tokenim` command line.
+//! * [`store`]: users, groups, keys, policy, audit, jobs: embedded or Redis.
+//! * [`broker`]: how publications reach every node's hub (in-process or Redis).
+//! * [`redis`]: Redis connections, the command timeout and every key name,
+//!   for the broker and the store alike.
+//! * [`hub`]: channel → local subscribers ([`hub::SessionHandle`]), each with
+//!   its bounded outbound queue; encode once, queue everywhere.
+//! * [`limiter`]: per-node and per-IP connection bounds, and
+//!   [`limiter::ConnInfo`], what each request learns of its connection.
+//! * [`wire`]: frames → WebSocket messages, once per codec; what a
+//!   connection frames within.
+//! * [`schema`]: OpenAPI stand-ins for types of `tokenim-protocol` and
+//!   `tokenim-auth`, named by stored records and API bodies alike.
+//! * [`telemetry`]: structured logging.
+//! * [`config`]: [`Config`], every setting with its default; file + env + flags.
+//! * [`metrics`]: the `tokenim_*` Prometheus collectors.
 //! * [`clock`]: wall-clock time as the store and the wire write it.
 //!
 //! ```no_run

@@ -5,7 +5,7 @@
 //! subprotocol is one of ours (400), and a token in the `Authorization`
 //! header or `?token=` query, if present, is valid (401), not revoked
 //! (401, `1112 token_revoked`) and not for a banned user (403, `1111
-//! user_banned`); see [`crate::session::access`]. Then it answers
+//! user_banned`); see [`crate::access`]. Then it answers
 //! `101` and hands the raw TCP socket to a session task with tungstenite
 //! configured from `limits`. Every refusal is counted by reason.
 

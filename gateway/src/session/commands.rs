@@ -8,47 +8,15 @@ use std::time::Instant;
 
 use tokenim_auth::Permission;
 use tokenim_protocol::{
-    ChannelName, Command, Data, ErrorBody, ErrorCode, Presence, Push, ReplyBody, StreamPosition,
-    UserId,
+    ChannelName, Command, Data, ErrorCode, Presence, Push, ReplyBody, StreamPosition, UserId,
 };
 
 use super::Session;
 use super::auth::verify;
+use super::error::{CommandError, fail};
 use super::inflight::{Answer, Later};
 use crate::access::publish;
 use crate::broker::{PendingPublish, PresenceMember};
-
-/// A command that failed, with the code and message of its error reply.
-#[derive(Debug)]
-pub(super) struct CommandError {
-    pub(super) code: ErrorCode,
-    pub(super) message: String,
-}
-
-pub(super) fn fail<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, CommandError> {
-    Err(CommandError {
-        code,
-        message: message.into(),
-    })
-}
-
-impl From<ErrorBody> for CommandError {
-    fn from(e: ErrorBody) -> Self {
-        CommandError {
-            code: e.code,
-            message: e.message,
-        }
-    }
-}
-
-impl From<crate::broker::BrokerError> for CommandError {
-    fn from(e: crate::broker::BrokerError) -> Self {
-        CommandError {
-            code: e.code(),
-            message: e.to_string(),
-        }
-    }
-}
 
 impl Session {
     pub(super) async fn handle(&mut self, command: Command) -> Result<Answer, CommandError> {

@@ -11,8 +11,8 @@ use tokenim_auth::Permission;
 use tokenim_protocol::{ChannelName, ErrorCode, Publication, Push, ReplyBody, Seq, StreamPosition};
 
 use super::Session;
-use super::commands::{CommandError, fail};
 use super::conn::{Conn, WriteFailed};
+use super::error::{CommandError, fail};
 
 impl Session {
     /// The most bytes of messages one reply may carry: half the write

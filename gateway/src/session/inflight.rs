@@ -18,7 +18,7 @@ use std::task::Poll;
 use prometheus::IntGauge;
 use tokenim_protocol::{ChannelName, CommandId, Reply, ReplyBody, UserId};
 
-use super::commands::CommandError;
+use super::error::CommandError;
 use crate::broker::{PendingPublish, Published};
 
 /// What a command produced.

@@ -20,6 +20,7 @@
 pub mod auth;
 mod commands;
 pub mod conn;
+mod error;
 mod history;
 mod inflight;
 pub mod rate;
@@ -35,8 +36,8 @@ use tokenim_protocol::{ChannelName, DisconnectCode, Reply, ReplyBody, SessionId}
 use crate::hub::{Outbound, SessionHandle};
 
 use self::auth::AuthEnd;
-use self::commands::CommandError;
 use self::conn::Conn;
+use self::error::CommandError;
 use self::rate::RateLimiter;
 use crate::access::{self, Admitted, UserView};
 use crate::limiter::ConnPermit;

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use tokenim_client::Client;
-use tokenim_protocol::{Codec, ErrorCode, Push};
+use tokenim_protocol::{Codec, Data, ErrorCode, Push};
 
 use super::channel;
 use crate::support::http::Api;
@@ -136,4 +136,45 @@ async fn the_app_role_and_grants_decide_what_a_key_may_publish() {
         ErrorCode::PermissionDenied.code()
     );
     expect_message(&mut alice, "rooms.lobby", &json!("y")).await;
+}
+
+/// The publish rules are one set for the socket and the server API: the
+/// same mistake gets the same code on both, and publishes nothing.
+#[tokio::test]
+async fn a_publish_rule_answers_the_same_over_http_and_on_the_socket() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    let mut alice = gw.client("alice", Codec::Json).await;
+    alice.subscribe(&channel("rooms.lobby")).await.unwrap();
+
+    for bad in ["", "has space", "é"] {
+        let body = json!({"channels": ["rooms.lobby"], "data": 1, "msg_id": bad});
+        api.post_json("/v1/publish", &body)
+            .await
+            .expect_error(400, ErrorCode::BadRequest);
+        let on_socket = alice
+            .publish_with_id(
+                &channel("rooms.lobby"),
+                Data::from_json("1").unwrap(),
+                Some(bad.into()),
+            )
+            .await;
+        match on_socket {
+            Err(tokenim_client::Error::Server(e)) => assert_eq!(e.code, ErrorCode::BadRequest),
+            other => panic!("msg_id {bad:?} on the socket: {other:?}"),
+        }
+    }
+    let personal = json!({"channels": ["#bob"], "data": 1});
+    let over_http = api.post_json("/v1/publish", &personal).await.expect(200);
+    let on_socket = alice
+        .publish(&channel("#bob"), Data::from_json("1").unwrap())
+        .await;
+    match on_socket {
+        Err(tokenim_client::Error::Server(e)) => {
+            assert_eq!(e.code.code(), over_http["results"][0]["error"]["code"]);
+            assert_eq!(e.message, over_http["results"][0]["error"]["message"]);
+        }
+        other => panic!("a channel publish to a personal channel: {other:?}"),
+    }
+    assert_quiet(&mut alice).await;
 }

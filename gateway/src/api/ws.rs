@@ -87,7 +87,7 @@ pub async fn upgrade(
     let token = bearer(headers).or_else(|| query.ok().and_then(|Query(q)| q.token));
     let admitted = match token {
         Some(token) => {
-            let claims = auth::verify(&state, &token)
+            let claims = auth::verify(&state.verifier, &state.metrics, &token)
                 .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()))?;
             let admitted = access::admit(&state.access, &state.store, &state.metrics, claims)
                 .await

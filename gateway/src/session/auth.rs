@@ -7,11 +7,12 @@
 //! invalid one with 4500 or 4003, a valid one whose user is banned with
 //! 1111 and 4504, a revoked one with 1112 and 4503 (see [`super::access`]).
 
-use tokenim_auth::{TokenError, UserClaims};
+use tokenim_auth::{TokenError, TokenVerifier, UserClaims};
 use tokenim_protocol::{Command, CommandId, DisconnectCode, ErrorCode, Reply};
 
 use super::conn::{Conn, Incoming};
 use crate::access::{self, Admitted};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// How the wait for `connect` ended without a user.
@@ -24,10 +25,14 @@ pub enum AuthEnd {
 }
 
 /// Verifies a token now, counting a failure by reason.
-pub fn verify(state: &AppState, token: &str) -> Result<UserClaims, TokenError> {
-    let result = state.verifier.verify(token, crate::clock::unix_secs());
+pub fn verify(
+    verifier: &TokenVerifier,
+    metrics: &Metrics,
+    token: &str,
+) -> Result<UserClaims, TokenError> {
+    let result = verifier.verify(token, crate::clock::unix_secs());
     if let Err(e) = &result {
-        state.metrics.auth_failure(e.reason());
+        metrics.auth_failure(e.reason());
     }
     result
 }
@@ -62,20 +67,21 @@ pub async fn await_connect(
                 state.metrics.command(frame.command.kind());
                 match frame.command {
                     Command::Connect { token } => {
-                        let (code, message, close) = match verify(state, &token) {
-                            Ok(claims) => match access::admit(
-                                &state.access,
-                                &state.store,
-                                &state.metrics,
-                                claims,
-                            )
-                            .await
-                            {
-                                Ok(admitted) => return Ok((frame.id, admitted)),
-                                Err(r) => (r.code(), r.to_string(), r.close_code()),
-                            },
-                            Err(e) => (e.code(), e.to_string(), close_code(&e)),
-                        };
+                        let (code, message, close) =
+                            match verify(&state.verifier, &state.metrics, &token) {
+                                Ok(claims) => match access::admit(
+                                    &state.access,
+                                    &state.store,
+                                    &state.metrics,
+                                    claims,
+                                )
+                                .await
+                                {
+                                    Ok(admitted) => return Ok((frame.id, admitted)),
+                                    Err(r) => (r.code(), r.to_string(), r.close_code()),
+                                },
+                                Err(e) => (e.code(), e.to_string(), close_code(&e)),
+                            };
                         state.metrics.error(code);
                         if conn
                             .send(&Reply::error(frame.id, code, message))

@@ -104,10 +104,11 @@ impl Session {
     }
 
     fn refresh(&mut self, token: &str) -> Result<ReplyBody, CommandError> {
-        let claims = verify(&self.state, token).map_err(|e| CommandError {
-            code: e.code(),
-            message: e.to_string(),
-        })?;
+        let claims =
+            verify(&self.state.verifier, &self.state.metrics, token).map_err(|e| CommandError {
+                code: e.code(),
+                message: e.to_string(),
+            })?;
         if claims.user != self.handle.user {
             return fail(
                 ErrorCode::PermissionDenied,

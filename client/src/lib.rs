@@ -69,6 +69,7 @@ mod connection;
 pub mod error;
 pub mod event;
 mod handshake;
+pub mod lean;
 pub mod options;
 pub mod resume;
 

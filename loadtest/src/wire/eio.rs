@@ -13,9 +13,9 @@
 //! | a message in a joined room | | `42["message","<room>",<data>]` |
 //! | heartbeat | `3` | `2` |
 //!
-//! The heartbeat is answered inside [`super::Conn`] (see
-//! [`super::Conn::set_engine_io`]), so every scenario that reads keeps
-//! its connections alive. Socket.IO has no sequence numbers: the
+//! The heartbeat ([`PING`], [`PONG`]) is answered inside the lean
+//! transport's [`super::Conn`] (see [`super::Conn::set_text_heartbeat`]),
+//! so every scenario that reads keeps its connections alive. Socket.IO has no sequence numbers: the
 //! publisher writes its own `seq` (a per-run counter, 1, 2, 3, ... in
 //! intended send order over all publishers) and the intended send time
 //! `t` into `data`, and [`message`] reads them back by scanning the bytes,
@@ -26,6 +26,11 @@ use std::fmt::Write as _;
 
 use super::scan::Scanned;
 use super::{Conn, DialError};
+
+/// Engine.IO's ping packet (the server sends it).
+pub const PING: &[u8] = b"2";
+/// Engine.IO's pong packet (the answer to [`PING`]).
+pub const PONG: &[u8] = b"3";
 
 /// The Engine.IO upgrade path and query.
 pub const PATH: &str = "/socket.io/?EIO=4&transport=websocket";

@@ -1,36 +1,35 @@
 //! WebSocket framing (RFC 6455, section 5) as a client sees it, without
-//! I/O: [`parse_header`] reads a server frame's header from the front of a
-//! buffer (7-, 16- and 64-bit lengths; a server must not mask), and
-//! [`write_frame`] appends a client frame, which must be masked.
+//! I/O, on tungstenite's own frame types: [`parse_header`] reads a server
+//! frame's header from the front of a buffer with
+//! [`FrameHeader::parse`] and checks what a client must refuse (a masked
+//! frame, reserved bits, a long or fragmented control frame, a payload
+//! over the limit); [`write_frame`] appends a masked client frame with
+//! [`FrameHeader::format`].
 //!
 //! The receive path of [`super::Conn`] is built on these two functions so
 //! that a message costs a header parse and a slice, with no allocation,
-//! no UTF-8 validation and no copy. The tests check both directions
-//! against tungstenite's own framing.
+//! no UTF-8 validation and no copy (tungstenite's own reader copies every
+//! payload into a fresh buffer).
 
-/// Continuation of a fragmented message.
-pub const OP_CONTINUATION: u8 = 0x0;
-/// A text message (the JSON codec).
-pub const OP_TEXT: u8 = 0x1;
-/// A binary message (the MessagePack codec).
-pub const OP_BINARY: u8 = 0x2;
-/// Close.
-pub const OP_CLOSE: u8 = 0x8;
-/// Ping: answered with a pong carrying the same payload.
-pub const OP_PING: u8 = 0x9;
-/// Pong.
-pub const OP_PONG: u8 = 0xA;
+use std::io::Cursor;
+
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+pub use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+pub use tokio_tungstenite::tungstenite::protocol::frame::coding::{
+    CloseCode, Control, Data, OpCode,
+};
 
 /// Largest payload a control frame may carry.
 const MAX_CONTROL: usize = 125;
 
-/// A parsed frame header.
+/// A parsed frame header: what [`FrameHeader::parse`] read, with the
+/// sizes the receive path slices by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     /// Last fragment of its message.
     pub fin: bool,
-    /// One of the `OP_*` constants.
-    pub opcode: u8,
+    /// The frame's opcode.
+    pub opcode: OpCode,
     /// Bytes the header itself takes.
     pub header_len: usize,
     /// Payload bytes that follow it.
@@ -45,7 +44,7 @@ impl Header {
 
     /// Close, ping or pong.
     pub fn is_control(&self) -> bool {
-        self.opcode & 0x8 != 0
+        matches!(self.opcode, OpCode::Control(_))
     }
 }
 
@@ -64,7 +63,7 @@ pub enum FrameError {
     /// A control frame that is fragmented or longer than 125 bytes.
     #[error("malformed control frame")]
     Control,
-    /// A payload longer than the generator accepts.
+    /// A payload longer than the receiver accepts.
     #[error("frame of {0} bytes is over the limit")]
     TooLarge(u64),
     /// A continuation without a message to continue, or a new message
@@ -77,63 +76,47 @@ pub enum FrameError {
 /// `buf` does not hold the whole header yet.
 #[inline]
 pub fn parse_header(buf: &[u8], max_payload: usize) -> Result<Option<Header>, FrameError> {
-    let (Some(&b0), Some(&b1)) = (buf.first(), buf.get(1)) else {
-        return Ok(None);
+    let mut cursor = Cursor::new(buf);
+    let (header, len) = match FrameHeader::parse(&mut cursor) {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => return Ok(None),
+        Err(WsError::Protocol(ProtocolError::InvalidOpcode(op))) => {
+            return Err(FrameError::Opcode(op));
+        }
+        // Parsing a slice reads no I/O; an opcode is all it can refuse.
+        Err(_) => return Err(FrameError::Opcode(buf[0] & 0x0f)),
     };
-    if b0 & 0x70 != 0 {
+    if header.rsv1 || header.rsv2 || header.rsv3 {
         return Err(FrameError::Reserved);
     }
-    if b1 & 0x80 != 0 {
+    if header.mask.is_some() {
         return Err(FrameError::Masked);
     }
-    let opcode = b0 & 0x0f;
-    if !matches!(
-        opcode,
-        OP_CONTINUATION | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG
-    ) {
-        return Err(FrameError::Opcode(opcode));
-    }
-    let (header_len, len) = match b1 & 0x7f {
-        126 => match buf.get(2..4) {
-            Some(b) => (4, u64::from(u16::from_be_bytes([b[0], b[1]]))),
-            None => return Ok(None),
-        },
-        127 => match buf.get(2..10) {
-            Some(b) => (10, u64::from_be_bytes(b.try_into().expect("8 bytes"))),
-            None => return Ok(None),
-        },
-        n => (2, u64::from(n)),
-    };
-    let fin = b0 & 0x80 != 0;
-    let header = Header {
-        fin,
-        opcode,
-        header_len,
+    let parsed = Header {
+        fin: header.is_final,
+        opcode: header.opcode,
+        header_len: cursor.position() as usize,
         payload_len: usize::try_from(len).unwrap_or(usize::MAX),
     };
-    if header.is_control() && (!fin || header.payload_len > MAX_CONTROL) {
+    if parsed.is_control() && (!parsed.fin || parsed.payload_len > MAX_CONTROL) {
         return Err(FrameError::Control);
     }
-    if header.payload_len > max_payload {
+    if parsed.payload_len > max_payload {
         return Err(FrameError::TooLarge(len));
     }
-    Ok(Some(header))
+    Ok(Some(parsed))
 }
 
 /// Appends a masked client frame (FIN set) carrying `payload` to `out`.
-pub fn write_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
-    let len = payload.len();
-    out.push(0x80 | opcode);
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if let Ok(short) = u16::try_from(len) {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&short.to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    out.extend_from_slice(&mask);
+pub fn write_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8], mask: [u8; 4]) {
+    let header = FrameHeader {
+        opcode,
+        mask: Some(mask),
+        ..FrameHeader::default()
+    };
+    header
+        .format(payload.len() as u64, out)
+        .expect("writing into a Vec cannot fail");
     let start = out.len();
     out.extend_from_slice(payload);
     for (i, b) in out[start..].iter_mut().enumerate() {
@@ -142,13 +125,15 @@ pub fn write_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4])
 }
 
 /// The code of a close frame's payload (`None` when it carries none).
-pub fn close_code(payload: &[u8]) -> Option<u16> {
-    payload.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+pub fn close_code(payload: &[u8]) -> Option<CloseCode> {
+    payload
+        .get(..2)
+        .map(|b| CloseCode::from(u16::from_be_bytes([b[0], b[1]])))
 }
 
 /// Masking keys: xorshift64*, seeded per connection. RFC 6455 asks for
 /// unpredictable keys to protect intermediaries from cache poisoning;
-/// the generator only talks to gateways it is pointed at, so a fast
+/// the load generator only talks to gateways it is pointed at, so a fast
 /// generator is enough.
 #[derive(Debug, Clone)]
 pub struct Masks(u64);
@@ -175,8 +160,10 @@ impl Masks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-    use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+
+    const BINARY: OpCode = OpCode::Data(Data::Binary);
+    const TEXT: OpCode = OpCode::Data(Data::Text);
 
     fn server_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
         let mut frame = Frame::message(payload.to_vec(), opcode, fin);
@@ -190,9 +177,9 @@ mod tests {
     fn headers_of_every_length_class_parse_like_tungstenite_writes_them() {
         for len in [0usize, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
             let payload = vec![7u8; len];
-            let bytes = server_frame(OpCode::Data(Data::Binary), true, &payload);
+            let bytes = server_frame(BINARY, true, &payload);
             let h = parse_header(&bytes, 1 << 20).unwrap().unwrap();
-            assert_eq!((h.fin, h.opcode, h.payload_len), (true, OP_BINARY, len));
+            assert_eq!((h.fin, h.opcode, h.payload_len), (true, BINARY, len));
             assert_eq!(h.frame_len(), bytes.len());
             assert_eq!(&bytes[h.header_len..], &payload[..]);
             for cut in 0..h.header_len {
@@ -203,14 +190,11 @@ mod tests {
                 );
             }
         }
-        let bytes = server_frame(OpCode::Data(Data::Text), false, b"abc");
+        let bytes = server_frame(TEXT, false, b"abc");
         let h = parse_header(&bytes, 100).unwrap().unwrap();
-        assert_eq!((h.fin, h.opcode), (false, OP_TEXT));
+        assert_eq!((h.fin, h.opcode), (false, TEXT));
         assert_eq!(
-            parse_header(
-                &server_frame(OpCode::Data(Data::Text), true, &[0; 200]),
-                100
-            ),
+            parse_header(&server_frame(TEXT, true, &[0; 200]), 100),
             Err(FrameError::TooLarge(200))
         );
     }
@@ -236,11 +220,12 @@ mod tests {
         for len in [0usize, 5, 125, 126, 1000, 65_536] {
             let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let mut out = Vec::new();
-            write_frame(&mut out, OP_TEXT, &payload, masks.next_key());
-            let mut cursor = std::io::Cursor::new(out.as_slice());
+            write_frame(&mut out, TEXT, &payload, masks.next_key());
+            let mut cursor = Cursor::new(out.as_slice());
             let (header, payload_len) = FrameHeader::parse(&mut cursor).unwrap().unwrap();
             let mask = header.mask.expect("client frames are masked");
             assert!(header.is_final);
+            assert_eq!(header.opcode, TEXT);
             assert_eq!(payload_len as usize, len);
             let body: Vec<u8> = out[cursor.position() as usize..]
                 .iter()
@@ -250,7 +235,7 @@ mod tests {
             assert_eq!(body, payload);
         }
         assert_ne!(masks.next_key(), masks.next_key());
-        assert_eq!(close_code(&[0x03, 0xE8, b'x']), Some(1000));
+        assert_eq!(close_code(&[0x03, 0xE8, b'x']), Some(CloseCode::Normal));
         assert_eq!(close_code(&[]), None);
     }
 }

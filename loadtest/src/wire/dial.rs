@@ -37,31 +37,14 @@ pub struct DialSpec<'a> {
 /// A failed dial, classified so the report can count failures by reason.
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
-    /// A system call failed: socket, bind, connect, or the upgrade's
-    /// reads and writes.
-    #[error("{stage}: {source}")]
-    Io {
-        /// `socket`, `bind`, `connect` or `upgrade`.
-        stage: &'static str,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// The gateway answered the upgrade with this HTTP status.
-    #[error("upgrade refused with HTTP {status}")]
-    Http {
-        /// The status code (429: per-IP limit, 503: node limit or
-        /// draining, 401: token refused, 403: origin refused).
-        status: u16,
-    },
-    /// The upgrade response was not a valid WebSocket handshake.
-    #[error("websocket handshake: {0}")]
-    Handshake(String),
-    /// The gateway refused the `connect` command with this error code.
+    /// The lean upgrade failed: a system call, an HTTP status, a bad
+    /// handshake, or the connection closed before authentication finished.
+    #[error(transparent)]
+    Upgrade(UpgradeError),
+    /// The gateway refused the `connect` command with this error code (or
+    /// a Socket.IO server its namespace, `44`).
     #[error("connect refused with error {0}")]
     Refused(u16),
-    /// The connection closed before authentication finished.
-    #[error("closed during connect")]
-    Closed,
     /// Dial, upgrade and authentication together took longer than the
     /// connect timeout.
     #[error("timed out")]
@@ -72,15 +55,21 @@ pub enum DialError {
 }
 
 impl DialError {
+    /// The connection closed before authentication finished.
+    pub const CLOSED: DialError = DialError::Upgrade(UpgradeError::Closed);
+
     /// A short stable key for the failure table and the JSON report, e.g.
     /// `http_429`, `emfile`, `econnrefused`.
     pub fn reason(&self) -> String {
         match self {
-            DialError::Io { source, .. } => io_reason(source),
-            DialError::Http { status } => format!("http_{status}"),
-            DialError::Handshake(_) => "websocket_handshake".into(),
+            DialError::Upgrade(UpgradeError::Io { source, .. }) => io_reason(source),
+            DialError::Upgrade(UpgradeError::Http { status }) => format!("http_{status}"),
+            DialError::Upgrade(UpgradeError::Handshake(_)) => "websocket_handshake".into(),
+            DialError::Upgrade(UpgradeError::Refused(code)) => {
+                format!("connect_error_{}", code.code())
+            }
             DialError::Refused(code) => format!("connect_error_{code}"),
-            DialError::Closed => "closed_during_connect".into(),
+            DialError::Upgrade(UpgradeError::Closed) => "closed_during_connect".into(),
             DialError::Timeout => "timeout".into(),
             DialError::Token(_) => "token".into(),
         }
@@ -89,7 +78,7 @@ impl DialError {
     /// Whether the generator ran out of file descriptors (EMFILE/ENFILE).
     pub fn is_out_of_files(&self) -> bool {
         let code = match self {
-            DialError::Io { source, .. } => source.raw_os_error(),
+            DialError::Upgrade(UpgradeError::Io { source, .. }) => source.raw_os_error(),
             _ => None,
         };
         matches!(code, Some(errno::EMFILE | errno::ENFILE))
@@ -99,11 +88,8 @@ impl DialError {
 impl From<UpgradeError> for DialError {
     fn from(e: UpgradeError) -> DialError {
         match e {
-            UpgradeError::Io { stage, source } => DialError::Io { stage, source },
-            UpgradeError::Http { status } => DialError::Http { status },
-            UpgradeError::Handshake(reason) => DialError::Handshake(reason),
             UpgradeError::Refused(code) => DialError::Refused(code.code()),
-            UpgradeError::Closed => DialError::Closed,
+            other => DialError::Upgrade(other),
         }
     }
 }
@@ -180,13 +166,14 @@ mod tests {
 
     #[test]
     fn failures_have_stable_reasons() {
-        let emfile = DialError::Io {
+        let emfile = DialError::Upgrade(UpgradeError::Io {
             stage: "socket",
             source: io::Error::from_raw_os_error(24),
-        };
+        });
         assert_eq!(emfile.reason(), "emfile");
         assert!(emfile.is_out_of_files());
-        assert_eq!(DialError::Http { status: 429 }.reason(), "http_429");
+        let refused = DialError::Upgrade(UpgradeError::Http { status: 429 });
+        assert_eq!(refused.reason(), "http_429");
     }
 
     #[test]

@@ -25,7 +25,9 @@
 use std::fmt::Write as _;
 
 use super::scan::Scanned;
-use super::{Conn, DialError};
+use tokenim_client::lean::UpgradeError;
+
+use super::{Conn, ConnError, DialError};
 
 /// Engine.IO's ping packet (the server sends it).
 pub const PING: &[u8] = b"2";
@@ -50,15 +52,12 @@ pub fn upgrade_path(path: &str) -> String {
 pub async fn handshake(conn: &mut Conn) -> Result<(), DialError> {
     let open = conn.recv().await?;
     if open.first() != Some(&b'0') {
-        return Err(DialError::Handshake(format!(
+        return Err(DialError::Upgrade(UpgradeError::Handshake(format!(
             "expected an Engine.IO open packet, got {:?}",
             preview(open)
-        )));
+        ))));
     }
-    conn.send(b"40").await.map_err(|source| DialError::Io {
-        stage: "upgrade",
-        source,
-    })?;
+    conn.send(b"40").await.map_err(ConnError::Io)?;
     loop {
         let packet = conn.recv().await?;
         if packet.starts_with(b"40") {
@@ -68,7 +67,7 @@ pub async fn handshake(conn: &mut Conn) -> Result<(), DialError> {
             return Err(DialError::Refused(44));
         }
         if packet.first() == Some(&b'1') {
-            return Err(DialError::Closed);
+            return Err(DialError::CLOSED);
         }
     }
 }
@@ -113,7 +112,7 @@ pub async fn next_ack(conn: &mut Conn, id: u64) -> Result<bool, DialError> {
             return Ok(find(packet, b"\"ok\":true").is_some());
         }
         if packet.first() == Some(&b'1') || packet.starts_with(b"41") {
-            return Err(DialError::Closed);
+            return Err(DialError::CLOSED);
         }
     }
 }

@@ -192,7 +192,7 @@ pub async fn run(
             let subscribed = async {
                 conn.send(&wire::subscribe(codec, 1, &channel))
                     .await
-                    .map_err(|_| wire::DialError::Closed)?;
+                    .map_err(|_| wire::DialError::CLOSED)?;
                 wire::next_reply(&mut conn, 1).await
             };
             let Ok(Ok(Reply::Ok(Some(base)))) =

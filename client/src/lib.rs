@@ -59,7 +59,14 @@
 //! * [`resume`]: [`Resuming`], a client that reconnects with backoff and
 //!   jitter and resumes every channel from its last position.
 //! * [`event`]: [`Event`] (a push or an unclaimed reply) and [`CloseInfo`].
-//! * `handshake`: the HTTP upgrade, including the body of a refused one.
+//! * [`lean`]: the lean transport the load generator drives: one raw
+//!   socket per connection, a reused read buffer, framing on tungstenite's
+//!   frame types, and a scan of `message` pushes that decodes nothing
+//!   else; it upgrades with the same request as [`Client`].
+//! * `handshake`: the HTTP upgrade. `handshake::request` builds the
+//!   request and opens the TCP connection (source address, resolved
+//!   address) for both upgrades; the full client's keeps the body of a
+//!   refused one.
 //! * `connection`: the reader and writer tasks and the table of waiting
 //!   requests.
 //! * [`error`]: [`Error`], one enum for every failure.
@@ -69,6 +76,7 @@ mod connection;
 pub mod error;
 pub mod event;
 mod handshake;
+pub mod lean;
 pub mod options;
 pub mod resume;
 

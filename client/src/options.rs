@@ -3,6 +3,7 @@
 //! and none.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokenim_protocol::Codec;
@@ -87,6 +88,18 @@ pub struct ConnectOptions {
     /// thousands of connections that each receive small frames does not need
     /// tungstenite's 128 KiB. Raise it for a client that receives a lot.
     pub websocket: WebSocketConfig,
+    /// Source address to bind before connecting; `None` (the default) lets
+    /// the kernel choose. A load generator spreads its connections over
+    /// several loopback addresses this way.
+    pub source: Option<IpAddr>,
+    /// The address to dial, resolved beforehand; `None` (the default)
+    /// resolves the URL's host on every connect. The URL still gives the
+    /// `Host` header and the path.
+    pub addr: Option<SocketAddr>,
+    /// Whether to request the codec's subprotocol (default `true`). Off
+    /// only for servers that speak no tokenim subprotocol, such as the
+    /// Socket.IO server the load generator compares against.
+    pub subprotocol: bool,
 }
 
 impl ConnectOptions {
@@ -108,6 +121,9 @@ impl ConnectOptions {
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
             extra_headers: Vec::new(),
             websocket: WebSocketConfig::default().read_buffer_size(Self::DEFAULT_READ_BUFFER),
+            source: None,
+            addr: None,
+            subprotocol: true,
         }
     }
 
@@ -126,6 +142,30 @@ impl ConnectOptions {
     /// Adds one header to [`ConnectOptions::extra_headers`].
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra_headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds the `Origin` header (the gateway checks it against its allowed
+    /// origins).
+    pub fn origin(self, origin: impl Into<String>) -> Self {
+        self.header("Origin", origin)
+    }
+
+    /// Sets [`ConnectOptions::source`].
+    pub fn source(mut self, ip: Option<IpAddr>) -> Self {
+        self.source = ip;
+        self
+    }
+
+    /// Sets [`ConnectOptions::addr`].
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = Some(addr);
+        self
+    }
+
+    /// Sets [`ConnectOptions::subprotocol`].
+    pub fn subprotocol(mut self, request: bool) -> Self {
+        self.subprotocol = request;
         self
     }
 

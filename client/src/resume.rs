@@ -3,17 +3,17 @@
 //!
 //! It remembers the last position (sequence and epoch) it saw in every
 //! channel it subscribed to. When the connection ends for any reason but
-//! a final one (close codes 4500–4999), it reconnects with exponential
+//! a final one (a close code whose
+//! [`DisconnectCode::reconnect`](tokenim_protocol::DisconnectCode::reconnect)
+//! is false), it reconnects with exponential
 //! backoff and jitter, subscribes again with those positions, hands out
 //! what the server recovered, then live messages; anything at or below a
 //! remembered position is dropped, so each message comes out once and in
 //! order. Direct messages (the personal channel) are acknowledged as they
 //! are handed out, so the server does not deliver them again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
-
-use std::collections::VecDeque;
 
 use tokenim_protocol::{ChannelName, ErrorCode, Publication, Push, ReplyBody, Seq, StreamPosition};
 
@@ -109,7 +109,8 @@ impl Resuming {
                     let final_close = self
                         .client
                         .close_info()
-                        .is_some_and(|c| (4500..5000).contains(&c.code));
+                        .and_then(|close| close.disconnect_code())
+                        .is_some_and(|code| !code.reconnect());
                     if final_close || !self.reconnect().await {
                         return None;
                     }

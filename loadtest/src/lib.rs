@@ -33,8 +33,11 @@
 //! * [`runner`]: [`runner::Setup`] (targets, source addresses, tokens),
 //!   [`runner::storm`] (open N connections at a rate with bounded
 //!   concurrency), connection counters, the stop signal.
-//! * [`wire`]: the lean connection: dial from a source address, upgrade
-//!   with Origin and token, decode only what is measured.
+//! * [`wire`]: connection `i` on the client crate's lean transport
+//!   (`tokenim_client::lean`: dial from a source address, upgrade with
+//!   Origin and token, decode only what is measured), failures classified
+//!   for the report, commands built from `tokenim_protocol::Command`, and
+//!   Socket.IO framing on the same transport.
 //! * [`token`]: minted or file-provided JWTs.
 //! * [`report`]: [`report::RunReport`] (its JSON schema), histograms,
 //!   the summary table, `compare`.

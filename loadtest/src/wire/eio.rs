@@ -13,9 +13,9 @@
 //! | a message in a joined room | | `42["message","<room>",<data>]` |
 //! | heartbeat | `3` | `2` |
 //!
-//! The heartbeat is answered inside [`super::Conn`] (see
-//! [`super::Conn::set_engine_io`]), so every scenario that reads keeps
-//! its connections alive. Socket.IO has no sequence numbers: the
+//! The heartbeat ([`PING`], [`PONG`]) is answered inside the lean
+//! transport's [`super::Conn`] (see [`super::Conn::set_text_heartbeat`]),
+//! so every scenario that reads keeps its connections alive. Socket.IO has no sequence numbers: the
 //! publisher writes its own `seq` (a per-run counter, 1, 2, 3, ... in
 //! intended send order over all publishers) and the intended send time
 //! `t` into `data`, and [`message`] reads them back by scanning the bytes,
@@ -25,7 +25,14 @@
 use std::fmt::Write as _;
 
 use super::scan::Scanned;
-use super::{Conn, DialError};
+use tokenim_client::lean::UpgradeError;
+
+use super::{Conn, ConnError, DialError};
+
+/// Engine.IO's ping packet (the server sends it).
+pub const PING: &[u8] = b"2";
+/// Engine.IO's pong packet (the answer to [`PING`]).
+pub const PONG: &[u8] = b"3";
 
 /// The Engine.IO upgrade path and query.
 pub const PATH: &str = "/socket.io/?EIO=4&transport=websocket";
@@ -45,15 +52,12 @@ pub fn upgrade_path(path: &str) -> String {
 pub async fn handshake(conn: &mut Conn) -> Result<(), DialError> {
     let open = conn.recv().await?;
     if open.first() != Some(&b'0') {
-        return Err(DialError::Handshake(format!(
+        return Err(DialError::Upgrade(UpgradeError::Handshake(format!(
             "expected an Engine.IO open packet, got {:?}",
             preview(open)
-        )));
+        ))));
     }
-    conn.send(b"40").await.map_err(|source| DialError::Io {
-        stage: "upgrade",
-        source,
-    })?;
+    conn.send(b"40").await.map_err(ConnError::Io)?;
     loop {
         let packet = conn.recv().await?;
         if packet.starts_with(b"40") {
@@ -63,7 +67,7 @@ pub async fn handshake(conn: &mut Conn) -> Result<(), DialError> {
             return Err(DialError::Refused(44));
         }
         if packet.first() == Some(&b'1') {
-            return Err(DialError::Closed);
+            return Err(DialError::CLOSED);
         }
     }
 }
@@ -108,7 +112,7 @@ pub async fn next_ack(conn: &mut Conn, id: u64) -> Result<bool, DialError> {
             return Ok(find(packet, b"\"ok\":true").is_some());
         }
         if packet.first() == Some(&b'1') || packet.starts_with(b"41") {
-            return Err(DialError::Closed);
+            return Err(DialError::CLOSED);
         }
     }
 }

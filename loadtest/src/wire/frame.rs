@@ -1,16 +1,16 @@
-//! Frames as the generator sees them: commands it writes ([`Outgoing`]:
-//! [`connect`], [`subscribe`], [`publish`], [`send`], [`ack`]), the [`Stamp`] each broadcast payload
-//! carries, and [`Inbound`], the lean view of a server frame that reads only
-//! what the measurements need (push kind, `seq`, the send stamp, a reply's
-//! id, `seq` or error code) and skips the rest without allocating.
+//! Frames as the generator sees them: the commands it writes
+//! ([`subscribe`], [`publish`], [`send`], [`ack`]), each a
+//! `tokenim_protocol::Command` encoded with the protocol's codec; the
+//! [`Stamp`] each broadcast payload carries; and [`Reply`], the outcome
+//! of a command read from the protocol's own decode of a reply
+//! ([`reply`]).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokenim_protocol::{ChannelName, Codec};
-
-/// Largest server frame [`decode`] accepts (the gateway's frames are far
-/// smaller; this only bounds a misbehaving peer).
-const MAX_FRAME: usize = 1 << 20;
+use tokenim_client::lean;
+use tokenim_protocol::{
+    ChannelName, Codec, Command, Data, Outcome, ReplyBody, ServerFrame, UserId,
+};
 
 /// The outcome of a command, as far as the generator cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,105 +21,69 @@ pub enum Reply {
     Error(u16),
 }
 
-/// A command as the generator writes it: `id`, `type` and the fields
-/// its kind uses. Written through the protocol's codecs but independent
-/// of `tokenim_protocol::Command`, so optional fields the protocol grows
-/// do not touch the generator (the tests check that the protocol reads
-/// each kind back as the command meant).
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Outgoing<'a> {
-    /// The command id its reply will carry.
-    pub id: u64,
-    /// The command's type (`connect`, `subscribe`, `publish`, `send`,
-    /// `ack`).
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// The channel of `subscribe` and `publish`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub channel: Option<&'a str>,
-    /// The recipient of `send`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to: Option<&'a str>,
-    /// The token of `connect`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token: Option<&'a str>,
-    /// The payload of `publish` and `send`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<&'a Stamp>,
-    /// The sequence `ack` confirms.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
-}
-
-impl<'a> Outgoing<'a> {
-    /// A command of `kind` with no fields yet.
-    pub fn new(id: u64, kind: &'static str) -> Outgoing<'a> {
-        Outgoing {
-            id,
-            kind,
-            channel: None,
-            to: None,
-            token: None,
-            data: None,
-            seq: None,
+impl Reply {
+    /// The outcome of a protocol reply.
+    pub fn of(reply: &tokenim_protocol::Reply) -> Reply {
+        match &reply.outcome {
+            Outcome::Error(body) => Reply::Error(body.code.code()),
+            Outcome::Result(body) => Reply::Ok(match body {
+                ReplyBody::Subscribe { seq, .. }
+                | ReplyBody::Publish { seq, .. }
+                | ReplyBody::Send { seq, .. }
+                | ReplyBody::History { seq, .. }
+                | ReplyBody::Ack { seq } => Some(*seq),
+                _ => None,
+            }),
         }
     }
-
-    /// Encodes it (the payload of one WebSocket message).
-    pub fn encode(&self, codec: Codec) -> Bytes {
-        codec
-            .encode(self)
-            .expect("commands built here always encode")
-    }
 }
 
-/// A `connect` command.
-pub fn connect(codec: Codec, id: u64, token: &str) -> Bytes {
-    Outgoing {
-        token: Some(token),
-        ..Outgoing::new(id, "connect")
+/// The command id and outcome of `bytes` if it is a reply; `None` for a
+/// push or anything undecodable.
+pub fn reply(codec: Codec, bytes: &[u8]) -> Option<(u64, Reply)> {
+    match codec.decode_server(bytes).ok()? {
+        ServerFrame::Reply(reply) => Some((reply.id, Reply::of(&reply))),
+        ServerFrame::Push(_) => None,
     }
-    .encode(codec)
 }
 
 /// A `subscribe` command.
 pub fn subscribe(codec: Codec, id: u64, channel: &ChannelName) -> Bytes {
-    Outgoing {
-        channel: Some(channel.as_str()),
-        ..Outgoing::new(id, "subscribe")
-    }
-    .encode(codec)
+    let channel = channel.clone();
+    lean::encode(
+        codec,
+        id,
+        Command::Subscribe {
+            channel,
+            since: None,
+        },
+    )
 }
 
 /// A `publish` command carrying `stamp`.
 pub fn publish(codec: Codec, id: u64, channel: &ChannelName, stamp: &Stamp) -> Bytes {
-    Outgoing {
-        channel: Some(channel.as_str()),
-        data: Some(stamp),
-        ..Outgoing::new(id, "publish")
-    }
-    .encode(codec)
+    let command = Command::Publish {
+        channel: channel.clone(),
+        data: stamp.data(),
+        msg_id: None,
+    };
+    lean::encode(codec, id, command)
 }
 
 /// A `send` command: `stamp` as a direct message to user `to`.
-pub fn send(codec: Codec, id: u64, to: &str, stamp: &Stamp) -> Bytes {
-    Outgoing {
-        to: Some(to),
-        data: Some(stamp),
-        ..Outgoing::new(id, "send")
-    }
-    .encode(codec)
+pub fn send(codec: Codec, id: u64, to: &UserId, stamp: &Stamp) -> Bytes {
+    let command = Command::Send {
+        to: to.clone(),
+        data: stamp.data(),
+    };
+    lean::encode(codec, id, command)
 }
 
 /// An `ack` command: direct messages up to `seq` of the user's personal
 /// channel were received (so they are not delivered again on its next
 /// connection).
 pub fn ack(codec: Codec, id: u64, seq: u64) -> Bytes {
-    Outgoing {
-        seq: Some(seq),
-        ..Outgoing::new(id, "ack")
-    }
-    .encode(codec)
+    lean::encode(codec, id, Command::Ack { seq })
 }
 
 /// The payload of a broadcast message: who sent it, which of theirs it is,
@@ -140,86 +104,17 @@ pub struct Stamp {
     pub pad: String,
 }
 
-/// The push kinds of protocol version 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PushKind {
-    /// A published message.
-    Message,
-    /// Someone subscribed.
-    Join,
-    /// Someone left.
-    Leave,
-    /// The server is closing the connection.
-    Disconnect,
-    /// A kind this generator does not know.
-    #[serde(other)]
-    Other,
-}
-
-/// The lean view of any server frame: every field the generator reads and
-/// nothing else (channel names, user ids and unknown payload fields are
-/// skipped without allocating).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Inbound {
-    /// A reply's command id.
-    pub id: Option<u64>,
-    /// A push's kind.
-    pub push: Option<PushKind>,
-    /// A message push's sequence number.
-    pub seq: Option<u64>,
-    /// A message push's payload, when it is a [`Stamp`].
-    pub data: Option<StampView>,
-    /// A successful reply's body.
-    pub result: Option<ResultView>,
-    /// An error reply's body.
-    pub error: Option<CodeView>,
-    /// A disconnect push's code.
-    pub code: Option<u16>,
-}
-
-/// The part of a [`Stamp`] the receive path reads.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct StampView {
-    /// Intended send time, microseconds since the Unix epoch.
-    pub t: u64,
-}
-
-/// The part of a reply's `result` the generator reads.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct ResultView {
-    /// The sequence number of subscribe, publish and send replies.
-    pub seq: Option<u64>,
-}
-
-/// The code of an error reply.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct CodeView {
-    /// The stable error code.
-    pub code: u16,
-}
-
-impl Inbound {
-    /// The reply outcome (meaningful when [`Inbound::id`] is set).
-    pub fn reply(&self) -> Reply {
-        match (&self.error, &self.result) {
-            (Some(error), _) => Reply::Error(error.code),
-            (None, Some(result)) => Reply::Ok(result.seq),
-            (None, None) => Reply::Ok(None),
-        }
+impl Stamp {
+    /// The stamp as a message's `data`.
+    pub fn data(&self) -> Data {
+        Data::from_value(self).expect("a stamp is plain JSON")
     }
-}
-
-/// Decodes the lean view of a server frame; `None` if it is not one (for
-/// example a message whose data is not a [`Stamp`]).
-pub fn decode(codec: Codec, bytes: &[u8]) -> Option<Inbound> {
-    codec.decode(bytes, MAX_FRAME).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokenim_protocol::{Command, Data};
+    use tokenim_protocol::Publication;
 
     #[test]
     fn the_protocol_reads_every_command_as_meant() {
@@ -231,10 +126,9 @@ mod tests {
             pad: "xyz".into(),
         };
         let data = Data::from_value(&stamp).unwrap();
+        let to = UserId::new("lt-9").unwrap();
         for codec in Codec::ALL {
             let read = |bytes: Bytes| codec.decode_client(&bytes).unwrap();
-            let f = read(connect(codec, 1, "tok"));
-            assert!(matches!(f.command, Command::Connect { token, .. } if token == "tok"));
             let f = read(subscribe(codec, 2, &channel));
             assert_eq!(f.id, 2);
             assert!(matches!(f.command, Command::Subscribe { channel: c, .. } if c == channel));
@@ -248,7 +142,7 @@ mod tests {
                 panic!("{f:?}");
             };
             assert_eq!((c, d.as_json()), (channel.clone(), data.as_json()));
-            let f = read(send(codec, 4, "lt-9", &stamp));
+            let f = read(send(codec, 4, &to, &stamp));
             let Command::Send { to, data: d, .. } = f.command else {
                 panic!("{f:?}");
             };
@@ -259,53 +153,30 @@ mod tests {
     }
 
     #[test]
-    fn lean_decode_reads_seq_and_stamp_in_both_codecs() {
-        let stamp = Stamp {
-            t: 1_700_000_000_123_456,
-            p: 3,
-            n: 9,
-            pad: "xxxx".into(),
-        };
-        let push = tokenim_protocol::Push::Message(tokenim_protocol::Publication {
+    fn replies_are_read_and_pushes_skipped() {
+        let json = Codec::Json;
+        let ok = br#"{"id":5,"result":{"type":"publish","channel":"c","seq":18}}"#;
+        assert_eq!(reply(json, ok), Some((5, Reply::Ok(Some(18)))));
+        let err = br#"{"id":6,"error":{"code":1203,"name":"rate_limited","message":"x"}}"#;
+        assert_eq!(reply(json, err), Some((6, Reply::Error(1203))));
+        let join = br#"{"push":"join","channel":"c","user":"u","session":4}"#;
+        assert_eq!(reply(json, join), None);
+        assert_eq!(reply(json, b"not json"), None);
+        let push = tokenim_protocol::Push::Message(Publication {
             channel: ChannelName::new("loadtest.a").unwrap(),
             seq: 42,
             from: None,
-            data: Data::from_value(&stamp).unwrap(),
+            data: Stamp {
+                t: 1,
+                p: 0,
+                n: 0,
+                pad: String::new(),
+            }
+            .data(),
             time: 1,
         });
         for codec in Codec::ALL {
-            let bytes = codec.encode(&push).unwrap();
-            let lean = decode(codec, &bytes).unwrap();
-            assert_eq!(lean.push, Some(PushKind::Message));
-            assert_eq!(lean.seq, Some(42));
-            assert_eq!(lean.data.unwrap().t, stamp.t);
-            assert_eq!(lean.id, None);
+            assert_eq!(reply(codec, &codec.encode(&push).unwrap()), None);
         }
-    }
-
-    #[test]
-    fn lean_decode_reads_replies_and_skips_unknown_pushes() {
-        let json = Codec::Json;
-        let ok = decode(
-            json,
-            br#"{"id":5,"result":{"type":"publish","channel":"c","seq":18}}"#,
-        )
-        .unwrap();
-        assert_eq!((ok.id, ok.reply()), (Some(5), Reply::Ok(Some(18))));
-        let err = decode(
-            json,
-            br#"{"id":6,"error":{"code":1203,"name":"rate_limited","message":"x"}}"#,
-        )
-        .unwrap();
-        assert_eq!(err.reply(), Reply::Error(1203));
-        let join = decode(
-            json,
-            br#"{"push":"join","channel":"c","user":"u","session":4}"#,
-        )
-        .unwrap();
-        assert_eq!(join.push, Some(PushKind::Join));
-        let odd = decode(json, br#"{"push":"typing","channel":"c"}"#).unwrap();
-        assert_eq!(odd.push, Some(PushKind::Other));
-        assert!(decode(json, b"not json").is_none());
     }
 }

@@ -1,49 +1,35 @@
-//! The lean connection the generator drives: one raw WebSocket per
-//! simulated user, dialled from a chosen source address, read into a
-//! reused buffer and decoded only as far as the measurements need.
-//!
-//! `tokenim-client` is the full client (request table, event queue, two
-//! tasks per connection). A load generator holding 10,000 sockets and
-//! receiving a million messages a second needs less: one task per
-//! connection that owns its socket, the ability to bind a source address
-//! before connecting (to spread over 127.0.0.x), and a receive path that
-//! costs a `read` per batch of frames and a few hundred nanoseconds per
-//! message. This module is that piece.
+//! The generator's side of the wire, on the client crate's lean
+//! transport ([`tokenim_client::lean`]: one raw WebSocket per simulated
+//! user, dialled from a chosen source address, read into a reused buffer
+//! and decoded only as far as the measurements need).
 //!
 //! * [`Target`]: one gateway URL, resolved once, with the `Origin` header
 //!   the gateway accepts for it.
-//! * [`dial`](dial::dial): TCP (optionally bound to a source IP), the
-//!   upgrade written by hand with the codec's subprotocol and the token,
-//!   and for [`AuthMode::Frame`] the `connect` round trip.
-//! * [`conn`]: [`Conn`], the upgraded socket: raw reads, framing from
-//!   [`ws`], pings answered, close codes, masked writes.
-//! * [`scan`]: `channel`, `seq` and the stamp's send time read straight
-//!   from a message's bytes in either codec, checked against the full
-//!   decode.
-//! * [`eio`]: Socket.IO 4 / Engine.IO 4 for `--target socketio`: the
-//!   namespace handshake, subscribe and publish packets, and the scan of
-//!   a room message's `seq` and stamp.
-//! * [`frame`]: commands out; [`Inbound`], the serde view of replies and
-//!   other frames off the hot path; [`Stamp`], the payload that carries
-//!   its intended send time.
+//! * [`dial`](dial::dial): connection `i`'s [`DialSpec`] as the client's
+//!   `ConnectOptions` (source address, `Origin`, token as [`AuthMode`]
+//!   says), upgraded by `lean::upgrade`; [`DialError`], failures
+//!   classified for the report.
+//! * [`Conn`], [`ConnError`], [`scan`]: the lean transport's connection
+//!   and its `message` scanner, re-exported.
+//! * [`eio`]: Socket.IO 4 / Engine.IO 4 for `--target socketio`, on the
+//!   same transport: the namespace handshake, subscribe and publish
+//!   packets, and the scan of a room message's `seq` and stamp.
+//! * [`frame`]: commands out (`tokenim_protocol::Command` through the
+//!   codec), [`Reply`] read from the protocol's decode of a reply,
+//!   [`Stamp`], the payload that carries its intended send time.
 
-pub mod conn;
 pub mod dial;
 pub mod eio;
 pub mod frame;
-pub mod scan;
-pub mod ws;
 
-pub use conn::{Conn, ConnError};
 pub use dial::{DialError, DialSpec, dial, next_reply};
-pub use frame::{
-    Inbound, Outgoing, PushKind, Reply, Stamp, ack, connect, decode, publish, send, subscribe,
-};
+pub use frame::{Reply, Stamp, ack, publish, reply, send, subscribe};
+pub use tokenim_client::lean::{Conn, ConnError, scan};
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use serde::{Deserialize, Serialize};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokenim_client::tungstenite::client::IntoClientRequest;
 
 /// `errno` values the generator names in its failure table.
 mod errno {

@@ -4,18 +4,22 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tokenim_protocol::ErrorCode;
+
 use super::publisher::Tally;
 use super::subscriber::Shared;
 use crate::report::RunReport;
-
-/// The gateway's error code for a refused publish rate.
-const RATE_LIMITED: u16 = 1203;
 
 /// Adds up the publishers' tallies.
 pub(super) fn publishers(report: &mut RunReport, tallies: &[Tally], measured: Duration) {
     let sum = |f: fn(&Tally) -> u64| tallies.iter().map(f).sum::<u64>() as f64;
     let errors = sum(|t| t.errors.values().sum());
-    let rate_limited = sum(|t| t.errors.get(&RATE_LIMITED).copied().unwrap_or(0));
+    let rate_limited = sum(|t| {
+        t.errors
+            .get(&ErrorCode::RateLimited.code())
+            .copied()
+            .unwrap_or(0)
+    });
     report.metric("publishers", tallies.len() as f64);
     report.metric("published", sum(|t| t.sent));
     report.metric("acked", sum(|t| t.acked));
@@ -26,7 +30,8 @@ pub(super) fn publishers(report: &mut RunReport, tallies: &[Tally], measured: Du
     report.metric("measured_s", measured.as_secs_f64());
     if rate_limited > 0.0 {
         report.warnings.push(format!(
-            "{rate_limited} publishes were refused with 1203 rate_limited: the gateway allows limits.publish_rate per connection (default 50/s, burst 100). Raise TOKENIM_LIMITS__PUBLISH_RATE and TOKENIM_LIMITS__PUBLISH_BURST on the gateway, or use more --publishers"
+            "{rate_limited} publishes were refused with {}: the gateway allows limits.publish_rate per connection (default 50/s, burst 100). Raise TOKENIM_LIMITS__PUBLISH_RATE and TOKENIM_LIMITS__PUBLISH_BURST on the gateway, or use more --publishers",
+            ErrorCode::RateLimited
         ));
     }
     for t in tallies {

@@ -190,13 +190,10 @@ impl Acks<'_> {
     fn reply(&mut self, message: &[u8]) {
         let (id, reply) = match self.plan.kind {
             TargetKind::Tokenim => {
-                let Some(frame) = wire::decode(self.plan.codec, message) else {
+                let Some(reply) = wire::reply(self.plan.codec, message) else {
                     return;
                 };
-                let Some(id) = frame.id else {
-                    return;
-                };
-                (id, frame.reply())
+                reply
             }
             TargetKind::Socketio => {
                 let Some(id) = eio::ack_id(message) else {

@@ -224,7 +224,7 @@ pub async fn run(
             // the publisher numbers from 1 (all subscribe before it starts).
             conn.send(&eio::subscribe(1, shared.channel.as_str()))
                 .await
-                .map_err(|_| wire::DialError::Closed)?;
+                .map_err(|_| wire::DialError::CLOSED)?;
             return Ok(match eio::next_ack(&mut conn, 1).await? {
                 true => Reply::Ok(Some(0)),
                 false => Reply::Error(0),
@@ -232,7 +232,7 @@ pub async fn run(
         }
         conn.send(&wire::subscribe(codec, 1, &shared.channel))
             .await
-            .map_err(|_| wire::DialError::Closed)?;
+            .map_err(|_| wire::DialError::CLOSED)?;
         wire::next_reply(&mut conn, 1).await
     };
     let Ok(Ok(Reply::Ok(Some(base)))) =

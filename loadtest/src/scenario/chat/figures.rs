@@ -19,11 +19,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tokenim_protocol::ErrorCode;
+
 use super::{ChatParams, Shared};
 use crate::report::RunReport;
-
-/// The gateway's error code for a refused publish rate.
-const RATE_LIMITED: u16 = 1203;
 
 /// Records the inputs.
 pub(super) fn params(report: &mut RunReport, params: &ChatParams) {
@@ -46,7 +45,12 @@ pub(super) fn add_up(report: &mut RunReport, shared: &Shared, measured: Duration
     let sent = sum(&|o| o.sent);
     let acked = sum(&|o| o.acked);
     let errors = sum(&|o| o.errors.values().sum());
-    let rate_limited = sum(&|o| o.errors.get(&RATE_LIMITED).copied().unwrap_or(0));
+    let rate_limited = sum(&|o| {
+        o.errors
+            .get(&ErrorCode::RateLimited.code())
+            .copied()
+            .unwrap_or(0)
+    });
     let delivered = sum(&|o| o.seqs.distinct);
     let expected = shared.expected();
     let lost = expected.saturating_sub(delivered);
@@ -99,7 +103,8 @@ pub(super) fn add_up(report: &mut RunReport, shared: &Shared, measured: Duration
     }
     if rate_limited > 0 {
         report.warnings.push(format!(
-            "{rate_limited} sends were refused with 1203 rate_limited: raise TOKENIM_LIMITS__PUBLISH_RATE / TOKENIM_LIMITS__PUBLISH_BURST on the gateway"
+            "{rate_limited} sends were refused with {}: raise TOKENIM_LIMITS__PUBLISH_RATE / TOKENIM_LIMITS__PUBLISH_BURST on the gateway",
+            ErrorCode::RateLimited
         ));
     }
     if errors > rate_limited {

@@ -139,11 +139,10 @@ impl Rx<'_> {
             self.new += self.out.seqs.distinct - before;
             return;
         }
-        let Some(id) = wire::decode(self.codec, bytes).and_then(|f| f.id.map(|id| (id, f))) else {
+        let Some((id, reply)) = wire::reply(self.codec, bytes) else {
             self.out.ignored += 1;
             return;
         };
-        let (id, frame) = id;
         while self.pending.front().is_some_and(|(p, _)| *p < id) {
             self.pending.pop_front();
         }
@@ -152,7 +151,7 @@ impl Rx<'_> {
             shared.ack.record(0, sent.elapsed().as_micros() as u64);
         }
         shared.answered.fetch_add(1, Ordering::Relaxed);
-        match frame.reply() {
+        match reply {
             Reply::Ok(seq) => {
                 self.out.acked += 1;
                 match shared.kind {
@@ -193,7 +192,7 @@ pub async fn run(
             let subscribed = async {
                 conn.send(&wire::subscribe(codec, 1, &channel))
                     .await
-                    .map_err(|_| wire::DialError::Closed)?;
+                    .map_err(|_| wire::DialError::CLOSED)?;
                 wire::next_reply(&mut conn, 1).await
             };
             let Ok(Ok(Reply::Ok(Some(base)))) =

@@ -301,5 +301,9 @@ fn validate(setup: &Setup, params: &ChatParams, kind: Kind) -> Result<(), ChatEr
             "direct needs minted tokens (it must know each connection's user id), not --token-file",
         );
     }
+    let last = setup.tokens.user(params.users.saturating_sub(1));
+    if kind == Kind::Direct && last.is_some_and(|u| tokenim_protocol::UserId::new(&u).is_err()) {
+        return bad("the minted user ids are not valid user ids: choose another prefix");
+    }
     Ok(())
 }

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokenim_protocol::ChannelName;
+use tokenim_protocol::{ChannelName, UserId};
 
 use super::member::{MemberPlan, Rx};
 use crate::wire::{self, Conn, Stamp};
@@ -86,7 +86,11 @@ pub(super) async fn send_due(
                 if to >= plan.index {
                     to += 1;
                 }
-                let to = plan.tokens.user(to.min(plan.users - 1)).unwrap_or_default();
+                let to = plan.tokens.user(to.min(plan.users - 1));
+                // `validate` refused a run whose users have no valid ids.
+                let Some(to) = to.and_then(|u| UserId::new(&u).ok()) else {
+                    return false;
+                };
                 wire::send(rx.codec, id, &to, &stamp)
             }
         };

@@ -5,7 +5,8 @@
 //! readable, read once, and hand every complete data message to a
 //! closure as a slice of the buffer. Pings are answered, a close frame
 //! ends the connection with its code, fragmented messages are assembled
-//! (the gateway does not fragment, but a peer may). Writes are masked
+//! (the gateway does not fragment, but a peer may), and a text heartbeat
+//! (Engine.IO's `2`/`3`) can be answered in place. Writes are masked
 //! client frames queued in an output buffer and flushed; flushing and
 //! reading are cancel-safe (all progress is kept in the `Conn`), so both
 //! can sit in a `tokio::select!`.
@@ -17,9 +18,14 @@ use tokenim_protocol::Codec;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::ws::{self, FrameError, Masks};
+use super::ws::{self, CloseCode, Control, Data, FrameError, Masks, OpCode};
 
-/// Largest message the generator accepts (the gateway's frames are far
+const TEXT: OpCode = OpCode::Data(Data::Text);
+const BINARY: OpCode = OpCode::Data(Data::Binary);
+const CONTINUE: OpCode = OpCode::Data(Data::Continue);
+const CLOSE: OpCode = OpCode::Control(Control::Close);
+
+/// Largest message a [`Conn`] accepts (the gateway's frames are far
 /// smaller; this only bounds a misbehaving peer).
 pub const MAX_MESSAGE: usize = 1 << 20;
 
@@ -65,14 +71,14 @@ pub struct Conn {
     end: usize,
     /// Fragments of a message being assembled, and its opcode.
     assembled: Vec<u8>,
-    assembling: Option<u8>,
+    assembling: Option<OpCode>,
     assembled_ready: bool,
     out: Vec<u8>,
     out_sent: usize,
     masks: Masks,
     pings: u64,
-    /// Engine.IO: answer every `2` (ping) text message with `3`.
-    engine_io: bool,
+    /// A text message that is a ping, and the text that answers it.
+    text_heartbeat: Option<(&'static [u8], &'static [u8])>,
 }
 
 impl Conn {
@@ -98,7 +104,7 @@ impl Conn {
             out_sent: 0,
             masks: Masks::new(seed ^ std::process::id() as u64),
             pings: 0,
-            engine_io: false,
+            text_heartbeat: None,
         }
     }
 
@@ -107,11 +113,12 @@ impl Conn {
         self.codec
     }
 
-    /// Speak Engine.IO's heartbeat from now on: a text message `2` is a
-    /// ping, answered with `3` and counted in [`Conn::pings`] rather than
-    /// handed to the reader.
-    pub fn set_engine_io(&mut self) {
-        self.engine_io = true;
+    /// Answer a heartbeat carried in text messages from now on: a text
+    /// message equal to `ping` is answered with `pong` and counted in
+    /// [`Conn::pings`] rather than handed to the reader (Engine.IO's
+    /// heartbeat is `2`, answered with `3`).
+    pub fn set_text_heartbeat(&mut self, ping: &'static [u8], pong: &'static [u8]) {
+        self.text_heartbeat = Some((ping, pong));
     }
 
     /// Pings received so far (each was answered).
@@ -121,11 +128,7 @@ impl Conn {
 
     /// Queues a data message (text or binary, as the codec says).
     pub fn queue(&mut self, payload: &[u8]) {
-        let op = if self.codec.is_text() {
-            ws::OP_TEXT
-        } else {
-            ws::OP_BINARY
-        };
+        let op = if self.codec.is_text() { TEXT } else { BINARY };
         ws::write_frame(&mut self.out, op, payload, self.masks.next_key());
     }
 
@@ -201,7 +204,8 @@ impl Conn {
     /// server's, so the gateway sees a clean close rather than a reset.
     pub async fn close(mut self, wait: Duration) {
         let mask = self.masks.next_key();
-        ws::write_frame(&mut self.out, ws::OP_CLOSE, &1000u16.to_be_bytes(), mask);
+        let normal = u16::from(CloseCode::Normal).to_be_bytes();
+        ws::write_frame(&mut self.out, CLOSE, &normal, mask);
         let _ = tokio::time::timeout(wait, async {
             if self.flush().await.is_ok() {
                 while self.read_some(|_| {}).await.is_ok() {}
@@ -235,24 +239,20 @@ impl Conn {
             let (from, to) = (self.start + h.header_len, self.start + h.frame_len());
             self.start = to;
             match h.opcode {
-                ws::OP_TEXT
-                    if self.engine_io
-                        && h.fin
-                        && self.assembling.is_none()
-                        && &self.buf[from..to] == b"2" =>
-                {
+                TEXT if h.fin && self.assembling.is_none() && self.is_heartbeat(from, to) => {
+                    let pong = self.text_heartbeat.map_or(&[][..], |(_, pong)| pong);
                     self.pings += 1;
                     let mask = self.masks.next_key();
-                    ws::write_frame(&mut self.out, ws::OP_TEXT, b"3", mask);
+                    ws::write_frame(&mut self.out, TEXT, pong, mask);
                 }
-                ws::OP_TEXT | ws::OP_BINARY if h.fin && self.assembling.is_none() => {
+                TEXT | BINARY if h.fin && self.assembling.is_none() => {
                     return Ok(Some(Loc::Buf(from, to)));
                 }
-                ws::OP_TEXT | ws::OP_BINARY if self.assembling.is_none() => {
+                TEXT | BINARY if self.assembling.is_none() => {
                     self.assembling = Some(h.opcode);
                     self.assembled.extend_from_slice(&self.buf[from..to]);
                 }
-                ws::OP_CONTINUATION if self.assembling.is_some() => {
+                CONTINUE if self.assembling.is_some() => {
                     if self.assembled.len() + (to - from) > MAX_MESSAGE {
                         return Err(FrameError::TooLarge(
                             (self.assembled.len() + to - from) as u64,
@@ -266,28 +266,32 @@ impl Conn {
                         return Ok(Some(Loc::Assembled));
                     }
                 }
-                ws::OP_PING => {
+                OpCode::Control(Control::Ping) => {
                     self.pings += 1;
                     let mask = self.masks.next_key();
-                    ws::write_frame(&mut self.out, ws::OP_PONG, &self.buf[from..to], mask);
+                    let pong = OpCode::Control(Control::Pong);
+                    ws::write_frame(&mut self.out, pong, &self.buf[from..to], mask);
                 }
-                ws::OP_PONG => {}
-                ws::OP_CLOSE => {
-                    let code = ws::close_code(&self.buf[from..to]);
+                OpCode::Control(Control::Pong) => {}
+                CLOSE => {
+                    let code = ws::close_code(&self.buf[from..to]).map(u16::from);
                     let mask = self.masks.next_key();
                     let echo = code.map(u16::to_be_bytes);
-                    ws::write_frame(
-                        &mut self.out,
-                        ws::OP_CLOSE,
-                        echo.as_ref().map_or(&[][..], |c| &c[..]),
-                        mask,
-                    );
+                    let echo = echo.as_ref().map_or(&[][..], |c| &c[..]);
+                    ws::write_frame(&mut self.out, CLOSE, echo, mask);
                     let _ = self.write_some();
                     return Err(ConnError::Closed(code));
                 }
                 _ => return Err(FrameError::Fragments.into()),
             }
         }
+    }
+
+    /// Whether the text message at `from..to` is the heartbeat's ping.
+    #[inline]
+    fn is_heartbeat(&self, from: usize, to: usize) -> bool {
+        self.text_heartbeat
+            .is_some_and(|(ping, _)| &self.buf[from..to] == ping)
     }
 
     /// Makes room and reads once from the socket.

@@ -138,9 +138,9 @@ async fn end_of_stream_and_masked_frames_end_the_connection() {
 }
 
 #[tokio::test]
-async fn engine_io_pings_are_answered_and_not_handed_on() {
+async fn text_heartbeat_pings_are_answered_and_not_handed_on() {
     let (mut conn, mut server) = pair(256).await;
-    conn.set_engine_io();
+    conn.set_text_heartbeat(b"2", b"3");
     let mut wire = frame(TEXT, true, b"2");
     wire.extend(frame(TEXT, true, b"42[\"message\",\"r\",{\"seq\":1}]"));
     server.write_all(&wire).await.unwrap();

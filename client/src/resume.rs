@@ -3,9 +3,9 @@
 //!
 //! It remembers the last position (sequence and epoch) it saw in every
 //! channel it subscribed to. When the connection ends for any reason but
-//! a final one (a close code whose
-//! [`DisconnectCode::reconnect`](tokenim_protocol::DisconnectCode::reconnect)
-//! is false), it reconnects with exponential
+//! a final one (a close code for which
+//! [`reconnect_after`](tokenim_protocol::disconnect::reconnect_after) is
+//! false: 4500–4999, defined or not), it reconnects with exponential
 //! backoff and jitter, subscribes again with those positions, hands out
 //! what the server recovered, then live messages; anything at or below a
 //! remembered position is dropped, so each message comes out once and in
@@ -15,6 +15,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use tokenim_protocol::disconnect::reconnect_after;
 use tokenim_protocol::{ChannelName, ErrorCode, Publication, Push, ReplyBody, Seq, StreamPosition};
 
 use crate::{Client, ConnectOptions, Error};
@@ -109,8 +110,7 @@ impl Resuming {
                     let final_close = self
                         .client
                         .close_info()
-                        .and_then(|close| close.disconnect_code())
-                        .is_some_and(|code| !code.reconnect());
+                        .is_some_and(|close| !reconnect_after(close.code));
                     if final_close || !self.reconnect().await {
                         return None;
                     }

@@ -88,11 +88,30 @@ disconnect_codes! {
     Banned = 4504, "banned";
 }
 
+/// Codes in this range are final: the client does not reconnect, whether
+/// it knows the code or not (a newer server may define more).
+const FINAL: std::ops::Range<u16> = 4500..5000;
+
 impl DisconnectCode {
     /// Whether the client should reconnect (codes 4000–4499).
     pub fn reconnect(self) -> bool {
-        self.code() < 4500
+        reconnect_after(self.code())
     }
+}
+
+/// Whether a client should reconnect after the server closed with `code`,
+/// a code this version defines or not: no for 4500–4999, yes for every
+/// other code (4000–4499, and WebSocket codes such as 1001 or 1006).
+///
+/// ```
+/// use tokenim_protocol::disconnect::reconnect_after;
+/// assert!(reconnect_after(4001));
+/// assert!(reconnect_after(1006));
+/// assert!(!reconnect_after(4500));
+/// assert!(!reconnect_after(4999)); // not defined here, final all the same
+/// ```
+pub fn reconnect_after(code: u16) -> bool {
+    !FINAL.contains(&code)
 }
 
 /// The `disconnect` push: sent just before the server closes the socket

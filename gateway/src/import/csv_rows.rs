@@ -10,12 +10,10 @@
 use std::fmt::Display;
 
 use csv::ByteRecord;
-use serde_json::Value;
 use tokenim_protocol::ErrorCode;
 
 use super::item::RecordInput;
 use super::{BodyError, ItemError, echo_id};
-use crate::store::Metadata;
 
 /// Where each of the five known columns sits in a row.
 #[derive(Debug, Clone)]
@@ -114,41 +112,6 @@ impl Columns {
 
 fn invalid(message: impl Display) -> BodyError {
     BodyError::Invalid(message.to_string())
-}
-
-/// A cell that must be present.
-pub(crate) fn required(field: &str, cell: Option<&str>) -> Result<String, ItemError> {
-    cell.map(str::to_owned)
-        .ok_or_else(|| ItemError::field(field, "missing"))
-}
-
-/// A `;`-separated list; entries are trimmed and empty ones skipped.
-pub(crate) fn cell_list<T, E: Display>(
-    field: &str,
-    cell: Option<&str>,
-    parse: impl Fn(&str) -> Result<T, E>,
-) -> Result<Vec<T>, ItemError> {
-    cell.into_iter()
-        .flat_map(|c| c.split(';'))
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-        .map(|entry| parse(entry).map_err(|e| ItemError::field(field, e)))
-        .collect()
-}
-
-/// A JSON object's text; absent means empty.
-pub(crate) fn cell_metadata(cell: Option<&str>) -> Result<Metadata, ItemError> {
-    let Some(text) = cell else {
-        return Ok(Metadata::new());
-    };
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ItemError::field("metadata", "must be a JSON object")),
-        Err(e) => Err(ItemError::field(
-            "metadata",
-            format_args!("not valid JSON: {e}"),
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde_json::Value;
 use tokenim_auth::RoleName;
 use tokenim_protocol::{ErrorCode, UserId};
 
-use super::csv_rows::{cell_list, cell_metadata, required};
+use super::cells::{cell_list, cell_metadata, required};
 use super::input::{GroupInput, RecordLimits, UserInput};
 use super::{ItemError, echo_id};
 use crate::store::{NewGroup, User};
@@ -71,6 +71,17 @@ impl RecordInput for GroupInput {
     fn into_record(self, now_ms: u64, limits: &RecordLimits) -> Result<NewGroup, ItemError> {
         self.validate(now_ms, limits)
     }
+}
+
+/// One item as read: where it is, its id as written, and the input or why
+/// it cannot be read.
+pub(crate) struct Next<I> {
+    /// Where the item is, e.g. "row 3 (line 5)" or "line 7".
+    pub(crate) at: String,
+    /// Its id as written, when readable.
+    pub(crate) id: Option<String>,
+    /// The input, not yet validated.
+    pub(crate) input: Result<I, ItemError>,
 }
 
 /// Reads one JSON item: its id as written (when a string) and the input,

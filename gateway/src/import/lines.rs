@@ -9,8 +9,7 @@ use serde_json::Value;
 use tokenim_protocol::ErrorCode;
 
 use super::ItemError;
-use super::item::{RecordInput, from_json};
-use super::stream::Next;
+use super::item::{Next, RecordInput, from_json};
 
 /// Longest JSON line read, in bytes (8 MiB): far above any valid record.
 pub const MAX_LINE_BYTES: usize = 8 << 20;

@@ -13,9 +13,11 @@
 //!
 //! * [`input`]: [`UserInput`], [`GroupInput`], [`RecordLimits`]: what a
 //!   caller sends, and the rules that turn it into a stored record.
-//! * [`item`]: [`RecordInput`], how the readers build either input.
+//! * [`item`]: [`RecordInput`], how the readers build either input, and
+//!   the item each reader yields.
 //! * [`fields`]: the rules for names, avatar URLs and metadata.
-//! * [`csv_rows`]: CSV headers and rows → inputs.
+//! * [`csv_rows`]: CSV headers and rows → inputs; [`cells`]: one cell as a
+//!   field (present, a `;` list, a JSON object).
 //! * [`stream`]: [`ItemStream`], item by item over any reader (CSV, JSON
 //!   lines), with constant memory.
 //! * [`lines`]: JSON lines with a bounded line buffer.
@@ -31,6 +33,7 @@
 //! assert_eq!(items[2].result.as_ref().unwrap_err().code.name(), "duplicate_item");
 //! ```
 
+pub mod cells;
 pub mod csv_rows;
 pub mod fields;
 pub mod input;

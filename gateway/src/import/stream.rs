@@ -23,7 +23,7 @@ use tokenim_protocol::ids::USER_ID_MAX_LEN;
 
 use super::csv_rows::Columns;
 use super::input::{GroupInput, RecordLimits, UserInput};
-use super::item::RecordInput;
+use super::item::{Next, RecordInput};
 use super::lines::Lines;
 use super::{BodyError, Format, ItemError, ParsedItem};
 
@@ -144,17 +144,6 @@ impl<R: Read, I: RecordInput> ItemStream<R, I> {
             Source::Done => Ok(None),
         }
     }
-}
-
-/// One item as read: where it is, its id as written, and the input or why
-/// it cannot be read.
-pub(crate) struct Next<I> {
-    /// Where the item is, e.g. "row 3 (line 5)" or "line 7".
-    pub(crate) at: String,
-    /// Its id as written, when readable.
-    pub(crate) id: Option<String>,
-    /// The input, not yet validated.
-    pub(crate) input: Result<I, ItemError>,
 }
 
 impl<R: Read, I: RecordInput> Iterator for ItemStream<R, I> {

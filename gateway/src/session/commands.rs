@@ -196,6 +196,12 @@ impl Session {
     }
 
     async fn unsubscribe(&mut self, channel: ChannelName) -> Result<ReplyBody, CommandError> {
+        if channel.is_personal() {
+            return fail(
+                ErrorCode::PermissionDenied,
+                "personal channels are subscribed automatically and cannot be left",
+            );
+        }
         if !self.subscriptions.remove(&channel) {
             return fail(
                 ErrorCode::NotSubscribed,

@@ -1,6 +1,6 @@
 //! Channels, fan-out, direct messages, join/leave: in both codecs.
 
-use tokenim_protocol::{ChannelName, Codec, Data, Push, UserId};
+use tokenim_protocol::{ChannelName, Codec, Data, ErrorCode, Push, UserId};
 
 use crate::support::{TestGateway, assert_quiet, next_push};
 
@@ -88,6 +88,30 @@ async fn direct_messages_reach_every_connection_of_the_recipient_only() {
         }
         assert_quiet(&mut alice).await;
         assert_quiet(&mut carol).await;
+    }
+}
+
+/// A connection's own personal channel cannot be left (1104, as
+/// documented), and direct messages still reach it afterwards.
+#[tokio::test]
+async fn the_personal_channel_cannot_be_unsubscribed() {
+    for codec in Codec::ALL {
+        let gw = TestGateway::spawn().await;
+        let mut bob = gw.client("bob", codec).await;
+        let alice = gw.client("alice", Codec::Json).await;
+        let own = UserId::new("bob").unwrap().personal_channel();
+        match bob.unsubscribe(&own).await {
+            Err(tokenim_client::Error::Server(e)) => {
+                assert_eq!(e.code, ErrorCode::PermissionDenied, "{codec:?}: {e:?}")
+            }
+            other => panic!("{codec:?}: unsubscribe from #bob answered {other:?}"),
+        }
+        let bob_id = UserId::new("bob").unwrap();
+        assert_eq!(alice.send(&bob_id, text("still here")).await.unwrap(), 1);
+        let Push::Message(m) = next_push(&mut bob).await else {
+            panic!("expected the direct message")
+        };
+        assert_eq!((m.channel, m.data), (own, text("still here")));
     }
 }
 

@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
+use tokenim_auth::TokenError;
 use tokenim_protocol::{Codec, ErrorCode};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -84,11 +85,17 @@ pub async fn upgrade(
             "unsupported subprotocol: use tokenim.v1.json or tokenim.v1.msgpack",
         ));
     };
-    let token = bearer(headers).or_else(|| query.ok().and_then(|Query(q)| q.token));
+    let unauthorized =
+        |e: TokenError| ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string());
+    let header_token = bearer(headers).map_err(|e| {
+        state.metrics.auth_failure(e.reason());
+        unauthorized(e)
+    })?;
+    let token = header_token.or_else(|| query.ok().and_then(|Query(q)| q.token));
     let admitted = match token {
         Some(token) => {
-            let claims = auth::verify(&state.verifier, &state.metrics, &token)
-                .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()))?;
+            let claims =
+                auth::verify(&state.verifier, &state.metrics, &token).map_err(unauthorized)?;
             let admitted = access::admit(&state.access, &state.store, &state.metrics, claims)
                 .await
                 .map_err(|r| ApiError::new(refusal_status(r), r.code(), r.to_string()))?;
@@ -191,13 +198,27 @@ fn choose_codec(headers: &HeaderMap) -> Option<(Codec, bool)> {
     asked.find_map(Codec::from_subprotocol).map(|c| (c, true))
 }
 
-/// The token of an `Authorization: Bearer <token>` header.
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+/// The token of the `Authorization` header: `None` without the header. A
+/// header with another scheme or no token is refused (`1102
+/// invalid_token`), never passed over for the query or a `connect` frame:
+/// a client that sent credentials meant them.
+fn bearer(headers: &HeaderMap) -> Result<Option<String>, TokenError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty());
+    match token {
+        Some(token) => Ok(Some(token.to_owned())),
+        None => Err(TokenError::Malformed {
+            detail: "the Authorization header is not `Bearer <jwt>`",
+        }),
+    }
 }
 
 /// Cross-site WebSocket hijacking check: the origin must be the gateway's
@@ -272,13 +293,13 @@ mod tests {
 
     #[test]
     fn bearer_token() {
-        assert_eq!(
-            bearer(&headers(&[(header::AUTHORIZATION, "Bearer abc")])).as_deref(),
-            Some("abc")
-        );
-        assert_eq!(
-            bearer(&headers(&[(header::AUTHORIZATION, "Basic abc")])),
-            None
-        );
+        let token = |value: &str| bearer(&headers(&[(header::AUTHORIZATION, value)]));
+        assert_eq!(token("Bearer abc").unwrap().as_deref(), Some("abc"));
+        assert_eq!(token("bearer  abc ").unwrap().as_deref(), Some("abc"));
+        assert_eq!(bearer(&HeaderMap::new()).unwrap(), None);
+        for refused in ["Basic abc", "Bearer", "Bearer ", "Bearer   ", "abc"] {
+            let e = token(refused).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidToken, "{refused:?}");
+        }
     }
 }

@@ -83,6 +83,32 @@ async fn cross_site_origins_and_missing_origins_are_refused_unless_configured() 
     );
 }
 
+/// An `Authorization` header that holds no bearer token is refused at the
+/// upgrade (401, 1102), not passed over for the query or a `connect` frame.
+#[tokio::test]
+async fn an_authorization_header_without_a_bearer_token_gets_401() {
+    let gw = TestGateway::spawn().await;
+    let token = gw.token("alice");
+    let query = format!("/ws?token={token}");
+    for value in ["Basic YWxpY2U6c2VjcmV0", "Bearer", "Bearer   ", "Token abc"] {
+        let mut headers = UPGRADE.to_vec();
+        headers.push(("authorization", value));
+        for path in ["/ws", query.as_str()] {
+            let (status, body) = gw.get(path, &headers).await;
+            assert_eq!(status, 401, "{value:?} on {path}: {body}");
+            assert!(body.contains("\"code\":1102"), "{value:?}: {body}");
+        }
+    }
+    let mut headers = UPGRADE.to_vec();
+    let bearer = format!("Bearer {token}");
+    headers.push(("authorization", &bearer));
+    assert_eq!(http_get(gw.addr, "/ws", &headers).await.0, 101);
+    assert_eq!(
+        gw.metric("tokenim_auth_failures_total{reason=\"malformed\"}"),
+        8.0
+    );
+}
+
 #[tokio::test]
 async fn bad_handshakes_and_unknown_subprotocols_get_400() {
     let gw = TestGateway::spawn().await;

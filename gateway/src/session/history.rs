@@ -65,8 +65,14 @@ impl Session {
         }
         self.require_channel(Permission::History, &channel, "read its history")
             .await?;
+        if limit == Some(0) {
+            return fail(
+                ErrorCode::BadRequest,
+                "limit must be at least 1 (leave it out for a full page)",
+            );
+        }
         let max = self.state.config.history.page;
-        let limit = limit.map_or(max, |l| (l as usize).clamp(1, max));
+        let limit = limit.map_or(max, |l| (l as usize).min(max));
         let mut page = self.state.broker.history(&channel, since, limit).await?;
         if truncate(&mut page.publications, self.reply_budget()) {
             page.more = true;

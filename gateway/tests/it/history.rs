@@ -47,6 +47,11 @@ async fn history_pages_on(publisher: &Client, reader: &Client) {
     );
     let (rest, more, _) = page(reader.history(&room(), Some(7), Some(4)).await.unwrap());
     assert_eq!((rest, more), (vec![8, 9, 10], false));
+    // A page of nothing is refused, not served as one message.
+    match reader.history(&room(), None, Some(0)).await {
+        Err(tokenim_client::Error::Server(e)) => assert_eq!(e.code, ErrorCode::BadRequest),
+        other => panic!("history with limit 0: {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -14,13 +14,150 @@ use serde::{Deserialize, Serialize};
 use crate::{ChannelName, CommandId, Data, Seq, UserId};
 
 /// One command from a client, with the id its reply will carry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClientFrame {
     /// Chosen by the client; echoed in the reply.
     pub id: CommandId,
     /// What to do.
     #[serde(flatten)]
     pub command: Command,
+}
+
+/// The names `type` may hold, as [`Command::kind`] gives them.
+pub const COMMAND_TYPES: [&str; 10] = [
+    "connect",
+    "refresh",
+    "subscribe",
+    "unsubscribe",
+    "publish",
+    "send",
+    "history",
+    "ack",
+    "presence",
+    "ping",
+];
+
+/// How a [`ClientFrame`] is read: `type` is checked to be a name before
+/// the command is (serde would take an integer `type` as the position of a
+/// variant, so `{"type":6}` would run the seventh command).
+#[derive(Deserialize)]
+struct WireFrame {
+    id: CommandId,
+    #[serde(flatten)]
+    _type: TypeIsName,
+    #[serde(flatten)]
+    command: Command,
+}
+
+impl<'de> Deserialize<'de> for ClientFrame {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let WireFrame { id, command, .. } = WireFrame::deserialize(deserializer)?;
+        Ok(ClientFrame { id, command })
+    }
+}
+
+/// Reads a frame's entries, refusing a `type` that is not a string with
+/// serde's "unknown variant" error (so it is `1001 unknown_command`).
+struct TypeIsName;
+
+impl<'de> Deserialize<'de> for TypeIsName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(TypeIsName)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TypeIsName {
+    type Value = TypeIsName;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a command object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        use serde::de::IgnoredAny;
+        while let Some(key) = map.next_key::<KeyName>()? {
+            if key.0 == KeyKind::Type {
+                map.next_value::<TypeName>()?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(TypeIsName)
+    }
+}
+
+#[derive(PartialEq)]
+enum KeyKind {
+    Type,
+    Other,
+}
+
+/// A key of a frame: `type` or something else.
+struct KeyName(KeyKind);
+
+impl<'de> Deserialize<'de> for KeyName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Key;
+        impl serde::de::Visitor<'_> for Key {
+            type Value = KeyName;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyName, E> {
+                Ok(KeyName(if v == "type" {
+                    KeyKind::Type
+                } else {
+                    KeyKind::Other
+                }))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<KeyName, E> {
+                Ok(KeyName(if v == b"type" {
+                    KeyKind::Type
+                } else {
+                    KeyKind::Other
+                }))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<KeyName, E> {
+                Ok(KeyName(KeyKind::Other))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<KeyName, E> {
+                Ok(KeyName(KeyKind::Other))
+            }
+        }
+        deserializer.deserialize_identifier(Key)
+    }
+}
+
+/// The value of `type`: any string passes here (the command's own reading
+/// names an unknown one); anything else is an unknown variant.
+struct TypeName;
+
+impl<'de> Deserialize<'de> for TypeName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = TypeName;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a command name")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<TypeName, E> {
+                Ok(TypeName)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TypeName, E> {
+                Err(E::unknown_variant(&v.to_string(), &COMMAND_TYPES))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<TypeName, E> {
+                Err(E::unknown_variant(&v.to_string(), &COMMAND_TYPES))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<TypeName, E> {
+                Err(E::unknown_variant(&v.to_string(), &COMMAND_TYPES))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<TypeName, E> {
+                Err(E::unknown_variant(&v.to_string(), &COMMAND_TYPES))
+            }
+        }
+        deserializer.deserialize_any(Name)
+    }
 }
 
 /// The commands a client can send.

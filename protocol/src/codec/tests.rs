@@ -234,3 +234,55 @@ fn msgpack_trailing_bytes_are_refused_like_json() {
         ErrorCode::BadRequest
     );
 }
+
+#[test]
+fn an_integer_type_is_an_unknown_command_not_a_variant_position() {
+    #[derive(serde::Serialize)]
+    struct Raw {
+        id: u64,
+        r#type: u64,
+        token: &'static str,
+    }
+    for json in [
+        &br#"{"id":106,"type":6}"#[..],
+        br#"{"id":1,"type":0,"token":"x"}"#,
+        br#"{"id":1,"token":"x","type":0}"#,
+        br#"{"id":1,"type":-1}"#,
+        br#"{"id":1,"type":true}"#,
+    ] {
+        let err = Codec::Json.decode_client(json).unwrap_err();
+        assert_eq!(
+            err.code(),
+            ErrorCode::UnknownCommand,
+            "{}: {err}",
+            String::from_utf8_lossy(json)
+        );
+    }
+    let msgpack = Codec::MsgPack
+        .encode(&Raw {
+            id: 1,
+            r#type: 0,
+            token: "x",
+        })
+        .unwrap();
+    assert_eq!(
+        Codec::MsgPack.decode_client(&msgpack).unwrap_err().code(),
+        ErrorCode::UnknownCommand
+    );
+}
+
+#[test]
+fn every_listed_command_type_is_a_command() {
+    for name in crate::command::COMMAND_TYPES {
+        let json = format!(r#"{{"id":1,"type":"{name}"}}"#);
+        let code = match Codec::Json.decode_client(json.as_bytes()) {
+            Ok(frame) => {
+                assert_eq!(frame.command.kind(), name);
+                continue;
+            }
+            Err(e) => e.code(),
+        };
+        // Known, but missing its fields.
+        assert_ne!(code, ErrorCode::UnknownCommand, "{name}");
+    }
+}

@@ -185,6 +185,29 @@ impl fmt::Display for Subject {
     }
 }
 
+impl Subject {
+    /// Reads what [`Display`](fmt::Display) writes: `user:<id>`,
+    /// `role:<name>` or `app:<key id>`, each checked; `None` for anything
+    /// else.
+    ///
+    /// ```
+    /// use tokenim_auth::Subject;
+    /// let subject = Subject::parse("role:moderator").unwrap();
+    /// assert_eq!(subject.to_string(), "role:moderator");
+    /// assert!(Subject::parse("bogus").is_none());
+    /// assert!(Subject::parse("user:bad id").is_none());
+    /// ```
+    pub fn parse(s: &str) -> Option<Self> {
+        let (kind, name) = s.split_once(':')?;
+        match kind {
+            "user" => UserId::new(name).ok().map(Subject::User),
+            "role" => RoleName::new(name).ok().map(Subject::Role),
+            "app" => ApiKeyId::parse(name).ok().map(Subject::App),
+            _ => None,
+        }
+    }
+}
+
 /// One permission given to a subject.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Grant {

@@ -2,7 +2,7 @@
 //! `{"code":1102,"name":"invalid_token","message":"..."}`.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use tokenim_protocol::{ErrorBody, ErrorCode};
 
@@ -98,4 +98,20 @@ impl ApiError {
             format!("{what} does not exist"),
         )
     }
+}
+
+/// The answer for a path no route serves: 404 `not_found`, with the error
+/// body every other refusal carries.
+pub async fn no_route(uri: Uri) -> ApiError {
+    ApiError::not_found(format_args!("route {}", uri.path()))
+}
+
+/// The answer for a method a route does not take: 405 `bad_request`
+/// (the router adds `Allow` with the methods it does take).
+pub async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::BadRequest,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }

@@ -31,5 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/dev/token", get(dev::token))
         .merge(v1::router())
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::wrong_method)
         .with_state(state)
 }

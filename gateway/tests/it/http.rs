@@ -141,3 +141,32 @@ async fn a_silent_socket_is_closed_after_the_handshake_timeout_without_blocking_
     )
     .await;
 }
+
+/// A path no route serves and a method a route does not take are answered
+/// with the error body every refusal carries, not an empty one.
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_get_the_error_body() {
+    use crate::support::http::request;
+    use tokenim_protocol::ErrorCode;
+
+    let gw = TestGateway::spawn().await;
+    for path in ["/nope", "/v1/nope", "/ws/extra"] {
+        let response = request(gw.addr, "GET", path, &[], b"").await;
+        let message = response.expect_error(404, ErrorCode::NotFound);
+        assert!(message.contains(path), "{message}");
+    }
+    for (method, path, allowed) in [
+        ("POST", "/ws", "GET"),
+        ("DELETE", "/healthz", "GET"),
+        ("PUT", "/v1/publish", "POST"),
+    ] {
+        let response = request(gw.addr, method, path, &[], b"").await;
+        let message = response.expect_error(405, ErrorCode::BadRequest);
+        assert!(
+            message.contains(method) && message.contains(path),
+            "{message}"
+        );
+        let allow = response.header("allow").unwrap_or_default().to_owned();
+        assert!(allow.contains(allowed), "{method} {path}: allow {allow:?}");
+    }
+}

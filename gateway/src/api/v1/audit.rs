@@ -33,7 +33,9 @@ pub struct Query {
     target: Option<String>,
     /// The `next` of the previous page.
     after: Option<u64>,
-    /// Page size (default 100, at most 1,000).
+    /// Page size: default 100, at least 1, lowered to 1,000 if larger.
+    #[serde(default, deserialize_with = "super::page_size")]
+    #[param(minimum = 1)]
     limit: Option<usize>,
 }
 

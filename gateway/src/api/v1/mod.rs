@@ -165,8 +165,19 @@ pub const DEFAULT_PAGE: usize = 100;
 pub struct Page {
     /// The `next` of the previous page.
     pub after: Option<String>,
-    /// Page size (default 100, at most 1,000).
+    /// Page size: default 100, at least 1, lowered to 1,000 if larger.
+    #[serde(default, deserialize_with = "page_size")]
+    #[param(minimum = 1)]
     pub limit: Option<usize>,
+}
+
+/// A page size of 0 is refused: a page of nothing is never what a caller
+/// means, and would read as the end of the listing.
+pub(crate) fn page_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    match Option::<usize>::deserialize(d)? {
+        Some(0) => Err(serde::de::Error::custom("limit must be at least 1")),
+        limit => Ok(limit),
+    }
 }
 
 impl Page {
@@ -174,7 +185,7 @@ impl Page {
     pub fn limit(&self) -> usize {
         self.limit
             .unwrap_or(DEFAULT_PAGE)
-            .clamp(1, crate::store::users::MAX_PAGE)
+            .min(crate::store::users::MAX_PAGE)
     }
 }
 

@@ -212,16 +212,20 @@ pub async fn grants(
     Params(query): Params<GrantQuery>,
 ) -> Result<Json<Grants>, ApiError> {
     caller.require(&state, Scope::RolesAdmin).await?;
+    let subject = match query.subject.as_deref() {
+        Some(s) => Some(Subject::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                ErrorCode::BadRequest,
+                format!("subject {s:?} is not user:<id>, role:<name> or app:<key id>"),
+            )
+        })?),
+        None => None,
+    };
     let policy = state.store.policy().await?;
     let items = policy
         .grants()
         .iter()
-        .filter(|g| {
-            query
-                .subject
-                .as_deref()
-                .is_none_or(|s| g.subject.to_string() == s)
-        })
+        .filter(|g| subject.as_ref().is_none_or(|s| &g.subject == s))
         .cloned()
         .collect();
     Ok(Json(Grants { items }))

@@ -117,7 +117,9 @@ pub struct ListQuery {
     ids: Option<String>,
     /// The `next` of the previous page.
     after: Option<String>,
-    /// Page size (default 100, at most 1,000).
+    /// Page size: default 100, at least 1, lowered to 1,000 if larger.
+    #[serde(default, deserialize_with = "super::page_size")]
+    #[param(minimum = 1)]
     limit: Option<usize>,
 }
 

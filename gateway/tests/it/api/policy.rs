@@ -119,6 +119,12 @@ async fn grants_are_added_once_listed_by_subject_and_revoked() {
         api.get("/v1/grants?subject=role:ghost").await.expect(200),
         json!({"items": [to_role]})
     );
+    // A subject that names nothing is refused, not answered with no grants.
+    for bogus in ["bogus", "user:bad%20id", "role:", "team:x", "app:nope"] {
+        api.get(&format!("/v1/grants?subject={bogus}"))
+            .await
+            .expect_error(400, ErrorCode::BadRequest);
+    }
     api.post_json(
         "/v1/grants",
         &json!({"subject": {"user": "alice"}, "permission": "publish", "channels": "ro*ms"}),

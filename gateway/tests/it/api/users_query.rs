@@ -37,6 +37,20 @@ async fn users_are_read_one_by_one_by_ids_and_a_page_at_a_time() {
     api.get("/v1/users?ids=u01,bad%20id")
         .await
         .expect_error(400, ErrorCode::InvalidUser);
+    // A page of nothing is refused on every listing, not served as one item.
+    for listing in [
+        "/v1/users",
+        "/v1/groups",
+        "/v1/keys",
+        "/v1/audit",
+        "/v1/users/u01/groups",
+    ] {
+        let message = api
+            .get(&format!("{listing}?limit=0"))
+            .await
+            .expect_error(400, ErrorCode::BadRequest);
+        assert!(message.contains("limit"), "{listing}: {message}");
+    }
     api.get("/v1/users?colour=red")
         .await
         .expect_error(400, ErrorCode::BadRequest);

@@ -76,7 +76,7 @@ impl<'de> serde::de::Visitor<'de> for TypeIsName {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
         use serde::de::IgnoredAny;
         while let Some(key) = map.next_key::<KeyName>()? {
-            if key.0 == KeyKind::Type {
+            if key.0 {
                 map.next_value::<TypeName>()?;
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -86,14 +86,8 @@ impl<'de> serde::de::Visitor<'de> for TypeIsName {
     }
 }
 
-#[derive(PartialEq)]
-enum KeyKind {
-    Type,
-    Other,
-}
-
-/// A key of a frame: `type` or something else.
-struct KeyName(KeyKind);
+/// A key of a frame: whether it is `type`.
+struct KeyName(bool);
 
 impl<'de> Deserialize<'de> for KeyName {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -104,28 +98,25 @@ impl<'de> Deserialize<'de> for KeyName {
                 f.write_str("a field name")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyName, E> {
-                Ok(KeyName(if v == "type" {
-                    KeyKind::Type
-                } else {
-                    KeyKind::Other
-                }))
+                Ok(KeyName(v == "type"))
             }
             fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<KeyName, E> {
-                Ok(KeyName(if v == b"type" {
-                    KeyKind::Type
-                } else {
-                    KeyKind::Other
-                }))
+                Ok(KeyName(v == b"type"))
             }
             fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<KeyName, E> {
-                Ok(KeyName(KeyKind::Other))
+                Ok(KeyName(false))
             }
             fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<KeyName, E> {
-                Ok(KeyName(KeyKind::Other))
+                Ok(KeyName(false))
             }
         }
         deserializer.deserialize_identifier(Key)
     }
+}
+
+/// A `type` that is a number or a bool names no command.
+fn not_a_name<E: serde::de::Error>(v: impl std::fmt::Display) -> Result<TypeName, E> {
+    Err(E::unknown_variant(&v.to_string(), &COMMAND_TYPES))
 }
 
 /// The value of `type`: any string passes here (the command's own reading
@@ -144,16 +135,16 @@ impl<'de> Deserialize<'de> for TypeName {
                 Ok(TypeName)
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TypeName, E> {
-                Err(E::unknown_variant(&v.to_string(), &COMMAND_TYPES))
+                not_a_name(v)
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<TypeName, E> {
-                Err(E::unknown_variant(&v.to_string(), &COMMAND_TYPES))
+                not_a_name(v)
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<TypeName, E> {
-                Err(E::unknown_variant(&v.to_string(), &COMMAND_TYPES))
+                not_a_name(v)
             }
             fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<TypeName, E> {
-                Err(E::unknown_variant(&v.to_string(), &COMMAND_TYPES))
+                not_a_name(v)
             }
         }
         deserializer.deserialize_any(Name)

@@ -145,6 +145,11 @@ error_codes! {
     /// nodes (Redis); nothing was published. Retry with backoff, or
     /// reconnect to another node.
     Unavailable = 1901, "unavailable";
+    /// The publish reached Redis but its answer did not come in time: it
+    /// may or may not have been published. Retry with the same `msg_id`
+    /// (a retry of a published message answers `duplicate: true` with its
+    /// sequence); without a `msg_id` a retry may publish it twice.
+    OutcomeUnknown = 1902, "outcome_unknown";
 }
 
 impl Serialize for ErrorCode {

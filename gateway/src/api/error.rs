@@ -60,7 +60,11 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl From<crate::broker::BrokerError> for ApiError {
     fn from(e: crate::broker::BrokerError) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
+        let status = match e {
+            crate::broker::BrokerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            crate::broker::BrokerError::Unconfirmed(_) => StatusCode::GATEWAY_TIMEOUT,
+        };
+        Self::new(status, e.code(), e.to_string())
     }
 }
 

@@ -75,7 +75,11 @@ impl Future for PendingPublish {
                 std::task::Poll::Ready(result.take().expect("PendingPublish polled after done"))
             }
             Pending::Queued(outcome) => std::pin::Pin::new(outcome).poll(cx).map(|r| {
-                r.unwrap_or_else(|_| Err(BrokerError::Unavailable("the node is stopping".into())))
+                r.unwrap_or_else(|_| {
+                    Err(BrokerError::Unconfirmed(
+                        "the node stopped before redis answered".into(),
+                    ))
+                })
             }),
         }
     }
@@ -112,12 +116,20 @@ pub enum BrokerError {
     /// was published. The caller should retry later.
     #[error("broker unavailable: {0}")]
     Unavailable(String),
+    /// A publish was handed to Redis but no answer came in time (or the
+    /// connection broke before it did): it may have been published.
+    /// Retrying with the same `msg_id` tells.
+    #[error("publish outcome unknown: {0}")]
+    Unconfirmed(String),
 }
 
 impl BrokerError {
     /// The reply error code for this failure.
     pub fn code(&self) -> ErrorCode {
-        ErrorCode::Unavailable
+        match self {
+            BrokerError::Unavailable(_) => ErrorCode::Unavailable,
+            BrokerError::Unconfirmed(_) => ErrorCode::OutcomeUnknown,
+        }
     }
 }
 

@@ -278,21 +278,22 @@ async fn a_session_keeps_reading_while_its_publishes_wait_and_answers_in_command
     let redis = RedisServer::start();
     let a = TestGateway::with_redis(&redis.url(), false, |c| {
         c.limits.max_commands_in_flight = 8;
+        c.redis.as_mut().unwrap().command_timeout = Duration::from_secs(2);
     })
     .await;
     a.wait_ready(200).await;
     let mut publisher = a.client("pub", Codec::Json).await;
 
-    // While Redis is frozen no publish can be answered: the session reads
-    // commands until 8 replies wait, then stops reading.
-    redis.signal("STOP");
+    // While Redis holds writes no publish can be answered: the session
+    // reads commands until 8 replies wait, then stops reading.
+    redis.pause_writes();
     publish_raw(&publisher, 1..21).await;
     let ping = r#"{"id":21,"type":"ping"}"#;
     publisher.send_raw(Message::text(ping)).await.unwrap();
     a.wait_metric("tokenim_commands_in_flight", 8.0).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(a.metric("tokenim_commands_in_flight"), 8.0, "bounded");
-    redis.signal("CONT");
+    redis.unpause();
 
     for id in 1..=20 {
         match next_reply(&mut publisher).await {
@@ -326,21 +327,99 @@ async fn a_full_publish_queue_answers_unavailable_and_the_node_recovers() {
     a.wait_ready(200).await;
     let mut publisher = a.client("pub", Codec::Json).await;
 
-    redis.signal("STOP");
-    // One publish goes out (and hangs), one waits in the queue, the third
-    // finds no room: every one is answered `unavailable`, in order.
+    redis.pause_writes();
+    // One publish goes out (and hangs: its outcome is unknown), one waits
+    // in the queue (sent late, or refused as too old), the third finds no
+    // room (not published), answered in order.
     publish_raw(&publisher, 1..4).await;
+    let mut codes = Vec::new();
     for id in 1..=3 {
         match next_reply(&mut publisher).await {
-            (got, Outcome::Error(e)) => {
-                assert_eq!((got, e.code), (id, ErrorCode::Unavailable));
-            }
+            (got, Outcome::Error(e)) if got == id => codes.push(e.code),
             other => panic!("publish {id}: {other:?}"),
         }
     }
+    assert_eq!(codes[0], ErrorCode::OutcomeUnknown, "{codes:?}");
+    assert!(
+        matches!(codes[1], ErrorCode::OutcomeUnknown | ErrorCode::Unavailable),
+        "{codes:?}"
+    );
+    assert_eq!(codes[2], ErrorCode::Unavailable, "{codes:?}");
     assert!(a.metric("tokenim_redis_publish_failures_total") >= 3.0);
-    redis.signal("CONT");
+    redis.unpause();
     a.wait_ready(200).await;
     let seq = publisher.publish(&room(), n(4)).await.unwrap();
     assert!(seq >= 1, "publishing works again");
+}
+
+/// A `publish` command with a `msg_id`.
+fn publish_with_msg_id(id: u64, msg_id: &str) -> Message {
+    Message::text(format!(
+        r#"{{"id":{id},"type":"publish","channel":"rooms.lobby","data":{{"n":{id}}},"msg_id":"{msg_id}"}}"#
+    ))
+}
+
+#[tokio::test]
+async fn a_publish_redis_holds_unanswered_is_outcome_unknown_and_a_retry_with_its_msg_id_tells() {
+    let redis = RedisServer::start();
+    let a = TestGateway::with_redis(&redis.url(), false, |_| {}).await;
+    a.wait_ready(200).await;
+    let mut publisher = a.client("pub", Codec::Json).await;
+
+    // Redis has the publish and does not answer within the command
+    // timeout: the node cannot say "not published".
+    redis.pause_writes();
+    publisher
+        .send_raw(publish_with_msg_id(1, "m-1"))
+        .await
+        .unwrap();
+    match next_reply(&mut publisher).await {
+        (1, Outcome::Error(e)) => assert_eq!(e.code, ErrorCode::OutcomeUnknown, "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    redis.unpause();
+    // Whether Redis ran it or dropped it with the connection the node gave
+    // up on, a retry with its msg_id leaves exactly one message.
+    publisher
+        .send_raw(publish_with_msg_id(2, "m-1"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_reply(&mut publisher).await,
+        (2, Outcome::Result(ReplyBody::Publish { seq: 1, .. }))
+    ));
+    match publisher.history(&room(), Some(0), None).await.unwrap() {
+        ReplyBody::History { publications, .. } => assert_eq!(publications.len(), 1),
+        other => panic!("{other:?}"),
+    }
+
+    // Once the node knows Redis is gone it sends nothing: certainly not
+    // published, and a retry publishes it once.
+    redis.signal("STOP");
+    a.wait_ready(503).await;
+    publisher
+        .send_raw(publish_with_msg_id(3, "m-2"))
+        .await
+        .unwrap();
+    match next_reply(&mut publisher).await {
+        (3, Outcome::Error(e)) => assert_eq!(e.code, ErrorCode::Unavailable, "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    redis.signal("CONT");
+    a.wait_ready(200).await;
+    publisher
+        .send_raw(publish_with_msg_id(4, "m-2"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_reply(&mut publisher).await,
+        (
+            4,
+            Outcome::Result(ReplyBody::Publish {
+                seq: 2,
+                duplicate: false,
+                ..
+            })
+        )
+    ));
 }

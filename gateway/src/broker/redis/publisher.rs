@@ -11,6 +11,11 @@
 //! batch is split by channel (every key of a channel shares one slot) and
 //! the channels' pipelines run at once, each in order.
 //!
+//! Truth: a publish answered `unavailable` was not sent (the node knew
+//! Redis was down, the queue was full, or it waited too long in it); one
+//! sent whose answer did not come is `outcome_unknown`, never
+//! `unavailable`.
+//!
 //! Bounds: the queue holds `redis.publish_queue` requests (a publisher
 //! waits up to `redis.command_timeout` for room, then gets `unavailable`),
 //! and a request that waited longer than `redis.command_timeout` in the
@@ -18,6 +23,7 @@
 //! about twice that timeout even when Redis hangs.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use futures_util::future::join_all;
@@ -28,6 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Commands, Shared};
 use crate::broker::{BrokerError, Published};
+use crate::redis::CallError;
 
 /// One publish waiting for its round trip.
 #[derive(Debug)]
@@ -55,6 +62,15 @@ pub(super) async fn run(
     let max = shared.config.publish_batch;
     let mut batch = Vec::with_capacity(max);
     while requests.recv_many(&mut batch, max).await > 0 {
+        if !shared.ready.load(Ordering::Acquire) {
+            // The subscriber has seen Redis go (or not come back yet):
+            // refuse before sending, so the answer is certainly true.
+            for request in batch.drain(..) {
+                let down = BrokerError::Unavailable("redis is not reachable".into());
+                answer(&shared, request, Err(down));
+            }
+            continue;
+        }
         let (fresh, stale): (Vec<_>, Vec<_>) = batch
             .drain(..)
             .partition(|r| r.queued.elapsed() < shared.config.command_timeout);
@@ -130,16 +146,29 @@ async fn pipeline<R: std::borrow::Borrow<Request>>(
     for request in requests {
         pipe.add_command(request.borrow().script.clone());
     }
-    match shared
-        .bounded(commands.pipeline::<Vec<Outcome>>(&pipe))
-        .await
-    {
+    let call = commands.pipeline::<Vec<Outcome>>(&pipe);
+    match crate::redis::bounded(shared.config.command_timeout, call).await {
         Ok(outcomes) if outcomes.len() == requests.len() => outcomes.into_iter().map(Ok).collect(),
         Ok(_) => {
-            let short = BrokerError::Unavailable("redis answered a pipeline short".into());
+            let short = BrokerError::Unconfirmed("redis answered a pipeline short".into());
             vec![Err(short); requests.len()]
         }
-        Err(e) => vec![Err(e); requests.len()],
+        Err(e) => vec![Err(sent_and_failed(e)); requests.len()],
+    }
+}
+
+/// What a failed pipeline means for its publishes. Only a failure that
+/// shows Redis never got the scripts (the connection was refused, or
+/// Redis answered with an error) is "not published"; a timeout or a
+/// connection that broke after the write leaves the outcome unknown, since
+/// Redis may have run them (a frozen Redis runs what it holds when it
+/// resumes).
+fn sent_and_failed(e: CallError) -> BrokerError {
+    match e {
+        CallError::Redis(e) if e.is_connection_refusal() || !e.is_io_error() => {
+            BrokerError::from(e)
+        }
+        e => BrokerError::Unconfirmed(e.to_string()),
     }
 }
 

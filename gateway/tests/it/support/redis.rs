@@ -109,6 +109,21 @@ impl RedisServer {
         self.launch();
     }
 
+    /// Holds every command that may write (scripts included) until
+    /// [`RedisServer::unpause`], while reads, PINGs and pub/sub go on: a
+    /// Redis that received a publish and has not answered it yet.
+    pub(crate) fn pause_writes(&self) {
+        assert_eq!(
+            self.cli(&["CLIENT", "PAUSE", "60000", "WRITE"]).trim(),
+            "OK"
+        );
+    }
+
+    /// Ends [`RedisServer::pause_writes`]: the held commands run.
+    pub(crate) fn unpause(&self) {
+        assert_eq!(self.cli(&["CLIENT", "UNPAUSE"]).trim(), "OK");
+    }
+
     /// Sends a signal (`STOP`, `CONT`) to the process.
     pub(crate) fn signal(&self, name: &str) {
         let pid = self.child.as_ref().expect("running").id().to_string();

@@ -9,14 +9,19 @@
 //! backoff and jitter, subscribes again with those positions, hands out
 //! what the server recovered, then live messages; anything at or below a
 //! remembered position is dropped, so each message comes out once and in
-//! order. Direct messages (the personal channel) are acknowledged as they
-//! are handed out, so the server does not deliver them again.
+//! order. A `gap` push (messages the server could not deliver while the
+//! connection stayed open, or a new epoch) moves the channel's position
+//! and is reported. Direct messages (the personal channel) are
+//! acknowledged as they are handed out, so the server does not deliver
+//! them again.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use tokenim_protocol::disconnect::reconnect_after;
-use tokenim_protocol::{ChannelName, ErrorCode, Publication, Push, ReplyBody, Seq, StreamPosition};
+use tokenim_protocol::{
+    ChannelName, ErrorCode, Gap, Publication, Push, ReplyBody, Seq, StreamPosition,
+};
 
 use crate::{Client, ConnectOptions, Error};
 
@@ -30,8 +35,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub enum Resumed {
     /// A message, each exactly once, in order per channel.
     Message(Publication),
-    /// Messages of a channel were lost while disconnected (`history_gap`
-    /// or `epoch_changed`); what remained has been handed out.
+    /// Messages of a channel were lost (`history_gap`) or its epoch
+    /// changed (`epoch_changed`), while disconnected or, told by a `gap`
+    /// push, while connected; what remained has been handed out, and the
+    /// channel goes on from its new position.
     Gap {
         /// The channel.
         channel: ChannelName,
@@ -105,6 +112,11 @@ impl Resuming {
                     }
                 }
                 Some(Push::Disconnect(_)) => {}
+                Some(Push::Gap(gap)) => {
+                    if let Some(event) = self.on_gap(gap) {
+                        return Some(event);
+                    }
+                }
                 Some(other) => return Some(Resumed::Push(other)),
                 None => {
                     let final_close = self
@@ -133,6 +145,25 @@ impl Resuming {
             }
             None => Some(message),
         }
+    }
+
+    /// A `gap` push: the channel goes on after its position. Moves there
+    /// (a new epoch, or a `seq` above the one held) and reports the gap;
+    /// one at or below what was already handed out changes nothing.
+    fn on_gap(&mut self, gap: Gap) -> Option<Resumed> {
+        let to = StreamPosition {
+            seq: gap.seq,
+            epoch: gap.epoch,
+        };
+        match self.positions.get_mut(&gap.channel) {
+            Some(position) if position.epoch == to.epoch && position.seq >= to.seq => return None,
+            Some(position) => *position = to,
+            None => {}
+        }
+        Some(Resumed::Gap {
+            channel: gap.channel,
+            code: gap.code,
+        })
     }
 
     /// Reconnects with backoff and jitter, then resubscribes every channel

@@ -97,6 +97,18 @@ pub struct Metrics {
     pub redis_inbound_dropped: IntCounter,
     /// 1 while the Redis subscriber connection is up and answering probes.
     pub redis_ready: IntGauge,
+    /// Probes of the subscriber connection Redis did not answer in time.
+    pub redis_probe_timeouts: IntCounter,
+    /// Times the node found it had missed messages of a channel (a jump in
+    /// `seq`, or the channel moved on while the subscription was down).
+    pub redis_missed: IntCounter,
+    /// Missed messages the node delivered from the channel's history.
+    pub redis_refilled: IntCounter,
+    /// Sessions sent a `gap` push: messages lost to them, or a new epoch.
+    pub redis_gaps_told: IntCounter,
+    /// Messages from Redis dropped as already delivered (at or below the
+    /// channel's last delivered `seq`).
+    pub redis_duplicates: IntCounter,
 }
 
 impl Metrics {
@@ -225,6 +237,26 @@ impl Metrics {
             redis_ready: gauge(
                 "tokenim_redis_ready",
                 "1 while the Redis subscriber connection is up and answering probes",
+            ),
+            redis_probe_timeouts: counter(
+                "tokenim_redis_probe_timeouts_total",
+                "Probes of the Redis subscriber connection not answered in time",
+            ),
+            redis_missed: counter(
+                "tokenim_redis_missed_total",
+                "Times the node found it had missed messages of a channel",
+            ),
+            redis_refilled: counter(
+                "tokenim_redis_refilled_total",
+                "Missed messages delivered from the channel's history",
+            ),
+            redis_gaps_told: counter(
+                "tokenim_redis_gaps_told_total",
+                "Sessions sent a gap push (messages lost to them, or a new epoch)",
+            ),
+            redis_duplicates: counter(
+                "tokenim_redis_duplicates_total",
+                "Messages from Redis dropped as already delivered",
             ),
             registry,
         };

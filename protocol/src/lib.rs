@@ -50,7 +50,7 @@ pub use envelope::{Envelope, EnvelopeBody};
 pub use error::{DecodeError, EncodeError};
 pub use error_code::ErrorCode;
 pub use ids::{ChannelName, CommandId, Seq, SessionId, UserId};
-pub use push::{Presence, Publication, Push};
+pub use push::{Gap, Presence, Publication, Push};
 pub use reply::{ErrorBody, Outcome, PresenceEntry, Reply, ReplyBody, ServerFrame};
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp on the wire.

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ChannelName, Data, Disconnect, Millis, Seq, SessionId, UserId};
+use crate::{ChannelName, Data, Disconnect, ErrorCode, Millis, Seq, SessionId, UserId};
 
 /// A server-initiated frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +24,10 @@ pub enum Push {
     Leave(Presence),
     /// The server is about to close the connection with this code.
     Disconnect(Disconnect),
+    /// Messages of a channel this connection is subscribed to could not
+    /// be delivered, or the channel's epoch changed, while it stayed
+    /// connected: the channel goes on after this position.
+    Gap(Gap),
 }
 
 /// A published message as every subscriber receives it.
@@ -41,6 +45,22 @@ pub struct Publication {
     pub data: Data,
     /// When the gateway accepted it, in milliseconds since the Unix epoch.
     pub time: Millis,
+}
+
+/// Where a channel goes on after messages were lost in it, or after its
+/// epoch changed (see [`Push::Gap`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    /// The channel.
+    pub channel: ChannelName,
+    /// The channel's epoch from now on.
+    pub epoch: String,
+    /// Messages up to this `seq` (of `epoch`) that the connection has not
+    /// received are lost to it; the next message has a higher `seq`.
+    pub seq: Seq,
+    /// [`ErrorCode::HistoryGap`] (messages lost, same epoch) or
+    /// [`ErrorCode::EpochChanged`] (a new epoch: forget the old position).
+    pub code: ErrorCode,
 }
 
 /// Who joined or left a channel.

@@ -7,7 +7,7 @@ use proptest::option;
 use proptest::prelude::*;
 use proptest::sample::select;
 use tokenim_protocol::{
-    ChannelName, ClientFrame, Codec, Command, Data, Disconnect, DisconnectCode, ErrorCode,
+    ChannelName, ClientFrame, Codec, Command, Data, Disconnect, DisconnectCode, ErrorCode, Gap,
     Presence, PresenceEntry, Publication, Push, Reply, ReplyBody, ServerFrame, SessionId,
     StreamPosition, UserId,
 };
@@ -281,6 +281,18 @@ fn push() -> impl Strategy<Value = Push> {
         presence().prop_map(Push::Join),
         presence().prop_map(Push::Leave),
         select(DisconnectCode::ALL).prop_map(|c| Push::Disconnect(c.into())),
+        (
+            channel(),
+            text(40),
+            any::<u64>(),
+            select(&[ErrorCode::HistoryGap, ErrorCode::EpochChanged][..])
+        )
+            .prop_map(|(channel, epoch, seq, code)| Push::Gap(Gap {
+                channel,
+                epoch,
+                seq,
+                code
+            })),
         (any::<u16>(), text(40), any::<bool>()).prop_map(|(code, reason, reconnect)| {
             Push::Disconnect(Disconnect {
                 code,

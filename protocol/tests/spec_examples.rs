@@ -206,6 +206,7 @@ const SERVER_KINDS: &[&str] = &[
     "push join",
     "push leave",
     "push disconnect",
+    "push gap",
 ];
 
 fn command_kind(frame: &ClientFrame) -> &'static str {
@@ -239,6 +240,7 @@ fn server_kinds(frame: &ServerFrame) -> Vec<&'static str> {
             Push::Join(_) => "push join",
             Push::Leave(_) => "push leave",
             Push::Disconnect(_) => "push disconnect",
+            Push::Gap(_) => "push gap",
         },
     };
     vec![kind]

@@ -134,6 +134,8 @@ impl BrokerError {
 }
 
 /// The node's broker.
+// One per node, built once and shared: the size of a variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Broker {
     /// Everything in this process.

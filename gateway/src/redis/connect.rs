@@ -138,7 +138,7 @@ impl Subscriber {
     }
 
     /// A round trip on the subscriber connection itself.
-    pub(crate) async fn ping(&mut self, timeout: Duration) -> bool {
+    pub(crate) async fn ping(&mut self, timeout: Duration) -> Probe {
         let ping = redis::cmd("PING");
         let round_trip = async {
             match self {
@@ -146,8 +146,24 @@ impl Subscriber {
                 Subscriber::Cluster(c) => ping.query_async::<()>(c).await,
             }
         };
-        matches!(tokio::time::timeout(timeout, round_trip).await, Ok(Ok(())))
+        match tokio::time::timeout(timeout, round_trip).await {
+            Ok(Ok(())) => Probe::Answered,
+            Ok(Err(e)) if e.is_timeout() => Probe::TimedOut,
+            Ok(Err(e)) => Probe::Failed(e.to_string()),
+            Err(_) => Probe::TimedOut,
+        }
     }
+}
+
+/// What a probe of the subscriber connection found.
+#[derive(Debug)]
+pub(crate) enum Probe {
+    /// Redis answered in time.
+    Answered,
+    /// No answer within the probe timeout: Redis hangs, or the network.
+    TimedOut,
+    /// The connection failed.
+    Failed(String),
 }
 
 /// Hands pushes from the subscriber connection to the subscriber task

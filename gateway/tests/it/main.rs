@@ -14,6 +14,7 @@ mod malformed;
 mod permissions;
 mod pubsub;
 mod redis_cluster;
+mod redis_faults;
 mod scale_out;
 mod slow_consumer;
 mod store_contract;

@@ -175,7 +175,22 @@ async fn nodes_survive_redis_being_killed_and_restarted() {
     redis.restart();
     a.wait_ready(200).await;
     b.wait_ready(200).await;
-    // Redis came back empty: sequences start again; delivery resumes.
+    // Redis came back empty: the subscriber is told of the new epoch while
+    // connected, then sequences start again.
+    let mut told = Vec::new();
+    while told.len() < 2 {
+        let Push::Gap(gap) = next_push(&mut on_a).await else {
+            panic!("expected gap pushes for the new epochs");
+        };
+        assert_eq!((gap.seq, gap.code), (0, ErrorCode::EpochChanged));
+        told.push(gap.channel.to_string());
+    }
+    told.sort();
+    assert_eq!(
+        told,
+        ["#alice", "rooms.lobby"],
+        "the room and the personal channel"
+    );
     let seq = publisher.publish(&room(), n(3)).await.unwrap();
     let m = next_message(&mut on_a).await;
     assert_eq!((m.seq, m.data), (seq, n(3)));

@@ -9,7 +9,7 @@ use tokenim_protocol::{
     ChannelName, Envelope, EnvelopeBody, Publication, Seq, StreamPosition, UserId,
 };
 
-use super::{BrokerError, RedisBroker, fresh_epoch};
+use super::{BrokerError, Commands, RedisBroker, Shared, fresh_epoch};
 use crate::broker::Page;
 
 /// KEYS: seq, epoch. ARGV: a fresh epoch. Returns {seq, epoch}.
@@ -42,19 +42,104 @@ fn parse_position(text: &str) -> Option<StreamPosition> {
     })
 }
 
+/// The latest sequence (0 before the first message) and the epoch of a
+/// channel, creating the epoch if Redis holds none.
+pub(super) async fn position(
+    shared: &Shared,
+    commands: &Commands,
+    channel: &ChannelName,
+) -> Result<(Seq, String), BrokerError> {
+    let keys = &shared.keys;
+    let mut invocation = shared.scripts.position.prepare_invoke();
+    invocation
+        .key(keys.seq(channel))
+        .key(keys.epoch(channel))
+        .arg(fresh_epoch(&shared.node_id));
+    shared
+        .bounded(commands.script::<(Seq, String)>(&invocation))
+        .await
+}
+
+/// Up to `limit` kept messages after `since` (oldest first), or the last
+/// `limit`, with the channel's position.
+pub(super) async fn read(
+    shared: &Shared,
+    commands: &Commands,
+    channel: &ChannelName,
+    since: Option<Seq>,
+    limit: usize,
+) -> Result<Page, BrokerError> {
+    let (seq, epoch) = position(shared, commands, channel).await?;
+    let key = shared.keys.history(channel);
+    let cmd = match since {
+        Some(since) => redis::cmd("XRANGE")
+            .arg(&key)
+            .arg(format!("{}-1", since.saturating_add(1)))
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit + 1)
+            .to_owned(),
+        None => redis::cmd("XREVRANGE")
+            .arg(&key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(limit)
+            .to_owned(),
+    };
+    let entries: Vec<(String, Vec<Vec<u8>>)> = shared.bounded(commands.query(&cmd)).await?;
+    let oldest = crate::clock::unix_millis().saturating_sub(shared.history.ttl.as_millis() as u64);
+    let mut publications: Vec<Publication> = entries
+        .iter()
+        .filter_map(|(_, fields)| fields.get(1))
+        .filter_map(|bytes| publication(bytes))
+        .filter(|p| p.time >= oldest)
+        .collect();
+    if since.is_none() {
+        publications.reverse();
+    }
+    let more = publications.len() > limit;
+    publications.truncate(limit);
+    Ok(Page {
+        seq,
+        epoch,
+        publications,
+        more,
+    })
+}
+
+/// A stream entry's message, if it is one.
+fn publication(bytes: &[u8]) -> Option<Publication> {
+    match Envelope::decode(bytes) {
+        Ok((
+            Some(seq),
+            Envelope {
+                body:
+                    EnvelopeBody::Message {
+                        channel,
+                        from,
+                        data,
+                        time,
+                    },
+                ..
+            },
+        )) => Some(Publication {
+            channel,
+            seq,
+            from,
+            data,
+            time,
+        }),
+        _ => None,
+    }
+}
+
 impl RedisBroker {
     pub(in crate::broker) async fn position(
         &self,
         channel: &ChannelName,
     ) -> Result<(Seq, String), BrokerError> {
-        let keys = &self.shared.keys;
-        let mut invocation = self.scripts.position.prepare_invoke();
-        invocation
-            .key(keys.seq(channel))
-            .key(keys.epoch(channel))
-            .arg(fresh_epoch(&self.shared.node_id));
-        self.bounded(self.commands.script::<(Seq, String)>(&invocation))
-            .await
+        position(&self.shared, &self.commands, channel).await
     }
 
     pub(in crate::broker) async fn history(
@@ -63,65 +148,7 @@ impl RedisBroker {
         since: Option<Seq>,
         limit: usize,
     ) -> Result<Page, BrokerError> {
-        let (seq, epoch) = self.position(channel).await?;
-        let key = self.shared.keys.history(channel);
-        let cmd = match since {
-            Some(since) => redis::cmd("XRANGE")
-                .arg(&key)
-                .arg(format!("{}-1", since.saturating_add(1)))
-                .arg("+")
-                .arg("COUNT")
-                .arg(limit + 1)
-                .to_owned(),
-            None => redis::cmd("XREVRANGE")
-                .arg(&key)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(limit)
-                .to_owned(),
-        };
-        let entries: Vec<(String, Vec<Vec<u8>>)> = self.bounded(self.commands.query(&cmd)).await?;
-        let oldest =
-            crate::clock::unix_millis().saturating_sub(self.history.ttl.as_millis() as u64);
-        let mut publications: Vec<Publication> = entries
-            .iter()
-            .filter_map(|(_, fields)| fields.get(1))
-            .filter_map(|bytes| match Envelope::decode(bytes) {
-                Ok((
-                    Some(seq),
-                    Envelope {
-                        body:
-                            EnvelopeBody::Message {
-                                channel,
-                                from,
-                                data,
-                                time,
-                            },
-                        ..
-                    },
-                )) => Some(Publication {
-                    channel,
-                    seq,
-                    from,
-                    data,
-                    time,
-                }),
-                _ => None,
-            })
-            .filter(|p| p.time >= oldest)
-            .collect();
-        if since.is_none() {
-            publications.reverse();
-        }
-        let more = publications.len() > limit;
-        publications.truncate(limit);
-        Ok(Page {
-            seq,
-            epoch,
-            publications,
-            more,
-        })
+        read(&self.shared, &self.commands, channel, since, limit).await
     }
 
     pub(in crate::broker) async fn acked(
@@ -140,11 +167,12 @@ impl RedisBroker {
         user: &UserId,
         position: StreamPosition,
     ) -> Result<StreamPosition, BrokerError> {
-        let mut invocation = self.scripts.ack.prepare_invoke();
+        let mut invocation = self.shared.scripts.ack.prepare_invoke();
         let ttl = self
+            .shared
             .history
             .ttl
-            .max(self.history.idempotency_window)
+            .max(self.shared.history.idempotency_window)
             .as_millis() as u64
             * 2;
         invocation

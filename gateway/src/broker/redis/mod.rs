@@ -16,10 +16,18 @@
 //! * Presence lives in a sorted set per channel, refreshed by a heartbeat,
 //!   so a dead node's users expire ([`presence`]).
 //!
+//! * No live subscriber misses a message silently: the node tracks each
+//!   channel's last delivered `seq` and, after a jump or a reconnect,
+//!   delivers what it missed from the history or sends a `gap` push
+//!   ([`continuity`]).
+//!
 //! While Redis is unreachable the node keeps its clients connected, reports
-//! not ready, and publishers get `unavailable`; it reconnects with backoff
-//! and resubscribes every channel that still has local listeners.
+//! not ready, and publishers get `unavailable` (`outcome_unknown` for a
+//! publish Redis got but did not answer); it reconnects with backoff,
+//! resubscribes every channel that still has local listeners, and catches
+//! each up.
 
+mod continuity;
 mod history;
 mod presence;
 mod publish;
@@ -52,6 +60,8 @@ const CONTROL_QUEUE: usize = 4_096;
 #[derive(Debug)]
 pub(super) struct Shared {
     config: RedisConfig,
+    history: HistoryConfig,
+    scripts: Scripts,
     keys: Keys,
     hub: Arc<Hub>,
     metrics: Metrics,
@@ -78,7 +88,8 @@ impl Shared {
         self.metrics.redis_ready.set(i64::from(ready));
     }
 
-    /// Delivers what arrived from Redis to local sessions.
+    /// Delivers what arrived from Redis to local sessions (messages as
+    /// they come: the subscriber task checks their turn first).
     fn deliver(&self, seq: Option<Seq>, envelope: Envelope) {
         let own = envelope.origin == self.node_id;
         match envelope.body {
@@ -146,8 +157,6 @@ pub struct RedisBroker {
     commands: Commands,
     control: mpsc::Sender<Reconcile>,
     publisher: mpsc::Sender<publisher::Request>,
-    scripts: Scripts,
-    history: HistoryConfig,
 }
 
 impl RedisBroker {
@@ -166,6 +175,8 @@ impl RedisBroker {
         let shared = Arc::new(Shared {
             keys: Keys::new(&config.prefix),
             config,
+            history,
+            scripts: Scripts::new(),
             hub,
             metrics,
             node_id,
@@ -196,8 +207,6 @@ impl RedisBroker {
             commands,
             control,
             publisher,
-            scripts: Scripts::new(),
-            history,
         })
     }
 

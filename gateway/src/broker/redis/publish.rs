@@ -62,13 +62,13 @@ impl RedisBroker {
         let (id_key, window) = match msg_id {
             Some(id) => (
                 keys.msg_id(channel, id),
-                self.history.idempotency_window.as_millis().to_string(),
+                shared.history.idempotency_window.as_millis().to_string(),
             ),
             None => (keys.msg_id(channel, ""), "0".to_owned()),
         };
         let seq_key = keys.seq(channel);
         let script = redis::cmd("EVALSHA")
-            .arg(self.scripts.publish.get_hash())
+            .arg(shared.scripts.publish.get_hash())
             .arg(4)
             .arg(&seq_key)
             .arg(keys.epoch(channel))
@@ -81,8 +81,8 @@ impl RedisBroker {
             } else {
                 "PUBLISH"
             })
-            .arg(self.history.size)
-            .arg(self.history.ttl.as_millis() as u64)
+            .arg(shared.history.size)
+            .arg(shared.history.ttl.as_millis() as u64)
             .arg(fresh_epoch(&shared.node_id))
             .arg(window)
             .to_owned();

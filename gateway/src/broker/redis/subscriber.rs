@@ -1,19 +1,21 @@
 //! The subscriber task: owns the node's subscriber connection, keeps it
 //! subscribed to exactly the channels that have local listeners, hands
-//! every message to the hub, probes the connection, and reconnects with
-//! backoff (resubscribing everything) when it fails or goes silent.
+//! every message to the hub in its turn ([`continuity`]), probes the
+//! connection, and reconnects with backoff (resubscribing and catching up
+//! everything) when it fails or goes silent.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{PushInfo, PushKind, Value};
-use tokenim_protocol::{ChannelName, Envelope};
+use tokenim_protocol::{ChannelName, Envelope, EnvelopeBody, Seq};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
-use crate::redis::{Commands, Inbound, Subscriber};
+use super::continuity::{self, Channels, Turn};
+use super::{Shared, history};
+use crate::redis::{Commands, Inbound, Probe, Subscriber};
 
 /// First wait before reconnecting; doubles up to `redis.max_backoff`.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -45,6 +47,8 @@ pub(super) async fn run(
 ) {
     let mut backoff = MIN_BACKOFF;
     let mut first = true;
+    // Kept across connections: where each channel stood when one was lost.
+    let mut channels = Channels::default();
     loop {
         let (tx, mut inbound) = mpsc::channel(shared.config.inbound_queue);
         let pushes = Inbound {
@@ -58,9 +62,12 @@ pub(super) async fn run(
         let lost = match opened {
             Ok(conn) => {
                 let lost = serve(
-                    &shared,
-                    &commands,
-                    conn,
+                    Link {
+                        shared: &shared,
+                        commands: &commands,
+                        conn,
+                        channels: &mut channels,
+                    },
                     &mut inbound,
                     &mut control,
                     &shutdown,
@@ -89,33 +96,46 @@ pub(super) async fn run(
     }
 }
 
+/// One subscriber connection and what it listens to.
+struct Link<'a> {
+    shared: &'a Shared,
+    commands: &'a Commands,
+    conn: Subscriber,
+    channels: &'a mut Channels,
+}
+
 /// Serves one connection until it is lost.
 async fn serve(
-    shared: &Shared,
-    commands: &Commands,
-    mut conn: Subscriber,
+    mut link: Link<'_>,
     inbound: &mut mpsc::Receiver<PushInfo>,
     control: &mut mpsc::Receiver<Reconcile>,
     shutdown: &CancellationToken,
     first: bool,
 ) -> Lost {
-    let mut subscribed = HashSet::new();
-    for channel in shared.hub.channels() {
-        if let Err(e) = conn.subscribe(&shared.keys.channel(&channel)).await {
+    let shared = link.shared;
+    let wanted: HashSet<ChannelName> = shared.hub.channels().into_iter().collect();
+    link.channels.retain(|c| wanted.contains(c));
+    for channel in wanted {
+        if let Err(e) = link.conn.subscribe(&shared.keys.channel(&channel)).await {
             return Lost::Broken(e.to_string());
         }
         if !first {
             shared.metrics.redis_resubscribes.inc();
         }
-        subscribed.insert(channel);
+        link.channels.insert(channel);
     }
     // The command connection may still hold a socket to the Redis that
     // went away: make it reconnect before declaring the node ready.
-    if let Err(why) = check_commands(shared, commands).await {
+    if let Err(why) = check_commands(shared, link.commands).await {
         return Lost::Broken(why);
     }
     shared.set_ready(true);
-    tracing::info!(channels = subscribed.len(), "redis subscriber connected");
+    tracing::info!(channels = link.channels.len(), "redis subscriber connected");
+    // Messages published while the subscription was down are in the
+    // history: deliver them (or tell the gap) before newer ones.
+    if let Err(e) = continuity::catch_up_all(shared, link.commands, link.channels).await {
+        return Lost::Broken(e.to_string());
+    }
     let mut probe = tokio::time::interval(shared.config.probe_interval);
     loop {
         tokio::select! {
@@ -124,7 +144,7 @@ async fn serve(
             push = inbound.recv() => match push {
                 None => return Lost::Broken("push queue closed".into()),
                 Some(push) => {
-                    if let Err(why) = on_push(shared, &mut conn, &subscribed, push).await {
+                    if let Err(why) = link.on_push(push).await {
                         return Lost::Broken(why);
                     }
                 }
@@ -132,15 +152,18 @@ async fn serve(
             request = control.recv() => match request {
                 None => return Lost::Shutdown,
                 Some(request) => {
-                    if let Err(e) = reconcile(shared, &mut conn, &mut subscribed, request).await {
-                        return Lost::Broken(e.to_string());
+                    if let Err(e) = link.reconcile(request).await {
+                        return Lost::Broken(e);
                     }
                 }
             },
-            _ = probe.tick() => {
-                if !conn.ping(shared.config.probe_timeout).await {
+            _ = probe.tick() => match link.conn.ping(shared.config.probe_timeout).await {
+                Probe::Answered => {}
+                Probe::TimedOut => {
+                    shared.metrics.redis_probe_timeouts.inc();
                     return Lost::Broken("probe unanswered".into());
                 }
+                Probe::Failed(why) => return Lost::Broken(format!("probe failed: {why}")),
             }
         }
     }
@@ -163,70 +186,123 @@ async fn check_commands(shared: &Shared, commands: &Commands) -> Result<(), Stri
     Err(last)
 }
 
-/// Makes the connection's subscription to one channel match the hub.
-async fn reconcile(
-    shared: &Shared,
-    conn: &mut Subscriber,
-    subscribed: &mut HashSet<ChannelName>,
-    request: Reconcile,
-) -> redis::RedisResult<()> {
-    let channel = request.channel;
-    let wanted = shared.hub.subscriber_count(&channel) > 0;
-    let result = if wanted && !subscribed.contains(&channel) {
-        let result = conn.subscribe(&shared.keys.channel(&channel)).await;
-        if result.is_ok() {
-            subscribed.insert(channel);
+impl Link<'_> {
+    /// Makes the connection's subscription to one channel match the hub.
+    /// A new subscription's position is read once `SUBSCRIBE` is
+    /// confirmed, before the requester is told: whatever comes later is
+    /// delivered, or caught up.
+    async fn reconcile(&mut self, request: Reconcile) -> Result<(), String> {
+        let shared = self.shared;
+        let channel = request.channel;
+        let wanted = shared.hub.subscriber_count(&channel) > 0;
+        let result = if wanted && !self.channels.contains(&channel) {
+            self.subscribe(&channel).await
+        } else if !wanted && self.channels.remove(&channel) {
+            // Removed first: an unsubscribe confirmation for a channel still
+            // listened to would look like Redis dropping it.
+            let key = shared.keys.channel(&channel);
+            self.conn.unsubscribe(&key).await.map_err(|e| e.to_string())
+        } else {
+            Ok(())
+        };
+        if let Some(done) = request.done {
+            let _ = done.send(result.is_ok());
         }
         result
-    } else if !wanted && subscribed.remove(&channel) {
-        // Removed first: an unsubscribe confirmation for a channel still in
-        // the set would look like Redis dropping it.
-        conn.unsubscribe(&shared.keys.channel(&channel)).await
-    } else {
-        Ok(())
-    };
-    if let Some(done) = request.done {
-        let _ = done.send(result.is_ok());
     }
-    result
-}
 
-/// Handles one push: a message to deliver, or news about the connection.
-async fn on_push(
-    shared: &Shared,
-    conn: &mut Subscriber,
-    subscribed: &HashSet<ChannelName>,
-    push: PushInfo,
-) -> Result<(), String> {
-    match push.kind {
-        PushKind::Message | PushKind::SMessage => {
-            shared.metrics.redis_messages_received.inc();
-            let Some(Value::BulkString(payload)) = push.data.get(1) else {
+    async fn subscribe(&mut self, channel: &ChannelName) -> Result<(), String> {
+        let shared = self.shared;
+        let key = shared.keys.channel(channel);
+        self.conn.subscribe(&key).await.map_err(|e| e.to_string())?;
+        self.channels.insert(channel.clone());
+        let (seq, epoch) = history::position(shared, self.commands, channel)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.channels.set(channel, seq, &epoch);
+        Ok(())
+    }
+
+    /// Handles one push: a message to deliver in its turn, or news about
+    /// the connection.
+    async fn on_push(&mut self, push: PushInfo) -> Result<(), String> {
+        let shared = self.shared;
+        match push.kind {
+            PushKind::Message | PushKind::SMessage => {
+                shared.metrics.redis_messages_received.inc();
+                let Some(Value::BulkString(payload)) = push.data.get(1) else {
+                    return Ok(());
+                };
+                match Envelope::decode(payload) {
+                    Ok((Some(seq), envelope)) => self.in_turn(seq, envelope).await?,
+                    Ok((None, envelope)) => shared.deliver(None, envelope),
+                    Err(e) => tracing::warn!(error = %e, "undecodable message from redis"),
+                }
+                Ok(())
+            }
+            PushKind::Disconnection => Err("connection closed".into()),
+            PushKind::SUnsubscribe | PushKind::Unsubscribe => {
+                // Redis dropped a channel we still want (e.g. its slot moved
+                // to another shard): subscribe again, on the new owner, and
+                // catch up what the move lost.
+                let channel = match push.data.first() {
+                    Some(Value::BulkString(name)) => shared.keys.parse_channel(name),
+                    _ => None,
+                };
+                if let Some(channel) = channel.filter(|c| self.channels.contains(c)) {
+                    shared.metrics.redis_resubscribes.inc();
+                    let key = shared.keys.channel(&channel);
+                    self.conn.subscribe(&key).await.map_err(|e| e.to_string())?;
+                    self.catch_up(&channel, None).await?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Delivers a sequenced message in its turn: a repeat is dropped, and
+    /// what was missed before it is caught up first.
+    async fn in_turn(&mut self, seq: Seq, envelope: Envelope) -> Result<(), String> {
+        let shared = self.shared;
+        let channel = match &envelope.body {
+            EnvelopeBody::Message { channel, .. } => channel.clone(),
+            _ => {
+                shared.deliver(Some(seq), envelope);
                 return Ok(());
-            };
-            match Envelope::decode(payload) {
-                Ok((seq, envelope)) => shared.deliver(seq, envelope),
-                Err(e) => tracing::warn!(error = %e, "undecodable message from redis"),
             }
-            Ok(())
-        }
-        PushKind::Disconnection => Err("connection closed".into()),
-        PushKind::SUnsubscribe | PushKind::Unsubscribe => {
-            // Redis dropped a channel we still want (e.g. its slot moved to
-            // another shard): subscribe again, on the new owner.
-            let channel = match push.data.first() {
-                Some(Value::BulkString(name)) => shared.keys.parse_channel(name),
-                _ => None,
-            };
-            if let Some(channel) = channel.filter(|c| subscribed.contains(c)) {
-                shared.metrics.redis_resubscribes.inc();
-                conn.subscribe(&shared.keys.channel(&channel))
-                    .await
-                    .map_err(|e| e.to_string())?;
+        };
+        match self.channels.turn(&channel, seq) {
+            Turn::Next => {}
+            Turn::Repeat => {
+                shared.metrics.redis_duplicates.inc();
+                return Ok(());
             }
-            Ok(())
+            Turn::Gap => self.catch_up(&channel, Some(seq - 1)).await?,
         }
-        _ => Ok(()),
+        self.channels.advance(&channel, seq);
+        shared.deliver(Some(seq), envelope);
+        Ok(())
+    }
+
+    /// [`continuity::catch_up`] up to `until` (the channel's latest when
+    /// `None`), reading the channel's position first.
+    async fn catch_up(&mut self, channel: &ChannelName, until: Option<Seq>) -> Result<(), String> {
+        let shared = self.shared;
+        let (latest, epoch) = history::position(shared, self.commands, channel)
+            .await
+            .map_err(|e| e.to_string())?;
+        let until = until.unwrap_or(latest);
+        continuity::catch_up(
+            shared,
+            self.commands,
+            self.channels,
+            channel,
+            until,
+            (latest, &epoch),
+        )
+        .await
+        .map_err(|e| e.to_string())
     }
 }
 

@@ -4,8 +4,9 @@
 //! served by hyper (HTTP/1.1, headers within `limits.handshake_timeout`)
 //! through the axum router; a WebSocket upgrade hands the raw socket to a
 //! session task. The accept loop never waits on a client. On shutdown the
-//! node stops accepting, tells every session to reconnect elsewhere
-//! (close 4000), and waits for them up to `drain_timeout`.
+//! node tells every session to reconnect elsewhere (close 4000) and waits
+//! for them up to `drain_timeout`, still answering new connections one
+//! request each: `/readyz` 503, upgrades 503 (1900), `/metrics`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,7 +45,9 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
-/// Longest wait when `accept` keeps failing (e.g. out of file descriptors).
+/// First and longest wait when `accept` keeps failing (e.g. out of file
+/// descriptors).
+const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Why a node could not start.
@@ -99,57 +102,113 @@ impl Server {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then drains.
+    /// Serves until `shutdown` completes, then drains: the listener stays
+    /// open while the sessions close, so `/readyz` answers 503, upgrades
+    /// are refused with 503 (1900) and `/metrics` can be scraped until the
+    /// process exits (each such connection serves one request).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let Server {
             listener,
             state,
             router,
         } = self;
+        let mut accept = Accept::new(listener);
         tokio::pin!(shutdown);
-        let mut backoff = Duration::from_millis(5);
         loop {
-            let (stream, peer) = tokio::select! {
+            tokio::select! {
                 () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
-                        continue;
-                    }
-                },
-            };
-            backoff = Duration::from_millis(5);
-            state.metrics.connections_accepted.inc();
-            match state.limiter.acquire(peer.ip()) {
-                Ok(permit) => {
-                    let _ = stream.set_nodelay(true);
-                    let info = ConnInfo {
-                        peer,
-                        permit: Arc::new(permit),
-                    };
-                    state.tracker.spawn(serve_connection(
-                        stream,
-                        info,
-                        state.clone(),
-                        router.clone(),
-                    ));
-                }
-                Err(why) => {
-                    state.metrics.rejected(why);
-                    state.tracker.spawn(refuse(stream, why));
+                (stream, peer) = accept.next() => {
+                    admit(stream, peer, &state, &router, Phase::Serving);
                 }
             }
         }
-        drop(listener);
-        drain(&state).await;
+        let draining = drain(&state);
+        tokio::pin!(draining);
+        loop {
+            tokio::select! {
+                () = &mut draining => break,
+                (stream, peer) = accept.next() => {
+                    admit(stream, peer, &state, &router, Phase::Draining);
+                }
+            }
+        }
+    }
+}
+
+/// The listener, with a backoff when `accept` keeps failing (e.g. out of
+/// file descriptors).
+struct Accept {
+    listener: TcpListener,
+    backoff: Duration,
+}
+
+impl Accept {
+    fn new(listener: TcpListener) -> Self {
+        Self {
+            listener,
+            backoff: MIN_ACCEPT_BACKOFF,
+        }
+    }
+
+    /// The next connection (cancel-safe).
+    async fn next(&mut self) -> (TcpStream, SocketAddr) {
+        loop {
+            match self.listener.accept().await {
+                Ok(pair) => {
+                    self.backoff = MIN_ACCEPT_BACKOFF;
+                    return pair;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, backoff_ms = self.backoff.as_millis() as u64, "accept failed");
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the node serves, or drains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Connections are kept alive and drained on shutdown.
+    Serving,
+    /// One request per connection (the answer says `connection: close`),
+    /// not waited for by the drain.
+    Draining,
+}
+
+/// Checks a new connection against the limits and serves it (or refuses).
+fn admit(stream: TcpStream, peer: SocketAddr, state: &AppState, router: &Router, phase: Phase) {
+    state.metrics.connections_accepted.inc();
+    match state.limiter.acquire(peer.ip()) {
+        Ok(permit) => {
+            let _ = stream.set_nodelay(true);
+            let info = ConnInfo {
+                peer,
+                permit: Arc::new(permit),
+            };
+            let serve = serve_connection(stream, info, state.clone(), router.clone(), phase);
+            match phase {
+                Phase::Serving => drop(state.tracker.spawn(serve)),
+                Phase::Draining => drop(tokio::spawn(serve)),
+            }
+        }
+        Err(why) => {
+            state.metrics.rejected(why);
+            tokio::spawn(refuse(stream, why));
+        }
     }
 }
 
 /// Serves HTTP on one connection until it closes or upgrades.
-async fn serve_connection(stream: TcpStream, info: ConnInfo, state: AppState, router: Router) {
+async fn serve_connection(
+    stream: TcpStream,
+    info: ConnInfo,
+    state: AppState,
+    router: Router,
+    phase: Phase,
+) {
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(info.clone());
         router.clone().call(req)
@@ -158,15 +217,19 @@ async fn serve_connection(stream: TcpStream, info: ConnInfo, state: AppState, ro
         .timer(TokioTimer::new())
         .header_read_timeout(state.config.limits.handshake_timeout)
         .max_buf_size(MAX_REQUEST_HEAD)
+        .keep_alive(phase == Phase::Serving)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        () = state.shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
+    let result = match phase {
+        Phase::Serving => tokio::select! {
+            result = conn.as_mut() => result,
+            () = state.shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        },
+        Phase::Draining => conn.await,
     };
     if let Err(e) = result {
         if e.is_timeout() {

@@ -10,7 +10,7 @@ use tokenim_protocol::{Codec, UserId};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{TestGateway, WAIT, close_code};
+use crate::support::{TestGateway, WAIT, close_code, http_get};
 
 fn short_pings(c: &mut tokenim_gateway::Config) {
     c.limits.ping_interval = Duration::from_millis(100);
@@ -116,6 +116,54 @@ async fn drain_tells_every_client_to_reconnect_and_readiness_flips() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "listener closed"
     );
+}
+
+#[tokio::test]
+async fn a_draining_node_keeps_answering_readiness_upgrades_and_metrics_until_it_exits() {
+    let gw = TestGateway::with(|c| c.drain_timeout = Duration::from_secs(3)).await;
+    // A client that reads nothing does not answer the close: the drain
+    // waits for it (about a second), and the node must answer meanwhile.
+    let mut request = gw.ws_url().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", gw.token("deaf")).parse().unwrap(),
+    );
+    let (deaf, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    gw.wait_metric("tokenim_sessions", 1.0).await;
+    let (state, addr) = (gw.state.clone(), gw.addr);
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(gw.stop());
+    while !state.is_draining() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (status, body) = http_get(addr, "/readyz", &[]).await;
+    assert_eq!((status, body.as_str()), (503, "draining"));
+    let upgrade = [
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let (status, body) = http_get(addr, "/ws", &upgrade).await;
+    assert_eq!(status, 503, "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["code"], 1900, "{body}");
+    let (status, metrics) = http_get(addr, "/metrics", &[]).await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("tokenim_sessions "), "{metrics}");
+    assert!(
+        !stopping.is_finished(),
+        "the drain was still waiting for the deaf client"
+    );
+    stopping.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "within drain_timeout"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener closes when the process is done"
+    );
+    drop(deaf);
 }
 
 #[tokio::test]

@@ -99,6 +99,9 @@ pub struct Metrics {
     pub redis_ready: IntGauge,
     /// Probes of the subscriber connection Redis did not answer in time.
     pub redis_probe_timeouts: IntCounter,
+    /// Redis Cluster masters that did not answer the last probe (the node
+    /// stays ready while any shard answers).
+    pub redis_shards_down: IntGauge,
     /// Times the node found it had missed messages of a channel (a jump in
     /// `seq`, or the channel moved on while the subscription was down).
     pub redis_missed: IntCounter,
@@ -241,6 +244,10 @@ impl Metrics {
             redis_probe_timeouts: counter(
                 "tokenim_redis_probe_timeouts_total",
                 "Probes of the Redis subscriber connection not answered in time",
+            ),
+            redis_shards_down: gauge(
+                "tokenim_redis_shards_down",
+                "Redis Cluster masters that did not answer the last probe",
             ),
             redis_missed: counter(
                 "tokenim_redis_missed_total",

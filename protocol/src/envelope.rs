@@ -4,11 +4,14 @@
 //! deliver without a lookup: the channel, the sender, the data, the time,
 //! the node it came from, and (for messages) the channel sequence number.
 //!
-//! On the wire an envelope is two MessagePack values back to back: the
+//! On the wire an envelope is MessagePack values back to back: the
 //! sequence number (an unsigned integer, or nil for ephemeral events such
-//! as join/leave) and then the envelope map. The sequence comes first and
-//! separately because it is assigned inside Redis, by the script that
-//! publishes, after the node has encoded the rest.
+//! as join/leave), then, on a message as it goes out live through pub/sub,
+//! the channel's epoch (a string; the copy kept in the history has none),
+//! and then the envelope map. The sequence and epoch come first and
+//! separately because they are assigned inside Redis, by the script that
+//! publishes, after the node has encoded the rest; the epoch lets a
+//! receiving node tell a channel that started over from a repeat.
 //!
 //! ```
 //! use tokenim_protocol::{ChannelName, Data, Envelope, EnvelopeBody};
@@ -30,6 +33,16 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{ChannelName, Data, DecodeError, EncodeError, Millis, Push, Seq, SessionId, UserId};
+
+/// What Redis put in front of an envelope: the channel's sequence number
+/// and, on a live message, its epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// The message's `seq` (`None` for events).
+    pub seq: Option<Seq>,
+    /// The channel's epoch, when Redis sent it along.
+    pub epoch: Option<String>,
+}
 
 /// A message or event crossing between nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,14 +97,29 @@ impl Envelope {
         rmp_serde::to_vec_named(self).map_err(|e| EncodeError(e.to_string()))
     }
 
-    /// Reads the sequence prefix and the envelope.
+    /// Reads the sequence prefix and the envelope (skipping an epoch).
     pub fn decode(bytes: &[u8]) -> Result<(Option<Seq>, Envelope), DecodeError> {
+        Self::decode_stamped(bytes).map(|(stamp, envelope)| (stamp.seq, envelope))
+    }
+
+    /// Reads the sequence prefix, the epoch if there is one, and the
+    /// envelope.
+    pub fn decode_stamped(bytes: &[u8]) -> Result<(Stamp, Envelope), DecodeError> {
         let mut cursor = std::io::Cursor::new(bytes);
         let seq: Option<Seq> = rmp_serde::from_read(&mut cursor)
             .map_err(|e| DecodeError::Malformed(format!("envelope sequence: {e}")))?;
+        let next = bytes.get(cursor.position() as usize).copied();
+        // A string (fixstr, str8/16/32) before the map is the epoch.
+        let epoch = match next {
+            Some(0xa0..=0xbf | 0xd9..=0xdb) => Some(
+                rmp_serde::from_read::<_, String>(&mut cursor)
+                    .map_err(|e| DecodeError::Malformed(format!("envelope epoch: {e}")))?,
+            ),
+            _ => None,
+        };
         let rest = &bytes[cursor.position() as usize..];
         let envelope = crate::Codec::MsgPack.decode(rest, usize::MAX)?;
-        Ok((seq, envelope))
+        Ok((Stamp { seq, epoch }, envelope))
     }
 
     /// The channel this envelope is for, if it is for one.
@@ -146,5 +174,33 @@ mod tests {
             assert_eq!(Envelope::decode(&wire).unwrap().0, Some(seq));
         }
         assert!(Envelope::decode(b"\xc1").is_err());
+    }
+
+    #[test]
+    fn an_epoch_between_sequence_and_map_is_read_and_may_be_absent() {
+        let envelope = Envelope {
+            origin: "n".into(),
+            body: EnvelopeBody::DisconnectUser {
+                user: UserId::new("u").unwrap(),
+                code: 4000,
+            },
+        };
+        // What the publish script sends live: cmsgpack.pack(seq, epoch).
+        let mut wire = vec![0x07, 0xa4];
+        wire.extend(b"ep-1");
+        wire.extend(envelope.encode().unwrap());
+        let (stamp, back) = Envelope::decode_stamped(&wire).unwrap();
+        assert_eq!(stamp.seq, Some(7));
+        assert_eq!(stamp.epoch.as_deref(), Some("ep-1"));
+        assert_eq!(back, envelope);
+        assert_eq!(
+            Envelope::decode(&wire).unwrap(),
+            (Some(7), envelope.clone())
+        );
+        let mut kept = vec![0x07];
+        kept.extend(envelope.encode().unwrap());
+        assert_eq!(Envelope::decode_stamped(&kept).unwrap().0.epoch, None);
+        // A truncated epoch is an error, not a guess.
+        assert!(Envelope::decode_stamped(&[0x07, 0xa4, b'e']).is_err());
     }
 }

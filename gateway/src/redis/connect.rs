@@ -6,13 +6,16 @@
 
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, join_all};
 use prometheus::IntCounter;
 use redis::aio::{
     AsyncPushSender, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection, SendError,
 };
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, FromRedisValue, ProtocolVersion, PushInfo, RedisResult};
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{AsyncConnectionConfig, FromRedisValue, ProtocolVersion, PushInfo, RedisResult, Value};
 use tokio::sync::mpsc;
 
 use crate::config::RedisConfig;
@@ -92,8 +95,13 @@ impl Commands {
 pub(crate) enum Subscriber {
     /// `SUBSCRIBE` on a single Redis.
     Single(MultiplexedConnection),
-    /// `SSUBSCRIBE` on a Redis Cluster.
-    Cluster(ClusterConnection),
+    /// `SSUBSCRIBE` on a Redis Cluster: the connection holds one socket per
+    /// shard and repairs (and resubscribes) a shard's socket by itself;
+    /// `masters` is the last topology read, for probing each shard.
+    Cluster {
+        conn: ClusterConnection,
+        masters: Vec<(String, u16)>,
+    },
 }
 
 impl Subscriber {
@@ -106,7 +114,9 @@ impl Subscriber {
                 .response_timeout(config.probe_timeout)
                 .push_sender(inbound)
                 .build()?;
-            Ok(Subscriber::Cluster(client.get_async_connection().await?))
+            let mut conn = client.get_async_connection().await?;
+            let masters = masters(&mut conn).await?;
+            Ok(Subscriber::Cluster { conn, masters })
         } else {
             let url = config.urls()[0];
             let sep = if url.contains('?') { '&' } else { '?' };
@@ -123,36 +133,130 @@ impl Subscriber {
         }
     }
 
+    /// Whether this is a cluster connection (a shard can fail alone).
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Subscriber::Cluster { .. })
+    }
+
     pub(crate) async fn subscribe(&mut self, channel: &str) -> RedisResult<()> {
         match self {
             Subscriber::Single(c) => c.subscribe(channel).await,
-            Subscriber::Cluster(c) => c.ssubscribe(channel).await,
+            Subscriber::Cluster { conn, .. } => conn.ssubscribe(channel).await,
         }
     }
 
     pub(crate) async fn unsubscribe(&mut self, channel: &str) -> RedisResult<()> {
         match self {
             Subscriber::Single(c) => c.unsubscribe(channel).await,
-            Subscriber::Cluster(c) => c.sunsubscribe(channel).await,
+            Subscriber::Cluster { conn, .. } => conn.sunsubscribe(channel).await,
         }
     }
 
-    /// A round trip on the subscriber connection itself.
-    pub(crate) async fn ping(&mut self, timeout: Duration) -> Probe {
-        let ping = redis::cmd("PING");
-        let round_trip = async {
-            match self {
-                Subscriber::Single(c) => ping.query_async::<()>(c).await,
-                Subscriber::Cluster(c) => ping.query_async::<()>(c).await,
+    /// A round trip to every shard on the subscriber connection itself,
+    /// concurrently, each bounded by `timeout`: one answer for a single
+    /// Redis, one per master of a cluster (whose topology is read again on
+    /// the way). The round does not hold the connection, so pushes go on
+    /// being handled while a shard hangs; [`Subscriber::probed`] takes in
+    /// what it found.
+    pub(crate) fn probe(&self, timeout: Duration) -> BoxFuture<'static, ProbeRound> {
+        match self {
+            Subscriber::Single(c) => {
+                let mut c = c.clone();
+                async move {
+                    let call = async { redis::cmd("PING").query_async::<()>(&mut c).await };
+                    ProbeRound {
+                        shards: vec![("redis".to_owned(), ping(timeout, call).await)],
+                        masters: None,
+                    }
+                }
+                .boxed()
             }
-        };
-        match tokio::time::timeout(timeout, round_trip).await {
-            Ok(Ok(())) => Probe::Answered,
-            Ok(Err(e)) if e.is_timeout() => Probe::TimedOut,
-            Ok(Err(e)) => Probe::Failed(e.to_string()),
-            Err(_) => Probe::TimedOut,
+            Subscriber::Cluster {
+                conn,
+                masters: known,
+            } => {
+                let pings = known.iter().map(|(host, port)| {
+                    let mut conn = conn.clone();
+                    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                        host: host.clone(),
+                        port: *port,
+                    });
+                    let shard = format!("{host}:{port}");
+                    async move {
+                        let call = async {
+                            conn.route_command(redis::cmd("PING"), route)
+                                .await
+                                .map(drop)
+                        };
+                        (shard, ping(timeout, call).await)
+                    }
+                });
+                let pings = join_all(pings);
+                let mut conn = conn.clone();
+                async move {
+                    let topology = tokio::time::timeout(timeout, masters(&mut conn));
+                    let (shards, topology) = futures_util::join!(pings, topology);
+                    ProbeRound {
+                        shards,
+                        masters: topology.ok().and_then(Result::ok),
+                    }
+                }
+                .boxed()
+            }
         }
     }
+
+    /// Takes in a probe round: the cluster's masters as read then.
+    pub(crate) fn probed(&mut self, round: &mut ProbeRound) {
+        if let (Subscriber::Cluster { masters, .. }, Some(now)) = (self, round.masters.take()) {
+            *masters = now;
+        }
+    }
+}
+
+/// What one probe round found: each shard's answer.
+pub(crate) struct ProbeRound {
+    pub(crate) shards: Vec<(String, Probe)>,
+    masters: Option<Vec<(String, u16)>>,
+}
+
+/// One probe round trip, bounded.
+async fn ping(timeout: Duration, call: impl Future<Output = RedisResult<()>>) -> Probe {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(())) => Probe::Answered,
+        Ok(Err(e)) if e.is_timeout() => Probe::TimedOut,
+        Ok(Err(e)) => Probe::Failed(e.to_string()),
+        Err(_) => Probe::TimedOut,
+    }
+}
+
+/// The masters of a cluster, from `CLUSTER SLOTS` on any master: each
+/// entry is `[start, end, [host, port, id, ...], replicas...]`.
+async fn masters(conn: &mut ClusterConnection) -> RedisResult<Vec<(String, u16)>> {
+    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary);
+    let slots = conn
+        .route_command(redis::cmd("CLUSTER").arg("SLOTS").to_owned(), route)
+        .await?;
+    let ranges: Vec<Vec<Value>> = redis::from_redis_value(slots)?;
+    let mut masters: Vec<(String, u16)> = Vec::new();
+    for range in ranges {
+        let Some(master) = range.into_iter().nth(2) else {
+            continue;
+        };
+        let node: Vec<Value> = redis::from_redis_value(master)?;
+        let mut fields = node.into_iter();
+        let (Some(host), Some(port)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let master = (
+            redis::from_redis_value(host)?,
+            redis::from_redis_value(port)?,
+        );
+        if !masters.contains(&master) {
+            masters.push(master);
+        }
+    }
+    Ok(masters)
 }
 
 /// What a probe of the subscriber connection found.

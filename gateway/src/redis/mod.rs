@@ -13,7 +13,7 @@ pub(crate) mod keys;
 use std::future::Future;
 use std::time::Duration;
 
-pub(crate) use self::connect::{Commands, Inbound, Probe, Subscriber};
+pub(crate) use self::connect::{Commands, Inbound, Probe, ProbeRound, Subscriber};
 pub(crate) use self::keys::Keys;
 
 /// Why a bounded Redis call failed.

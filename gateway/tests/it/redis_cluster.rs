@@ -60,25 +60,6 @@ async fn sharded_pub_sub_fans_out_across_nodes_and_shards() {
     }
 }
 
-/// The id of every master and the slot ranges it serves, from `CLUSTER NODES`.
-fn owner_of(cluster: &RedisCluster, slot: u16) -> (usize, String) {
-    let nodes = cluster.nodes[0].cli(&["CLUSTER", "NODES"]);
-    for line in nodes.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let port: u16 = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
-        for range in &fields[8..] {
-            let (lo, hi) = range.split_once('-').unwrap_or((range, range));
-            if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>()) {
-                if (lo..=hi).contains(&slot) {
-                    let index = cluster.nodes.iter().position(|n| n.port == port).unwrap();
-                    return (index, fields[0].to_owned());
-                }
-            }
-        }
-    }
-    panic!("no owner for slot {slot}");
-}
-
 #[tokio::test]
 async fn a_channel_whose_slot_moves_is_resubscribed_on_the_new_owner() {
     let cluster = RedisCluster::start();
@@ -98,12 +79,8 @@ async fn a_channel_whose_slot_moves_is_resubscribed_on_the_new_owner() {
     assert!(matches!(next_push(&mut listener).await, Push::Message(m) if m.seq == 1));
 
     // Move the channel's slot (and its keys) to another master.
-    let slot: u16 = cluster.nodes[0]
-        .cli(&["CLUSTER", "KEYSLOT", &name])
-        .trim()
-        .parse()
-        .unwrap();
-    let (src, src_id) = owner_of(&cluster, slot);
+    let slot = cluster.slot_of(&name);
+    let (src, src_id) = cluster.owner_of(slot);
     let dst = (src + 1) % cluster.nodes.len();
     let dst_id = cluster.nodes[dst]
         .cli(&["CLUSTER", "MYID"])
@@ -120,7 +97,7 @@ async fn a_channel_whose_slot_moves_is_resubscribed_on_the_new_owner() {
     for node in [dst, src, (src + 2) % 3] {
         cluster.nodes[node].cli(&["CLUSTER", "SETSLOT", &slot_arg, "NODE", &dst_id]);
     }
-    assert_eq!(owner_of(&cluster, slot).0, dst);
+    assert_eq!(cluster.owner_of(slot).0, dst);
 
     // Redis told the old owner's subscribers to leave; the node must be
     // listening on the new owner now.

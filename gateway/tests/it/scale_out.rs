@@ -9,7 +9,7 @@ use tokenim_protocol::reply::Outcome;
 use tokenim_protocol::{ChannelName, Codec, Data, ErrorCode, Push, ReplyBody, UserId};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::redis::{RedisServer, numsub};
+use crate::support::redis::{NodeProcess, RedisServer, numsub};
 use crate::support::{TestGateway, WAIT, assert_quiet, next_push};
 
 fn room() -> ChannelName {
@@ -231,21 +231,8 @@ async fn a_killed_nodes_presence_expires() {
     let a = TestGateway::with_redis(&redis.url(), false, |_| {}).await;
     a.wait_ready(200).await;
     // The other node is a real process, so it can be killed outright.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut node = std::process::Command::new(env!("CARGO_BIN_EXE_tokenim"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("TOKENIM_REDIS__URL", redis.url())
-        .env("TOKENIM_REDIS__PRESENCE_TTL", "2s")
-        .env("TOKENIM_ORIGINS__ALLOW_MISSING", "true")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let other = TestGateway::attach(format!("127.0.0.1:{port}").parse().unwrap(), &a);
+    let mut node = NodeProcess::start(&redis.url());
+    let other = TestGateway::attach(node.addr, &a);
     other.wait_ready(200).await;
     let ghost = other.client("ghost", Codec::Json).await;
     ghost.subscribe(&room()).await.unwrap();
@@ -253,8 +240,7 @@ async fn a_killed_nodes_presence_expires() {
     alice.subscribe(&room()).await.unwrap();
     assert_eq!(presence(&alice).await.len(), 2);
 
-    node.kill().unwrap();
-    node.wait().unwrap();
+    node.kill();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
     while presence(&alice).await.len() == 2 {
         assert!(

@@ -5,9 +5,10 @@
 //! last message it handed to the hub ([`Channels`]). A message that comes
 //! in turn (`seq` one above) is delivered; one at or below is a repeat and
 //! dropped. Anything else means the node missed messages: a jump in `seq`
-//! (the inbound queue overflowed, Redis lost a message on the way), or,
-//! after the subscriber connection was re-established, a channel that moved
-//! on while it was down. Then [`catch_up`] reads what was missed from the
+//! (the inbound queue overflowed, Redis lost a message on the way), a
+//! message in another epoch (Redis lost the channel and it started over),
+//! or, after the subscriber connection was re-established, a channel that
+//! moved on while it was down. Then [`catch_up`] reads what was missed from the
 //! channel's history and delivers it, in order, before anything newer.
 //! What the history no longer holds, and a new epoch (Redis lost the
 //! channel's data), are told to the channel's local sessions with a `gap`
@@ -47,7 +48,8 @@ pub(super) enum Turn {
     Next,
     /// At or below the last delivered: already delivered.
     Repeat,
-    /// Above the next: messages in between were missed.
+    /// Above the next, or in another epoch: messages in between were
+    /// missed (or the channel started over).
     Gap,
 }
 
@@ -94,9 +96,11 @@ impl Channels {
         }
     }
 
-    /// Where a message with `seq` falls in `channel`.
-    pub(super) fn turn(&self, channel: &ChannelName, seq: Seq) -> Turn {
+    /// Where a message with `seq` (in `epoch`, when the message says)
+    /// falls in `channel`.
+    pub(super) fn turn(&self, channel: &ChannelName, seq: Seq, epoch: Option<&str>) -> Turn {
         match self.0.get(channel) {
+            Some(Some(cursor)) if epoch.is_some_and(|e| epoch_hash(e) != cursor.epoch) => Turn::Gap,
             Some(Some(cursor)) if seq <= cursor.seq => Turn::Repeat,
             Some(Some(cursor)) if seq > cursor.seq + 1 => Turn::Gap,
             _ => Turn::Next,

@@ -1,7 +1,8 @@
 //! How a message is published through Redis: one script, so one round
 //! trip and atomic. It checks the `msg_id`, takes the next sequence, keeps
 //! the message in the channel's stream (bounded length, expiring when
-//! idle), and publishes it with the sequence in front. The node's
+//! idle), and publishes it with the sequence and the channel's epoch in
+//! front (so a node can tell a channel that started over from a repeat). The node's
 //! publishes queue on its pipeline ([`super::publisher`]).
 
 use std::time::Instant;
@@ -23,12 +24,12 @@ if ARGV[7] ~= '0' then
 end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[2], ARGV[6], 'NX')
-local msg = cmsgpack.pack(seq) .. ARGV[2]
+local epoch = redis.call('GET', KEYS[2])
 if tonumber(ARGV[4]) > 0 then
-  redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], seq .. '-1', 'm', msg)
+  redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], seq .. '-1', 'm', cmsgpack.pack(seq) .. ARGV[2])
   redis.call('PEXPIRE', KEYS[3], ARGV[5])
 end
-redis.call(ARGV[3], ARGV[1], msg)
+redis.call(ARGV[3], ARGV[1], cmsgpack.pack(seq, epoch) .. ARGV[2])
 if ARGV[7] ~= '0' then redis.call('SET', KEYS[4], seq, 'PX', ARGV[7]) end
 return {seq, 0}
 ";

@@ -62,9 +62,11 @@ pub(super) async fn run(
     let max = shared.config.publish_batch;
     let mut batch = Vec::with_capacity(max);
     while requests.recv_many(&mut batch, max).await > 0 {
-        if !shared.ready.load(Ordering::Acquire) {
-            // The subscriber has seen Redis go (or not come back yet):
-            // refuse before sending, so the answer is certainly true.
+        if !shared.config.cluster && !shared.ready.load(Ordering::Acquire) {
+            // The subscriber has seen the one Redis go (or not come back
+            // yet): refuse before sending, so the answer is certainly true.
+            // (On a cluster one shard's failure must not stop the others'
+            // publishes: each is tried.)
             for request in batch.drain(..) {
                 let down = BrokerError::Unavailable("redis is not reachable".into());
                 answer(&shared, request, Err(down));

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod balancer;
 pub(crate) mod http;
 pub(crate) mod redis;
 
@@ -188,7 +189,12 @@ impl TestGateway {
 
     /// Waits until `sample` reaches at least `value`.
     pub(crate) async fn wait_metric(&self, sample: &str, value: f64) {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.wait_metric_within(sample, value, WAIT).await;
+    }
+
+    /// [`TestGateway::wait_metric`], giving up after `within`.
+    pub(crate) async fn wait_metric_within(&self, sample: &str, value: f64, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
         while self.metric(sample) < value {
             assert!(
                 tokio::time::Instant::now() < deadline,

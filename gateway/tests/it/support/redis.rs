@@ -63,7 +63,16 @@ impl RedisServer {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
         if self.cluster {
-            cmd.args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]);
+            // Full coverage off: the other shards keep serving while one
+            // master is down (what README's scaling section advises).
+            cmd.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-require-full-coverage",
+                "no",
+            ]);
         }
         self.child = Some(cmd.spawn().expect("redis-server is installed"));
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -193,6 +202,35 @@ impl RedisCluster {
             .join(",")
     }
 
+    /// The slot of `key`.
+    pub(crate) fn slot_of(&self, key: &str) -> u16 {
+        self.nodes[0]
+            .cli(&["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// The master serving `slot` (its index in `nodes`) and its node id,
+    /// from `CLUSTER NODES`.
+    pub(crate) fn owner_of(&self, slot: u16) -> (usize, String) {
+        let nodes = self.nodes[0].cli(&["CLUSTER", "NODES"]);
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port: u16 = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+            for range in &fields[8..] {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>())
+                    && (lo..=hi).contains(&slot)
+                {
+                    let index = self.nodes.iter().position(|n| n.port == port).unwrap();
+                    return (index, fields[0].to_owned());
+                }
+            }
+        }
+        panic!("no owner for slot {slot}");
+    }
+
     /// `PUBSUB SHARDNUMSUB` of a shard channel, summed over the masters.
     pub(crate) fn shard_subscribers(&self, channel: &str) -> u64 {
         self.nodes
@@ -209,4 +247,50 @@ pub(crate) fn numsub(output: &str) -> u64 {
         .nth(1)
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// A gateway node as its own `tokenim` process joined through the Redis
+/// at `url`, so it can be killed outright (SIGKILL); killed when dropped.
+pub(crate) struct NodeProcess {
+    pub(crate) addr: std::net::SocketAddr,
+    child: Child,
+}
+
+impl NodeProcess {
+    pub(crate) fn start(url: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_tokenim"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("TOKENIM_REDIS__URL", url)
+            .env("TOKENIM_REDIS__PRESENCE_TTL", "2s")
+            .env("TOKENIM_REDIS__PROBE_INTERVAL", "200ms")
+            .env("TOKENIM_REDIS__PROBE_TIMEOUT", "600ms")
+            .env("TOKENIM_REDIS__COMMAND_TIMEOUT", "800ms")
+            .env("TOKENIM_ORIGINS__ALLOW_MISSING", "true")
+            .env("TOKENIM_LIMITS__PUBLISH_RATE", "10000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self {
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            child,
+        }
+    }
+
+    /// SIGKILL, as a crash or an OOM kill would.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

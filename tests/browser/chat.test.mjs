@@ -13,29 +13,41 @@
 // connected, appears when she joins (after the room's history) and, once
 // acknowledged, not again after she reloads the page.
 //
-// Usage: TOKENIM_URL=http://127.0.0.1:8080 node chat.test.mjs
+// Last, a Redis that restarts empty under a live room: the test starts its
+// own redis-server and a gateway joined to it (TOKENIM_BIN), dana and erin
+// chat, Redis is killed and started again; dana, still connected, shows one
+// "history lost" notice and then erin's next message (the channel counts
+// from 1 again), nothing twice.
+//
+// Usage: TOKENIM_URL=http://127.0.0.1:8080 TOKENIM_BIN=target/debug/tokenim node chat.test.mjs
 // (tests/browser/run.sh builds and starts a gateway and does this.)
 // Needs Debian's Chromium at /usr/bin/chromium and a gateway in development
 // mode (GET /dev/token).
 
-import { mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const BASE = process.env.TOKENIM_URL;
+const GATEWAY_BIN = process.env.TOKENIM_BIN;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const STEP_TIMEOUT = 5_000;
 const RUN_TIMEOUT = 90_000;
 const RESULTS = fileURLToPath(new URL('./test-results/', import.meta.url));
 
-if (!BASE) {
-  console.error('FAIL: set TOKENIM_URL to the gateway, e.g. TOKENIM_URL=http://127.0.0.1:8080');
+if (!BASE || !GATEWAY_BIN) {
+  console.error('FAIL: set TOKENIM_URL to the gateway (e.g. http://127.0.0.1:8080) and TOKENIM_BIN to its binary');
   process.exit(2);
 }
 
 let step = 'starting';
 let browser;
 const pages = {}; // name -> page, for diagnostics
+const children = new Set(); // processes this test started, killed at the end
 const problems = []; // uncaught page errors: always a failure
 
 const watchdog = setTimeout(() => {
@@ -43,7 +55,7 @@ const watchdog = setTimeout(() => {
   process.exit(1);
 }, RUN_TIMEOUT);
 
-async function openAs(user) {
+async function openAs(user, base = BASE) {
   const context = await browser.newContext();
   const page = await context.newPage();
   pages[user] = page;
@@ -52,7 +64,7 @@ async function openAs(user) {
     if (msg.type() === 'error') console.error(`  [${user} console] ${msg.text()}`);
   });
   step = `${user} opens the page`;
-  await page.goto(BASE, { timeout: STEP_TIMEOUT });
+  await page.goto(base, { timeout: STEP_TIMEOUT });
   await joinLobby(page, user);
   return { context, page };
 }
@@ -151,12 +163,13 @@ async function main() {
 
   const bobAgain = await recovery(alice);
   await offlineDirectMessage(bobAgain);
+  await redisRestart();
 
   step = 'checking for page errors';
   if (problems.length) throw new Error(problems.join('; '));
   const secs = ((Date.now() - started) / 1000).toFixed(1);
   console.log('PASS: browser chat test (join, members, room message, direct message, leave, history, ' +
-    `recovery after a reconnect, offline direct message and ack) against ${BASE} in ${secs} s`);
+    `recovery after a reconnect, offline direct message and ack, Redis restarted empty) against ${BASE} in ${secs} s`);
 }
 
 const MISSED = ['missed 1', 'missed 2', 'missed 3'];
@@ -240,6 +253,116 @@ async function offlineDirectMessage(bob) {
     'the new direct message on carol\'s page');
 }
 
+// A loopback port free now.
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+// Starts `cmd`; killed (SIGKILL) at the end of the run if still alive.
+function start(cmd, args, options) {
+  const child = spawn(cmd, args, { stdio: 'ignore', ...options });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
+function kill(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', resolve);
+    child.kill('SIGKILL');
+  });
+}
+
+// Polls `check` every 50 ms until it resolves true, for up to `ms`.
+async function until(check, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function accepts(port) {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+// redis-server without persistence on `port`: a restart comes back empty.
+async function startRedis(port, dir) {
+  const redis = start('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
+    '--save', '', '--appendonly', 'no', '--dir', dir]);
+  await until(() => accepts(port), 10_000, `redis-server on ${port} accepts`);
+  return redis;
+}
+
+async function redisRestart() {
+  step = 'starting a redis-server and a gateway joined to it';
+  const dir = mkdtempSync(join(tmpdir(), 'tokenim-browser-redis-'));
+  try {
+    const redisPort = await freePort();
+    let redis = await startRedis(redisPort, dir);
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    start(GATEWAY_BIN, ['--listen', `127.0.0.1:${port}`], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        TOKENIM_REDIS__URL: `redis://127.0.0.1:${redisPort}`,
+        TOKENIM_REDIS__PROBE_INTERVAL: '200ms',
+        TOKENIM_REDIS__PROBE_TIMEOUT: '600ms',
+        TOKENIM_REDIS__COMMAND_TIMEOUT: '800ms',
+      },
+    });
+    await until(async () => (await fetch(`${base}/readyz`)).status === 200, 30_000, 'the Redis gateway is ready');
+
+    const dana = await openAs('dana', base);
+    const erin = await openAs('erin', base);
+    step = 'erin sends 2 room messages and dana sees them';
+    await say(erin.page, 'before 1');
+    await say(erin.page, 'before 2');
+    await dana.page.locator('#messages .msg[data-from="erin"]', { hasText: 'before 2' })
+      .waitFor({ timeout: STEP_TIMEOUT });
+
+    step = 'Redis is killed and started again, empty';
+    await kill(redis);
+    redis = await startRedis(redisPort, dir);
+
+    step = 'dana, still connected, is told the room\'s history was lost';
+    const notice = dana.page.locator('#messages .event.gap', { hasText: 'this room' });
+    await notice.waitFor({ timeout: 15_000 });
+
+    step = 'erin\'s next message (seq 1 again) reaches dana once, after the notice';
+    await say(erin.page, 'after the restart');
+    await dana.page.locator('#messages .msg[data-from="erin"]', { hasText: 'after the restart' })
+      .waitFor({ timeout: STEP_TIMEOUT });
+    expectList('dana\'s room messages from erin', await roomTexts(dana.page, 'erin'),
+      ['before 1', 'before 2', 'after the restart']);
+    await expectCount(notice, 1, 'dana\'s "history lost" notices');
+    const order = await dana.page.locator('#messages > *').evaluateAll((items) => items.map((e) =>
+      e.classList.contains('gap') ? 'gap' : (e.textContent.includes('after the restart') ? 'after' : '')));
+    if (order.indexOf('gap') > order.indexOf('after')) throw new Error('the notice came after the new message');
+    await dana.page.locator('#status[data-state="joined"]').waitFor({ timeout: STEP_TIMEOUT });
+    await dana.context.close();
+    await erin.context.close();
+    delete pages.dana;
+    delete pages.erin;
+  } finally {
+    await Promise.all([...children].map(kill));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function diagnose() {
   mkdirSync(RESULTS, { recursive: true });
   for (const [user, page] of Object.entries(pages)) {
@@ -262,6 +385,7 @@ try {
   await diagnose();
 } finally {
   if (browser) await browser.close().catch(() => {});
+  await Promise.all([...children].map(kill));
   clearTimeout(watchdog);
 }
 process.exit(code);

@@ -4,8 +4,9 @@
 #
 #   tests/browser/run.sh        (from anywhere; works from the repo root)
 #
-# Needs cargo, node + npm, curl, python3 and Debian's chromium at
-# /usr/bin/chromium (CI installs it: apt-get install -y chromium).
+# Needs cargo, node + npm, curl, python3, redis-server and Debian's
+# chromium at /usr/bin/chromium (CI installs them: apt-get install -y
+# chromium redis-server).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -69,7 +70,7 @@ if [[ ! -d tests/browser/node_modules ]]; then
   npm ci --prefix tests/browser --no-audit --no-fund
 fi
 
-if ! TOKENIM_URL="$URL" node tests/browser/chat.test.mjs; then
+if ! TOKENIM_URL="$URL" TOKENIM_BIN="$GATEWAY" node tests/browser/chat.test.mjs; then
   gateway_log
   exit 1
 fi

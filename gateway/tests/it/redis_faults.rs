@@ -92,7 +92,8 @@ async fn publish_one(client: &Client, traffic: &Traffic, n: u64, out: &mut Publi
     }
 }
 
-/// A publisher sending one message every `every`, until [`Publishing::finish`].
+/// A publisher sending about 40 messages a second, until
+/// [`Publishing::finish`].
 struct Publishing {
     stop: Arc<AtomicBool>,
     task: JoinHandle<(Published, Client, u64)>,
@@ -100,14 +101,23 @@ struct Publishing {
 }
 
 impl Publishing {
-    fn start(publisher: Client, traffic: &Traffic, every: Duration) -> Self {
+    /// Connects to `node` as the publisher and starts, returning after two
+    /// seconds of traffic.
+    async fn warmed_up(node: &TestGateway, traffic: &Traffic) -> Self {
+        let publisher = node.client("publisher", Codec::MsgPack).await;
+        let publishing = Self::start(publisher, traffic);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        publishing
+    }
+
+    fn start(publisher: Client, traffic: &Traffic) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn({
             let stop = Arc::clone(&stop);
             let traffic = traffic.clone();
             async move {
                 let mut out = Published::default();
-                let mut tick = tokio::time::interval(every);
+                let mut tick = tokio::time::interval(Duration::from_millis(25));
                 let mut n = 0;
                 while !stop.load(Ordering::Acquire) {
                     tick.tick().await;
@@ -349,12 +359,7 @@ async fn single_redis(fault: Fault) -> (Traffic, Published, Vec<Received>) {
     let (a, b) = TestGateway::pair(&redis.url(), false).await;
     let traffic = Traffic::new(["rooms.faults".to_owned()]);
     let readers = readers(&[&a, &b], 4, &traffic, 1).await;
-    let publishing = Publishing::start(
-        b.client("publisher", Codec::MsgPack).await,
-        &traffic,
-        Duration::from_millis(25),
-    );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let publishing = Publishing::warmed_up(&b, &traffic).await;
     let started = Instant::now();
     match fault {
         Fault::Freeze(length) => {
@@ -442,12 +447,7 @@ async fn a_cluster_master_killed_and_restarted_empty_stops_only_its_own_channels
     let lost_master = 0;
     let hit = traffic.channels[lost_master].clone();
     let readers = readers(&[&a, &b], 4, &traffic, traffic.channels.len()).await;
-    let publishing = Publishing::start(
-        b.client("publisher", Codec::MsgPack).await,
-        &traffic,
-        Duration::from_millis(25),
-    );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let publishing = Publishing::warmed_up(&b, &traffic).await;
     let killed = Instant::now();
     cluster.nodes[lost_master].kill();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -513,12 +513,7 @@ async fn a_node_killed_outright_loses_its_clients_nothing_they_resume_on_another
     let entry = TestGateway::attach(balancer.addr, &b);
     let traffic = Traffic::new(["rooms.crash".to_owned()]);
     let readers = readers(&[&entry], 4, &traffic, 1).await;
-    let publishing = Publishing::start(
-        b.client("publisher", Codec::MsgPack).await,
-        &traffic,
-        Duration::from_millis(25),
-    );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let publishing = Publishing::warmed_up(&b, &traffic).await;
     let killed = Instant::now();
     doomed.kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -551,9 +546,8 @@ async fn steady_traffic_on_three_nodes_loses_nothing() {
     let traffic = Traffic::new((0..100).map(|i| format!("rooms.steady-{i}")));
     let readers = readers(&targets, 300, &traffic, 3).await;
     let started = Instant::now();
-    let publisher = nodes[0].client("publisher", Codec::MsgPack).await;
-    let run = Publishing::start(publisher, &traffic, Duration::from_millis(25));
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    let run = Publishing::warmed_up(&nodes[0], &traffic).await;
+    tokio::time::sleep(Duration::from_secs(58)).await;
     let published = run.finish().await;
     let received = receive_all(readers, &traffic, &published).await;
     let timing = format!("{:.1?} of traffic over 100 channels", started.elapsed());

@@ -500,36 +500,73 @@ async fn a_cluster_master_killed_and_restarted_empty_stops_only_its_own_channels
     assert_eq!(b.metric("tokenim_redis_reconnects_total"), 0.0);
 }
 
-#[tokio::test]
-async fn a_node_killed_outright_loses_its_clients_nothing_they_resume_on_another() {
+/// How a node leaves while its clients listen.
+#[derive(Debug, Clone, Copy)]
+enum Leaving {
+    /// SIGKILL: its connections just break.
+    Killed,
+    /// SIGTERM: it drains, asking each client to reconnect.
+    Drained,
+}
+
+/// A node (its own process) behind a balancer holds four subscribers;
+/// the publisher is on another node; the first node leaves and its
+/// subscribers come back through the balancer on the other one.
+async fn node_leaves(how: Leaving) -> (Traffic, Published, Vec<Received>) {
     let redis = RedisServer::start();
     let b = TestGateway::with_redis(&redis.url(), false, |_| {}).await;
     b.wait_ready(200).await;
     let mut doomed = NodeProcess::start(&redis.url());
     TestGateway::attach(doomed.addr, &b).wait_ready(200).await;
     // The balancer sends every connection to the process node while it
-    // lives, and to `b` once it is gone.
+    // accepts, and to `b` once it does not (a draining node still accepts
+    // and answers upgrades 503 until it exits: clients retry).
     let balancer = Balancer::start(vec![doomed.addr, b.addr]).await;
     let entry = TestGateway::attach(balancer.addr, &b);
-    let traffic = Traffic::new(["rooms.crash".to_owned()]);
+    let traffic = Traffic::new(["rooms.leaving".to_owned()]);
     let readers = readers(&[&entry], 4, &traffic, 1).await;
     let publishing = Publishing::warmed_up(&b, &traffic).await;
-    let killed = Instant::now();
-    doomed.kill();
+    let left = Instant::now();
+    match how {
+        Leaving::Killed => doomed.kill(),
+        Leaving::Drained => doomed.terminate(),
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let published = publishing.finish().await;
     let received = receive_all(readers, &traffic, &published).await;
     let timing = format!(
-        "node SIGKILLed; every subscriber complete {:.1?} after",
-        killed.elapsed()
+        "every subscriber complete {:.1?} after the signal",
+        left.elapsed()
     );
-    report("NodeKilled", &timing, &published, &received, &[&b]);
-    assert_clean(&traffic, &published, &received);
+    report(
+        &format!("Node{how:?}"),
+        &timing,
+        &published,
+        &received,
+        &[&b],
+    );
+    (traffic, published, received)
+}
+
+fn assert_resumed_elsewhere(traffic: &Traffic, published: &Published, received: &[Received]) {
+    assert_clean(traffic, published, received);
     assert!(published.refused.is_empty(), "{:?}", published.refused);
     for (i, got) in received.iter().enumerate() {
         assert_eq!(got.reconnects, 1, "subscriber {i} resumed once, elsewhere");
         assert!(got.gaps.is_empty(), "subscriber {i}: {:?}", got.gaps);
     }
+}
+
+#[tokio::test]
+async fn a_node_killed_outright_loses_its_clients_nothing_they_resume_on_another() {
+    let (traffic, published, received) = node_leaves(Leaving::Killed).await;
+    assert_resumed_elsewhere(&traffic, &published, &received);
+}
+
+#[tokio::test]
+async fn a_draining_node_hands_its_clients_to_another_without_a_loss() {
+    let (traffic, published, received) = node_leaves(Leaving::Drained).await;
+    assert_resumed_elsewhere(&traffic, &published, &received);
 }
 
 #[tokio::test]

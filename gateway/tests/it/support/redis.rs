@@ -282,6 +282,15 @@ impl NodeProcess {
         }
     }
 
+    /// SIGTERM, as an orchestrator stopping the node would: it drains.
+    pub(crate) fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// SIGKILL, as a crash or an OOM kill would.
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();

@@ -401,6 +401,11 @@ impl ApiKey {
         secret
     }
 
+    /// Whether the key works at `now`: neither revoked nor expired.
+    pub fn is_live(&self, now: u64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| now < at)
+    }
+
     /// Revokes the key (no effect if it already is).
     pub fn revoke(&mut self, now: u64) {
         self.revoked_at.get_or_insert(now);

@@ -25,6 +25,10 @@ pub enum AuditAction {
     /// An API key was revoked.
     #[serde(rename = "key.revoked")]
     KeyRevoked,
+    /// The configured bootstrap key (`api.admin_key`) was found revoked,
+    /// expired or changed at start and made valid again.
+    #[serde(rename = "key.restored")]
+    KeyRestored,
     /// A permission was granted.
     #[serde(rename = "grant.added")]
     GrantAdded,
@@ -66,10 +70,11 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 16] = [
         AuditAction::KeyCreated,
         AuditAction::KeyRotated,
         AuditAction::KeyRevoked,
+        AuditAction::KeyRestored,
         AuditAction::GrantAdded,
         AuditAction::GrantRevoked,
         AuditAction::RoleSet,
@@ -90,6 +95,7 @@ impl AuditAction {
             AuditAction::KeyCreated => "key.created",
             AuditAction::KeyRotated => "key.rotated",
             AuditAction::KeyRevoked => "key.revoked",
+            AuditAction::KeyRestored => "key.restored",
             AuditAction::GrantAdded => "grant.added",
             AuditAction::GrantRevoked => "grant.revoked",
             AuditAction::RoleSet => "role.set",

@@ -2,8 +2,10 @@
 //! be authenticated at all.
 //!
 //! With `api.admin_key` set, that key (all scopes) is created if the store
-//! lacks it. Without it, the first node to start on an empty store creates
-//! one and prints it, once, on standard output.
+//! lacks it, and made valid again if it was revoked, expired or changed (so
+//! the operator can never be locked out while the configuration holds it).
+//! Without it, the first node to start on an empty store creates one and
+//! prints it, once, on standard output.
 
 use std::collections::BTreeSet;
 
@@ -25,10 +27,11 @@ pub async fn ensure_admin_key(store: &Store, api: &ApiConfig) -> Result<(), Stor
         Some((id, secret)) => {
             let id = ApiKeyId::parse(id).map_err(|e| StoreError::Failed(e.to_string()))?;
             let secret = ApiSecret::from_config(secret);
-            (
-                ApiKey::with_secret(id, ADMIN_KEY_NAME, all, &secret, now),
-                None,
-            )
+            let key = ApiKey::with_secret(id, ADMIN_KEY_NAME, all, &secret, now);
+            if !store.insert_key(&key).await? {
+                return restore(store, &key, &secret, now).await;
+            }
+            (key, None)
         }
         None => {
             // Only the first start on an empty store creates one.
@@ -39,7 +42,7 @@ pub async fn ensure_admin_key(store: &Store, api: &ApiConfig) -> Result<(), Stor
             (key, Some(secret))
         }
     };
-    if !store.insert_key(&key).await? {
+    if shown.is_some() && !store.insert_key(&key).await? {
         return Ok(());
     }
     if let Some(secret) = shown {
@@ -54,5 +57,58 @@ pub async fn ensure_admin_key(store: &Store, api: &ApiConfig) -> Result<(), Stor
     tracing::info!(key = %key.id, "bootstrap admin key created");
     let mut record = AuditRecord::new(now, CONFIG_ACTOR, AuditAction::KeyCreated, key.id.as_str());
     record.detail = serde_json::json!({ "name": key.name, "scopes": key.scopes });
+    store.audit(record).await.map(drop)
+}
+
+/// Makes the stored configured key match the configuration again: not
+/// revoked, no expiry, every scope, the configured secret. Says so in the
+/// log and the audit log when anything had to change.
+async fn restore(
+    store: &Store,
+    configured: &ApiKey,
+    secret: &ApiSecret,
+    now: u64,
+) -> Result<(), StoreError> {
+    let changed = store
+        .update_key(&configured.id, |k| {
+            let was = (
+                k.revoked_at,
+                k.expires_at,
+                k.scopes.clone(),
+                k.secret.matches(secret.expose()),
+            );
+            k.revoked_at = None;
+            k.expires_at = None;
+            k.scopes.clone_from(&configured.scopes);
+            if !k.secret.matches(secret.expose()) {
+                k.secret = configured.secret.clone();
+                k.previous = None;
+            }
+            (was != (None, None, configured.scopes.clone(), true)).then_some(was)
+        })
+        .await?
+        .and_then(|(_, was)| was);
+    let Some((revoked_at, expires_at, scopes, secret_matched)) = changed else {
+        return Ok(());
+    };
+    tracing::warn!(
+        key = %configured.id,
+        revoked_at,
+        expires_at,
+        secret_matched,
+        "the configured bootstrap admin key (api.admin_key) was not valid as configured; restored"
+    );
+    let mut record = AuditRecord::new(
+        now,
+        CONFIG_ACTOR,
+        AuditAction::KeyRestored,
+        configured.id.as_str(),
+    );
+    record.detail = serde_json::json!({
+        "revoked_at": revoked_at,
+        "expires_at": expires_at,
+        "scopes": scopes,
+        "secret_reset": !secret_matched,
+    });
     store.audit(record).await.map(drop)
 }

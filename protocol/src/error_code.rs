@@ -119,6 +119,9 @@ error_codes! {
     /// The token was issued before the user's tokens were revoked: get a
     /// new token.
     TokenRevoked = 1112, "token_revoked";
+    /// (HTTP API) The key is the last working one that holds `keys:admin`:
+    /// revoking it would lock every operator out.
+    LastAdminKey = 1113, "last_admin_key";
     /// The connection is already subscribed to this channel.
     AlreadySubscribed = 1200, "already_subscribed";
     /// The connection is not subscribed to this channel.

@@ -1,6 +1,6 @@
 //! API keys: stored by id, only the hash of their secret.
 
-use tokenim_auth::{ApiKey, ApiKeyId};
+use tokenim_auth::{ApiKey, ApiKeyId, Scope};
 
 use super::kv::{NewItem, Table};
 use super::users::MAX_PAGE;
@@ -46,6 +46,25 @@ impl Store {
                 .await?;
             if swapped {
                 return Ok(Some((key, out)));
+            }
+        }
+    }
+
+    /// Whether a key other than `except` works at `now` and holds
+    /// `keys:admin` (read page by page).
+    pub async fn another_admin_key(&self, except: &ApiKeyId, now: u64) -> Result<bool, StoreError> {
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_keys(after.as_deref(), MAX_PAGE).await?;
+            if page
+                .iter()
+                .any(|k| &k.id != except && k.is_live(now) && k.scopes.contains(&Scope::KeysAdmin))
+            {
+                return Ok(true);
+            }
+            match page.last() {
+                Some(last) if page.len() == MAX_PAGE => after = Some(last.id.as_str().to_owned()),
+                _ => return Ok(false),
             }
         }
     }

@@ -287,11 +287,12 @@ pub async fn rotate(
     path = "/v1/keys/{id}/revoke",
     operation_id = "revoke_key",
     tag = "keys",
-    description = "Scope: `keys:admin`. Revokes the key at once, on every node; it stays listed with its `revoked_at`. `DELETE /v1/keys/{id}` does the same.",
+    description = "Scope: `keys:admin`. Revokes the key at once, on every node; it stays listed with its `revoked_at`. `DELETE /v1/keys/{id}` does the same. The last working key that holds `keys:admin` cannot be revoked (`409 last_admin_key`): create another first.",
     params(("id" = schemas::ApiKeyId, Path, description = "The key's id.")),
     responses(
         (status = 200, description = "The revoked key.", body = KeyView),
         (status = 404, description = "No such key (`not_found`).", body = schemas::ErrorBody),
+        (status = 409, description = "The last working `keys:admin` key (`last_admin_key`).", body = schemas::ErrorBody),
         schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
@@ -304,6 +305,21 @@ pub async fn revoke(
     caller.require(&state, Scope::KeysAdmin).await?;
     let id = key_id(&id)?;
     let now = crate::clock::unix_millis();
+    let target = state
+        .store
+        .key(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format_args!("key {id}")))?;
+    if target.is_live(now)
+        && target.scopes.contains(&Scope::KeysAdmin)
+        && !state.store.another_admin_key(&id, now).await?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::LastAdminKey,
+            "this is the last working key that holds keys:admin; create another before revoking it",
+        ));
+    }
     let (key, ()) = state
         .store
         .update_key(&id, |k| k.revoke(now))

@@ -211,3 +211,67 @@ async fn the_key_list_walks_every_key_once_a_page_at_a_time() {
     }
     assert_eq!(seen, expected);
 }
+
+#[tokio::test]
+async fn the_last_working_admin_key_cannot_be_revoked() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    let bootstrap = format!("/v1/keys/{ADMIN_KEY_ID}/revoke");
+    api.post(&bootstrap)
+        .await
+        .expect_error(409, ErrorCode::LastAdminKey);
+    api.get("/v1/keys").await.expect(200);
+    // A key that cannot administer keys does not count as a way back in.
+    create_key(&api, "reader", &["users:read"]).await;
+    api.post(&bootstrap)
+        .await
+        .expect_error(409, ErrorCode::LastAdminKey);
+
+    let (id, secret) = create_key(&api, "second admin", &["keys:admin"]).await;
+    api.post(&bootstrap).await.expect(200);
+    let second = api.with_key(&id, &secret);
+    second
+        .post(&format!("/v1/keys/{id}/revoke"))
+        .await
+        .expect_error(409, ErrorCode::LastAdminKey);
+    let keys = second.get(&format!("/v1/keys/{id}")).await.expect(200);
+    assert!(keys["revoked_at"].is_null(), "{keys}");
+}
+
+#[tokio::test]
+async fn the_configured_admin_key_is_restored_on_start_and_the_audit_log_says_so() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    let (id, secret) = create_key(&api, "second admin", &["keys:admin", "audit:read"]).await;
+    api.post(&format!("/v1/keys/{ADMIN_KEY_ID}/revoke"))
+        .await
+        .expect(200);
+    api.get("/v1/keys")
+        .await
+        .expect_error(401, ErrorCode::ApiKeyRevoked);
+
+    let data = std::sync::Arc::clone(&gw.data);
+    gw.stop().await;
+    let gw = TestGateway::in_dir(data, |_| {}).await;
+    let api = Api::new(&gw);
+    let key = api
+        .get(&format!("/v1/keys/{ADMIN_KEY_ID}"))
+        .await
+        .expect(200);
+    assert!(key["revoked_at"].is_null(), "{key}");
+    let log = api.get("/v1/audit?action=key.restored").await.expect(200);
+    let records = log["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{log}");
+    assert_eq!(records[0]["actor"], "config");
+    assert!(records[0]["detail"]["revoked_at"].is_u64(), "{log}");
+    // The other admin key is untouched; a second start restores nothing.
+    api.with_key(&id, &secret).get("/v1/keys").await.expect(200);
+    let data = std::sync::Arc::clone(&gw.data);
+    gw.stop().await;
+    let gw = TestGateway::in_dir(data, |_| {}).await;
+    let log = Api::new(&gw)
+        .get("/v1/audit?action=key.restored")
+        .await
+        .expect(200);
+    assert_eq!(log["records"].as_array().unwrap().len(), 1, "{log}");
+}

@@ -2,7 +2,7 @@
 //! `{"code":1102,"name":"invalid_token","message":"..."}`.
 
 use axum::Json;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tokenim_protocol::{ErrorBody, ErrorCode};
 
@@ -28,9 +28,38 @@ impl ApiError {
     }
 }
 
+/// Seconds a client waits before retrying a `429` or `503`.
+const RETRY_AFTER_SECS: &str = "1";
+
 impl IntoResponse for ApiError {
+    /// The error body, with `WWW-Authenticate` on a `401` (which
+    /// credentials the endpoint takes) and `Retry-After` when waiting helps
+    /// (`unavailable`, `rate_limited`, `too_many_jobs`).
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody::new(self.code, self.message))).into_response()
+        let challenge = (self.status == StatusCode::UNAUTHORIZED).then_some(match self.code {
+            ErrorCode::InvalidToken | ErrorCode::TokenExpired | ErrorCode::TokenRevoked => {
+                r#"Bearer realm="tokenim", error="invalid_token""#
+            }
+            _ => r#"Basic realm="tokenim", charset="UTF-8""#,
+        });
+        let retry = matches!(
+            self.code,
+            ErrorCode::Unavailable | ErrorCode::RateLimited | ErrorCode::TooManyJobs
+        )
+        .then_some(RETRY_AFTER_SECS);
+        let mut response =
+            (self.status, Json(ErrorBody::new(self.code, self.message))).into_response();
+        let headers = response.headers_mut();
+        if let Some(challenge) = challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        if let Some(secs) = retry {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
+        }
+        response
     }
 }
 

@@ -37,12 +37,14 @@ async fn each_authentication_failure_has_its_own_code_and_is_audited() {
         .expect(200);
     let (reader, reader_secret) = create_key(&api, "reader", &["users:read"]).await;
 
-    let message = api
-        .with_authorization(None)
-        .get("/v1/users?ids=x")
-        .await
-        .expect_error(401, ErrorCode::MissingCredentials);
+    let refused = api.with_authorization(None).get("/v1/users?ids=x").await;
+    let message = refused.expect_error(401, ErrorCode::MissingCredentials);
     assert!(message.contains("Authorization"), "{message}");
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some(r#"Basic realm="tokenim", charset="UTF-8""#),
+        "a 401 says which credentials to send"
+    );
     api.with_key("ak_00000000000000ff", "whatever")
         .get("/v1/users?ids=x")
         .await

@@ -315,6 +315,11 @@ async fn a_node_refuses_imports_beyond_max_jobs() {
     let winner = if first_won { first } else { second };
     let message = refused.expect_error(429, ErrorCode::TooManyJobs);
     assert!(message.contains("1 import jobs"), "{message}");
+    assert_eq!(
+        refused.header("retry-after"),
+        Some("1"),
+        "a 429 says when to retry"
+    );
 
     let accepted = winner.finish().await.expect(202);
     let (job, _) = wait_for_job(&api, accepted["id"].as_str().unwrap()).await;

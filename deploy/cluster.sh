@@ -313,7 +313,8 @@ else
     echo "production mode: tokens must be signed with this run's key (kid \"local\", in $dir/gateway.toml)."
     echo "token:    $bin --config $dir/gateway.toml token --user alice"
     echo "loadtest: TOKENIM_LOADTEST_HS256_SECRET=$secret \\"
-    echo "            cargo run --release -p tokenim-loadtest -- <scenario> --kid local ${urls[*]}"
+    echo "            cargo run --release -p tokenim-loadtest -- <scenario> --kid local --claim-channels '*' ${urls[*]}"
+    echo "(production mode denies channels by default: tokens need channel claims, or users roles or grants)"
     echo "(the demo page needs /dev/token: start with --dev to chat in a browser)"
 fi
 echo

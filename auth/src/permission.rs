@@ -7,11 +7,10 @@
 //!   [`ChannelPattern`] matches.
 //! * A user holds the roles its record lists; a user with none (including
 //!   one the store has never seen, known only from its token) holds the
-//!   built-in role [`DEFAULT_USER_ROLE`]. An application key holds
-//!   [`DEFAULT_APP_ROLE`]. Both are ordinary roles: edit them to change
-//!   what everyone may do.
-//!
-//! A token's channel claims narrow further; they never widen.
+//!   built-in role [`DEFAULT_USER_ROLE`] (by default it allows nothing;
+//!   the node's configuration defines it, see [`Policy::with_user_role`]).
+//!   An application key holds [`DEFAULT_APP_ROLE`]. Both can be redefined
+//!   like any role to change what everyone may do.
 //!
 //! ```
 //! use tokenim_auth::{Grant, Permission, Policy, Principal, RoleName, Subject};
@@ -288,32 +287,61 @@ impl Principal {
 }
 
 /// Every role and grant: answers whether a principal may do something.
+///
+/// The built-in roles ([`DEFAULT_USER_ROLE`], [`DEFAULT_APP_ROLE`]) have
+/// definitions that come from the node's configuration and are never
+/// stored ([`Policy::with_user_role`]); a role set with
+/// [`Policy::set_role`] under their name replaces them and is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     roles: BTreeMap<RoleName, BTreeSet<Permission>>,
     grants: Vec<Grant>,
+    #[serde(skip, default = "builtin_roles")]
+    builtin: BTreeMap<RoleName, BTreeSet<Permission>>,
+}
+
+/// The built-in roles as [`Policy::default`] defines them.
+fn builtin_roles() -> BTreeMap<RoleName, BTreeSet<Permission>> {
+    BTreeMap::from([
+        (RoleName::builtin(DEFAULT_USER_ROLE), BTreeSet::new()),
+        (
+            RoleName::builtin(DEFAULT_APP_ROLE),
+            [Permission::Publish, Permission::Send].into(),
+        ),
+    ])
 }
 
 impl Default for Policy {
-    /// The built-in roles: `user` may do everything but manage groups;
+    /// The built-in roles, default-deny: `user` may do nothing (a user
+    /// acts only where a grant, another role or its token's claims allow);
     /// `app` may publish and send.
     fn default() -> Self {
-        let user = Permission::ALL
-            .into_iter()
-            .filter(|p| *p != Permission::ManageGroup)
-            .collect();
-        let app = [Permission::Publish, Permission::Send].into();
         Self {
-            roles: BTreeMap::from([
-                (RoleName::builtin(DEFAULT_USER_ROLE), user),
-                (RoleName::builtin(DEFAULT_APP_ROLE), app),
-            ]),
+            roles: BTreeMap::new(),
             grants: Vec::new(),
+            builtin: builtin_roles(),
         }
     }
 }
 
 impl Policy {
+    /// What development mode gives the built-in role `user`: every
+    /// permission but `manage_group`.
+    pub fn development_user_role() -> BTreeSet<Permission> {
+        Permission::ALL
+            .into_iter()
+            .filter(|p| *p != Permission::ManageGroup)
+            .collect()
+    }
+
+    /// This policy with the built-in role `user` defined as `permissions`
+    /// (unless a stored definition replaces it).
+    pub fn with_user_role(mut self, permissions: BTreeSet<Permission>) -> Self {
+        self.builtin
+            .insert(RoleName::builtin(DEFAULT_USER_ROLE), permissions);
+        self
+    }
+
     /// Whether `who` may do `permission` (on `channel`, when the action
     /// has one).
     pub fn allows(
@@ -324,7 +352,7 @@ impl Policy {
     ) -> bool {
         let by_role = who
             .role_names()
-            .any(|r| self.roles.get(r).is_some_and(|p| p.contains(&permission)));
+            .any(|r| self.permissions(r).is_some_and(|p| p.contains(&permission)));
         by_role
             || self.grants.iter().any(|g| {
                 g.permission == permission
@@ -334,24 +362,36 @@ impl Policy {
             })
     }
 
+    /// A role's permissions: its stored definition, else the built-in one.
+    fn permissions(&self, role: &str) -> Option<&BTreeSet<Permission>> {
+        self.roles.get(role).or_else(|| self.builtin.get(role))
+    }
+
     /// Defines (or redefines) a role.
     pub fn set_role(&mut self, name: RoleName, permissions: BTreeSet<Permission>) {
         self.roles.insert(name, permissions);
     }
 
-    /// Removes a role; returns whether it existed.
+    /// Removes a role; returns whether it existed. A built-in role falls
+    /// back to its configured definition.
     pub fn remove_role(&mut self, name: &RoleName) -> bool {
         self.roles.remove(name).is_some()
     }
 
     /// A role's permissions.
     pub fn role(&self, name: &RoleName) -> Option<&BTreeSet<Permission>> {
-        self.roles.get(name)
+        self.permissions(name.as_str())
     }
 
-    /// Every role, by name.
+    /// Every role, by name, the built-in ones included.
     pub fn roles(&self) -> impl Iterator<Item = Role> + '_ {
-        self.roles.iter().map(|(name, p)| Role {
+        let builtin = self
+            .builtin
+            .iter()
+            .filter(|(name, _)| !self.roles.contains_key(*name));
+        let mut all: Vec<_> = self.roles.iter().chain(builtin).collect();
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        all.into_iter().map(|(name, p)| Role {
             name: name.clone(),
             permissions: p.clone(),
         })
@@ -395,8 +435,44 @@ mod tests {
     }
 
     #[test]
-    fn users_without_roles_hold_the_default_role() {
+    fn the_default_user_role_allows_nothing_unless_configured() {
+        let bob = user("bob", &[]);
+        let lobby = channel("rooms.lobby");
+        let policy = Policy::default();
+        for p in Permission::ALL {
+            assert!(!policy.allows(&bob, p, Some(&lobby)), "{p}");
+        }
+        let policy = policy.with_user_role([Permission::Subscribe].into());
+        assert!(policy.allows(&bob, Permission::Subscribe, Some(&lobby)));
+        assert!(!policy.allows(&bob, Permission::Publish, Some(&lobby)));
+        let user_role = RoleName::new(DEFAULT_USER_ROLE).unwrap();
+        assert_eq!(
+            policy.role(&user_role),
+            Some(&[Permission::Subscribe].into())
+        );
+        assert_eq!(policy.roles().count(), 2);
+    }
+
+    #[test]
+    fn built_in_definitions_are_not_stored_and_a_stored_one_wins() {
+        let open = Policy::default().with_user_role(Policy::development_user_role());
+        let stored: Policy = serde_json::from_str(&serde_json::to_string(&open).unwrap()).unwrap();
+        assert!(!stored.allows(&user("bob", &[]), Permission::Send, None));
         let mut policy = Policy::default();
+        policy.set_role(
+            RoleName::new(DEFAULT_USER_ROLE).unwrap(),
+            [Permission::Send].into(),
+        );
+        let stored: Policy =
+            serde_json::from_str(&serde_json::to_string(&policy).unwrap()).unwrap();
+        let stored = stored.with_user_role(BTreeSet::new());
+        assert!(stored.allows(&user("bob", &[]), Permission::Send, None));
+        assert_eq!(stored.roles().count(), 2);
+    }
+
+    #[test]
+    fn users_without_roles_hold_the_default_role() {
+        let mut policy = Policy::default().with_user_role(Policy::development_user_role());
         let bob = user("bob", &[]);
         assert!(policy.allows(&bob, Permission::Send, None));
         assert!(!policy.allows(&bob, Permission::ManageGroup, None));
@@ -430,7 +506,7 @@ mod tests {
 
     #[test]
     fn grants_to_the_default_role_reach_users_without_roles_only() {
-        let mut policy = Policy::default();
+        let mut policy = Policy::default().with_user_role(Policy::development_user_role());
         policy.set_role(RoleName::new("mod").unwrap(), BTreeSet::new());
         policy.grant(Grant {
             subject: Subject::Role(RoleName::new(DEFAULT_USER_ROLE).unwrap()),

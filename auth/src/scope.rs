@@ -4,8 +4,10 @@
 //! [`ChannelPattern`]s. A claim that is absent puts no limit
 //! ([`ChannelScope::Any`]); a claim that is present limits the token to the
 //! channels its patterns match ([`ChannelScope::Only`]), so an empty list
-//! allows nothing. A scope only ever narrows: the gateway's own permission
-//! checks still apply to whatever it allows.
+//! allows nothing. A present claim also grants: the gateway lets the token
+//! do what its claim names without asking the user's roles (the
+//! application's backend signed it), while an absent claim leaves the
+//! decision to the roles and grants ([`ChannelScope::grants`]).
 
 use std::fmt;
 
@@ -138,6 +140,12 @@ impl ChannelScope {
             Self::Any => true,
             Self::Only(patterns) => patterns.iter().any(|p| p.matches(channel)),
         }
+    }
+
+    /// Whether the token's claim names `channel`: a present claim that
+    /// matches it, which the gateway takes as the application's grant.
+    pub fn grants(&self, channel: &ChannelName) -> bool {
+        matches!(self, Self::Only(patterns) if patterns.iter().any(|p| p.matches(channel)))
     }
 
     /// Whether this scope puts no limit at all.

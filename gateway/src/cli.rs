@@ -24,7 +24,8 @@ pub struct Cli {
     /// Address to listen on (default 127.0.0.1:8080).
     #[arg(long, global = true)]
     pub listen: Option<SocketAddr>,
-    /// Development mode: `/dev/token` and a built-in key (default true).
+    /// Development mode: `/dev/token`, the demo page, open channels and a
+    /// built-in key (default: on only when no `auth.keys` are configured).
     #[arg(long, global = true)]
     pub dev_mode: Option<bool>,
     /// Log format (default pretty).
@@ -119,12 +120,20 @@ async fn serve(config: Config) -> ExitCode {
     };
     let addr = server.local_addr();
     tracing::info!(%addr, "tokenim listening: WebSocket ws://{addr}/ws, metrics http://{addr}/metrics");
-    if server.state().config.dev_mode {
+    let config = &server.state().config;
+    if config.dev_mode() {
         tracing::warn!(
-            "DEVELOPMENT MODE: /dev/token mints a token for ANY user, and unless auth.keys is set the signing key is the public built-in one. Never expose this node; set dev_mode = false (TOKENIM_DEV_MODE=false) and configure auth.keys in production."
+            reason = config.dev_mode_reason(),
+            "DEVELOPMENT MODE: /dev/token mints a token for ANY user, every user may use every channel, and unless auth.keys is set the signing key is the public built-in one. Never expose this node; configure auth.keys (and leave dev_mode unset) in production."
         );
         tracing::info!(
             "demo chat: http://{addr}/   token: curl 'http://{addr}/dev/token?user=alice'  or  tokenim token --user alice"
+        );
+    } else {
+        tracing::info!(
+            reason = config.dev_mode_reason(),
+            user_role = ?config.user_role(),
+            "production mode: no /dev/token, no demo page; users act only where their token's claims, roles or grants allow"
         );
     }
     server.run(crate::server::shutdown_signal()).await;

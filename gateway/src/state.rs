@@ -110,7 +110,7 @@ impl AppState {
     pub async fn new(config: Config) -> Result<Self, StateError> {
         let auth = config.effective_auth();
         let verifier = TokenVerifier::new(&auth)?;
-        let signer = if config.dev_mode {
+        let signer = if config.dev_mode() {
             auth.keys.iter().find_map(|k| TokenSigner::new(k).ok())
         } else {
             None
@@ -151,7 +151,7 @@ impl AppState {
                 config.store.cache_bytes,
             )?),
         };
-        let store = Store::new(kv);
+        let store = Store::new(kv).with_user_role(config.user_role());
         if let Err(e) = crate::bootstrap::ensure_admin_key(&store, &config.api).await {
             tracing::warn!(error = %e, "bootstrap admin key not checked (store unreachable)");
         }

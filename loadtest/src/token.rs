@@ -50,6 +50,9 @@ pub enum TokenSource {
         prefix: String,
         /// Token lifetime in seconds; keep it longer than the run.
         ttl_secs: u64,
+        /// Channel patterns put in the `channels` and `publish` claims
+        /// (`None`: no claims, the gateway's roles decide).
+        claims: Option<Vec<String>>,
     },
     /// Tokens from a file, used round robin.
     File(Arc<[String]>),
@@ -75,9 +78,30 @@ impl TokenSource {
             signer: Arc::new(signer),
             prefix: prefix.to_owned(),
             ttl_secs,
+            claims: None,
         };
         source.token(0)?;
         Ok(source)
+    }
+
+    /// This source with `patterns` in every minted token's `channels` and
+    /// `publish` claims: what a gateway in production lets a user without
+    /// roles do. No effect on tokens from a file.
+    pub fn with_claims(self, patterns: Vec<String>) -> Self {
+        match self {
+            TokenSource::Mint {
+                signer,
+                prefix,
+                ttl_secs,
+                ..
+            } => TokenSource::Mint {
+                signer,
+                prefix,
+                ttl_secs,
+                claims: Some(patterns),
+            },
+            file => file,
+        }
     }
 
     /// The development key of a gateway in `dev_mode`.
@@ -112,10 +136,15 @@ impl TokenSource {
                 signer,
                 prefix,
                 ttl_secs,
+                claims,
             } => {
                 let name = format!("{prefix}-{index}");
                 let user = UserId::new(&name).map_err(|_| TokenError::User(name))?;
-                let request = MintRequest::new(user, unix_secs(), *ttl_secs);
+                let request = MintRequest {
+                    subscribe: claims.clone(),
+                    publish: claims.clone(),
+                    ..MintRequest::new(user, unix_secs(), *ttl_secs)
+                };
                 signer
                     .sign(&request)
                     .map_err(|e| TokenError::Key(e.to_string()))

@@ -1,5 +1,6 @@
 //! The permission checks a user's commands pass after the token's own
-//! claims: the user's roles and grants ([`Policy`], the node's copy in
+//! claims (a claim that names the channel stands in for a role): the
+//! user's roles and grants ([`Policy`], the node's copy in
 //! [`Access`](super::Access)) and, on a group channel `groups.<id>`,
 //! membership of the group (or `manage_group` on the channel).
 //!
@@ -50,9 +51,12 @@ impl UserView {
         Principal::user(user.clone(), self.roles())
     }
 
-    /// [`require`] on `channel` for `user`; on a group channel, also
-    /// membership of the group or `manage_group` there. `action` completes
-    /// "only members of group <id> may …" (e.g. "publish to it").
+    /// [`require`] on `channel` for `user`, unless `claimed` (the user's
+    /// token names the channel, which grants the permission); on a group
+    /// channel, also membership of the group or `manage_group` there,
+    /// claimed or not. `action` completes "only members of group <id> may
+    /// …" (e.g. "publish to it").
+    #[allow(clippy::too_many_arguments)]
     pub async fn require_channel(
         &mut self,
         policy: &Policy,
@@ -60,10 +64,13 @@ impl UserView {
         user: &UserId,
         permission: Permission,
         channel: &ChannelName,
+        claimed: bool,
         action: &str,
     ) -> Result<(), ErrorBody> {
         let principal = &self.principal(user);
-        require(policy, principal, permission, Some(channel))?;
+        if !claimed {
+            require(policy, principal, permission, Some(channel))?;
+        }
         let Some(group) = channel.as_str().strip_prefix(GROUP_CHANNEL_PREFIX) else {
             return Ok(());
         };

@@ -32,8 +32,8 @@ impl Access {
     /// catches up on the next refresh.
     pub async fn load(store: Store) -> Self {
         let access = Self {
+            policy: RwLock::new(Arc::new(store.builtin_policy())),
             store,
-            policy: RwLock::new(Arc::new(Policy::default())),
             version: AtomicU64::new(0),
         };
         if let Err(e) = access.refresh().await {

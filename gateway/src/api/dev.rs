@@ -1,7 +1,7 @@
 //! `GET /dev/token?user=<id>[&ttl=<seconds>]`: development mode only.
 //! Mints a token for any user id with the node's signing key so the demo
-//! page and local experiments need no backend. Off (404) when `dev_mode`
-//! is false.
+//! page and local experiments need no backend. Off (404) outside
+//! development mode.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -43,7 +43,7 @@ pub async fn token(
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             ErrorCode::PermissionDenied,
-            "the development token endpoint is off (dev_mode = false); tokens come from your application's backend",
+            "the development token endpoint is off (this node is not in development mode); tokens come from your application's backend",
         ));
     };
     let Query(query) = query.map_err(|e| {

@@ -5,6 +5,7 @@
 //! fields joined by `__`, e.g. `TOKENIM_LIMITS__MAX_CONNECTIONS=5000`), and
 //! command-line flags. [`Config::validate`] names the first bad field.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -24,7 +25,7 @@ pub use self::store::{StoreBackend, StoreConfig};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
-use tokenim_auth::{Alg, KeyConfig, VerifierConfig};
+use tokenim_auth::{Alg, KeyConfig, Permission, VerifierConfig};
 
 /// Key id of the built-in development key.
 pub const DEV_KID: &str = "dev";
@@ -38,10 +39,25 @@ pub const DEV_SECRET: &str = "tokenim-development-secret-do-not-use-in-productio
 pub struct Config {
     /// Address for WebSocket and HTTP. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
-    /// Development mode (default **on**): serves `/dev/token`, which mints a
-    /// token for any user id, and uses a built-in signing key when none is
-    /// configured. Turn it off in production.
-    pub dev_mode: bool,
+    /// Development mode: serves `/dev/token`, which mints a token for any
+    /// user id, and the demo page, uses a built-in signing key when none
+    /// is configured, and opens every channel to every user (see
+    /// [`Config::user_role`]). Unset (the default): on only when no
+    /// `auth.keys` are configured, so a node with real keys is in
+    /// production unless `dev_mode = true` is written. See
+    /// [`Config::dev_mode`].
+    pub dev_mode: Option<bool>,
+    /// Allow development mode on an address other than loopback. Off by
+    /// default: a development node on `0.0.0.0` refuses to start, since
+    /// anyone who reaches it can mint a token for any user.
+    pub dev_mode_public: bool,
+    /// The permissions of the built-in role `user`, held by every user
+    /// without roles, until the role is redefined through the API
+    /// (`PUT /v1/roles/user`). Unset: none in production (default-deny:
+    /// a user may act only where its token's channel claims, its roles or
+    /// grants allow), every permission but `manage_group` in development
+    /// mode.
+    pub user_role: Option<BTreeSet<Permission>>,
     /// Logging.
     pub log: LogConfig,
     /// User-token verification (keys, audience, issuer, leeway, size cap).
@@ -72,7 +88,9 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            dev_mode: true,
+            dev_mode: None,
+            dev_mode_public: false,
+            user_role: None,
             log: LogConfig::default(),
             auth: VerifierConfig::default(),
             origins: OriginConfig::default(),
@@ -189,11 +207,37 @@ impl Config {
         Ok(config)
     }
 
+    /// Whether development mode is on: as written, or, when `dev_mode` is
+    /// not set, exactly when no `auth.keys` are configured.
+    pub fn dev_mode(&self) -> bool {
+        self.dev_mode.unwrap_or(self.auth.keys.is_empty())
+    }
+
+    /// Why [`Config::dev_mode`] is what it is, for the start-up banner.
+    pub fn dev_mode_reason(&self) -> &'static str {
+        match (self.dev_mode, self.auth.keys.is_empty()) {
+            (Some(true), _) => "dev_mode = true is set",
+            (Some(false), _) => "dev_mode = false is set",
+            (None, true) => "no auth.keys are configured and dev_mode is not set",
+            (None, false) => "auth.keys are configured and dev_mode is not set",
+        }
+    }
+
+    /// The permissions of the built-in role `user` in effect
+    /// ([`Config::user_role`]).
+    pub fn user_role(&self) -> BTreeSet<Permission> {
+        match &self.user_role {
+            Some(permissions) => permissions.clone(),
+            None if self.dev_mode() => tokenim_auth::Policy::development_user_role(),
+            None => BTreeSet::new(),
+        }
+    }
+
     /// The verifier configuration in effect: the configured keys, or in
     /// development mode with none configured, the built-in dev key.
     pub fn effective_auth(&self) -> VerifierConfig {
         let mut auth = self.auth.clone();
-        if auth.keys.is_empty() && self.dev_mode {
+        if auth.keys.is_empty() && self.dev_mode() {
             auth.keys.push(dev_key());
         }
         auth
@@ -202,10 +246,20 @@ impl Config {
     /// Checks every field that has a constraint beyond its type.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        if !self.dev_mode && self.auth.keys.is_empty() {
+        if !self.dev_mode() && self.auth.keys.is_empty() {
             return Err(invalid(
                 "auth.keys",
                 "at least one key is required when dev_mode is off",
+            ));
+        }
+        if self.dev_mode() && !self.listen.ip().is_loopback() && !self.dev_mode_public {
+            return Err(invalid(
+                "dev_mode",
+                format!(
+                    "development mode is on ({}) and listen is {}, not a loopback address: anyone who reaches it can mint a token for any user. Configure auth.keys (and leave dev_mode unset or false), listen on 127.0.0.1, or force it with dev_mode_public = true",
+                    self.dev_mode_reason(),
+                    self.listen
+                ),
             ));
         }
         positive(&[
@@ -274,9 +328,11 @@ impl Config {
 
 /// The top-level settings, the only `TOKENIM_*` variables read as
 /// configuration.
-const SETTINGS: [&str; 12] = [
+const SETTINGS: [&str; 14] = [
     "listen",
     "dev_mode",
+    "dev_mode_public",
+    "user_role",
     "log",
     "auth",
     "origins",
@@ -362,10 +418,40 @@ mod tests {
         );
 
         let c = Config {
-            dev_mode: false,
+            dev_mode: Some(false),
             ..Config::default()
         };
         assert!(c.validate().unwrap_err().to_string().contains("auth.keys"));
+
+        let c = Config {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("dev_mode") && e.contains("0.0.0.0"), "{e}");
+        let c = Config {
+            dev_mode_public: true,
+            ..c
+        };
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn dev_mode_is_on_only_when_asked_or_nothing_is_configured() {
+        let mut c = Config::default();
+        assert!(c.dev_mode());
+        assert!(!c.user_role().is_empty());
+        c.auth.keys.push(KeyConfig {
+            kid: Some("prod".into()),
+            ..dev_key()
+        });
+        assert!(!c.dev_mode(), "real keys mean production");
+        assert!(c.user_role().is_empty(), "production denies by default");
+        assert_eq!(c.effective_auth().keys.len(), 1);
+        c.dev_mode = Some(true);
+        assert!(c.dev_mode());
+        c.user_role = Some([Permission::Subscribe].into());
+        assert_eq!(c.user_role(), [Permission::Subscribe].into());
     }
 
     #[test]
@@ -379,6 +465,7 @@ mod tests {
             dev_mode: bool,
         }
         let c = Config::load(Some(&file), Flags { dev_mode: true }).unwrap();
+        assert_eq!(c.dev_mode, Some(true));
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.limits.max_subscriptions, 7);
         assert_eq!(c.limits.ping_interval, Duration::from_secs(5));

@@ -212,19 +212,25 @@ impl Session {
         )?)
     }
 
-    /// [`Session::require`] on `channel`, and membership on a group channel
-    /// ([`UserView::require_channel`]).
+    /// [`Session::require`] on `channel` unless the token's claim names it
+    /// (`channels` for everything but publish, `publish` for publish), and
+    /// membership on a group channel ([`UserView::require_channel`]).
     async fn require_channel(
         &mut self,
         permission: Permission,
         channel: &ChannelName,
         action: &str,
     ) -> Result<(), CommandError> {
+        let claim = match permission {
+            Permission::Publish => &self.claims.publish,
+            _ => &self.claims.subscribe,
+        };
+        let claimed = claim.grants(channel);
         let policy = self.state.access.policy();
         let (store, user) = (&self.state.store, &self.handle.user);
         Ok(self
             .view
-            .require_channel(&policy, store, user, permission, channel, action)
+            .require_channel(&policy, store, user, permission, channel, claimed, action)
             .await?)
     }
 

@@ -46,12 +46,30 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, 
 #[derive(Debug, Clone)]
 pub struct Store {
     kv: Kv,
+    /// The configured definition of the built-in role `user` (not stored).
+    user_role: std::sync::Arc<std::collections::BTreeSet<tokenim_auth::Permission>>,
 }
 
 impl Store {
-    /// A store over a backend.
+    /// A store over a backend; the built-in role `user` allows nothing
+    /// until [`Store::with_user_role`] defines it.
     pub fn new(kv: Kv) -> Self {
-        Self { kv }
+        Self {
+            kv,
+            user_role: std::sync::Arc::default(),
+        }
+    }
+
+    /// This store with the built-in role `user` defined as `permissions`
+    /// wherever no stored definition replaces it.
+    pub fn with_user_role(
+        self,
+        permissions: std::collections::BTreeSet<tokenim_auth::Permission>,
+    ) -> Self {
+        Self {
+            user_role: std::sync::Arc::new(permissions),
+            ..self
+        }
     }
 
     /// The backend.

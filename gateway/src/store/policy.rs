@@ -66,10 +66,24 @@ pub struct UserAccess {
 impl Store {
     /// The current policy (the built-in roles when none was stored).
     pub async fn policy(&self) -> Result<Policy, StoreError> {
-        match self.kv.get(Table::Meta, POLICY_KEY).await? {
-            Some(raw) => decode(&raw),
-            None => Ok(Policy::default()),
-        }
+        let raw = self.kv.get(Table::Meta, POLICY_KEY).await?;
+        self.decode_policy(raw.as_deref())
+    }
+
+    /// The policy before anything was stored: the built-in roles, `user`
+    /// as configured.
+    pub fn builtin_policy(&self) -> Policy {
+        Policy::default().with_user_role((*self.user_role).clone())
+    }
+
+    /// A stored policy document (or none) with the configured built-in
+    /// roles.
+    fn decode_policy(&self, raw: Option<&[u8]>) -> Result<Policy, StoreError> {
+        let policy = match raw {
+            Some(raw) => decode::<Policy>(raw)?,
+            None => Policy::default(),
+        };
+        Ok(policy.with_user_role((*self.user_role).clone()))
     }
 
     /// Changes the policy with `change` (read, change, compare-and-swap,
@@ -81,10 +95,7 @@ impl Store {
     ) -> Result<T, StoreError> {
         loop {
             let raw = self.kv.get(Table::Meta, POLICY_KEY).await?;
-            let mut policy = match &raw {
-                Some(raw) => decode(raw)?,
-                None => Policy::default(),
-            };
+            let mut policy = self.decode_policy(raw.as_deref())?;
             let out = change(&mut policy);
             if self
                 .kv

@@ -50,12 +50,14 @@ async fn dev_token_endpoint_mints_valid_tokens_only_in_dev_mode() {
     assert!(body.contains("\"code\":1003"), "{body}");
     assert_eq!(gw.get("/dev/token?user=a&ttl=999999", &[]).await.0, 400);
 
+    // Real keys and no dev_mode line: production, whatever else is set.
     let prod = TestGateway::with(|c| {
-        c.dev_mode = false;
         c.auth.keys.push(tokenim_gateway::config::dev_key());
     })
     .await;
-    assert_eq!(prod.get("/dev/token?user=alice", &[]).await.0, 404);
+    let (status, body) = prod.get("/dev/token?user=alice", &[]).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("not in development mode"), "{body}");
 }
 
 const UPGRADE: [(&str, &str); 4] = [

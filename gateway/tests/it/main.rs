@@ -15,6 +15,7 @@ mod permissions;
 mod pubsub;
 mod redis_cluster;
 mod redis_faults;
+mod safe_defaults;
 mod scale_out;
 mod slow_consumer;
 mod store_contract;

@@ -43,6 +43,11 @@ pub struct Common {
     /// of minting.
     #[arg(long, conflicts_with = "hs256_secret")]
     pub token_file: Option<PathBuf>,
+    /// Channel patterns for minted tokens' `channels` and `publish` claims,
+    /// comma-separated (e.g. `*` or `rooms.*,bench`): a gateway in
+    /// production lets a user without roles use only what they name.
+    #[arg(long, value_delimiter = ',', conflicts_with = "token_file")]
+    pub claim_channels: Option<Vec<String>>,
     /// Minted user ids are <PREFIX>-<connection index>.
     #[arg(long, default_value = "lt")]
     pub user_prefix: String,

@@ -81,7 +81,12 @@ pub(super) fn start(
         (None, secret) => {
             let kid = (!common.kid.is_empty()).then_some(common.kid.as_str());
             let secret = secret.as_deref().unwrap_or(token::DEV_SECRET);
-            TokenSource::hs256(secret, kid, &common.user_prefix, ttl)
+            TokenSource::hs256(secret, kid, &common.user_prefix, ttl).map(|source| {
+                match &common.claim_channels {
+                    Some(patterns) => source.with_claims(patterns.clone()),
+                    None => source,
+                }
+            })
         }
     }
     .or_else(fail)?;

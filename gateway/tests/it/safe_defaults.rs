@@ -1,0 +1,246 @@
+//! Safe by default: a configuration that looks like production is
+//! production. The `tokenim` binary itself, started as an operator would,
+//! and channels closed to users without claims, roles or grants.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokenim_auth::{Grant, MintRequest, Permission, Subject};
+use tokenim_client::{Auth, Client, Error};
+use tokenim_gateway::config::dev_key;
+use tokenim_protocol::{ChannelName, Codec, Data, ErrorCode, UserId};
+
+use crate::support::{TestGateway, http_get};
+
+/// A `tokenim serve` process with `config` as its file; killed on drop.
+struct Binary {
+    addr: SocketAddr,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Binary {
+    /// Starts it and waits until `/healthz` answers.
+    async fn start(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let file = dir.path().join("tokenim.toml");
+        let store = dir.path().join("data");
+        std::fs::write(
+            &file,
+            format!(
+                "listen = \"{addr}\"\n{config}\n[store]\npath = \"{}\"\n",
+                store.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tokenim"))
+            .arg("--config")
+            .arg(&file)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut binary = Self {
+            addr,
+            child,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                binary.child.try_wait().unwrap().is_none(),
+                "tokenim exited before listening"
+            );
+            assert!(Instant::now() < deadline, "tokenim did not listen");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        binary
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A production-looking configuration: a real key, an audience and an
+/// issuer, and no `dev_mode` line.
+const PRODUCTION: &str = r#"
+[auth]
+audience = "chat"
+issuer = "https://backend.example"
+[[auth.keys]]
+kid = "prod-2026"
+alg = "HS256"
+secret = "a-production-secret-of-at-least-32-bytes!"
+"#;
+
+#[tokio::test]
+async fn a_production_config_without_dev_mode_serves_no_dev_token_and_no_demo() {
+    let node = Binary::start(PRODUCTION).await;
+    let (status, body) = http_get(node.addr, "/dev/token?user=alice", &[]).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("not in development mode"), "{body}");
+    let (status, body) = http_get(node.addr, "/", &[]).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("\"code\":1009"), "{body}");
+    assert_eq!(http_get(node.addr, "/healthz", &[]).await.0, 200);
+
+    // With nothing configured at all, the first README command's node is
+    // in development mode: the demo works.
+    let dev = Binary::start("").await;
+    let (status, page) = http_get(dev.addr, "/", &[]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<html"), "{page}");
+    assert_eq!(
+        http_get(dev.addr, "/dev/token?user=alice", &[]).await.0,
+        200
+    );
+}
+
+#[test]
+fn development_mode_on_a_public_address_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tokenim"))
+            .args(["--listen", "0.0.0.0:0"])
+            .args(extra)
+            .arg("serve")
+            .env("TOKENIM_STORE__PATH", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    // Nothing configured (dev mode by default) and asked for outright.
+    for extra in [&[][..], &["--dev-mode", "true"]] {
+        let out = run(extra);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("dev_mode") && stderr.contains("0.0.0.0"),
+            "{stderr}"
+        );
+    }
+}
+
+fn channel(s: &str) -> ChannelName {
+    ChannelName::new(s).unwrap()
+}
+
+fn hi() -> Data {
+    Data::from_value(&"hi").unwrap()
+}
+
+#[track_caller]
+fn denied<T: std::fmt::Debug>(result: Result<T, Error>) {
+    match result {
+        Err(Error::Server(body)) => assert_eq!(body.code, ErrorCode::PermissionDenied, "{body:?}"),
+        other => panic!("expected 1104 permission_denied, got {other:?}"),
+    }
+}
+
+/// A production gateway (real keys, dev mode unset), tweaked further.
+async fn production(tweak: impl FnOnce(&mut tokenim_gateway::Config)) -> TestGateway {
+    TestGateway::with(|c| {
+        c.auth.keys.push(dev_key());
+        tweak(c);
+    })
+    .await
+}
+
+/// A client for `user` whose token carries these claims.
+async fn client_with(
+    gw: &TestGateway,
+    user: &str,
+    channels: Option<&[&str]>,
+    publish: Option<&[&str]>,
+) -> Client {
+    let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
+    let token = gw.token_with(&MintRequest {
+        subscribe: channels.map(owned),
+        publish: publish.map(owned),
+        ..MintRequest::new(
+            UserId::new(user).unwrap(),
+            tokenim_gateway::unix_secs(),
+            3600,
+        )
+    });
+    Client::connect(gw.options(Codec::Json, Auth::Frame(token)))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn production_denies_channels_unless_a_claim_a_role_or_a_grant_allows() {
+    let gw = production(|_| {}).await;
+    assert!(!gw.state.config.dev_mode());
+
+    // No claims, no roles, no grants: nothing outside the own inbox.
+    let bob = client_with(&gw, "bob", None, None).await;
+    denied(bob.subscribe(&channel("admin.alerts")).await);
+    denied(bob.publish(&channel("announcements"), hi()).await);
+    denied(bob.presence(&channel("rooms.lobby")).await);
+    denied(bob.history(&channel("rooms.lobby"), None, None).await);
+    denied(bob.send(&UserId::new("alice").unwrap(), hi()).await);
+    let inbox = UserId::new("bob").unwrap().personal_channel();
+    bob.history(&inbox, None, None).await.unwrap();
+
+    // The token's claims grant what they name, and only that.
+    let alice = client_with(&gw, "alice", Some(&["rooms.*"]), Some(&["rooms.lobby"])).await;
+    alice.subscribe(&channel("rooms.lobby")).await.unwrap();
+    alice.presence(&channel("rooms.lobby")).await.unwrap();
+    alice
+        .history(&channel("rooms.lobby"), None, None)
+        .await
+        .unwrap();
+    alice.publish(&channel("rooms.lobby"), hi()).await.unwrap();
+    denied(alice.publish(&channel("rooms.other"), hi()).await);
+    denied(alice.subscribe(&channel("admin.alerts")).await);
+    // A claim never makes a user a member of a group.
+    let member = client_with(&gw, "carol", Some(&["groups.*"]), Some(&["groups.*"])).await;
+    denied(member.subscribe(&channel("groups.staff")).await);
+    denied(member.publish(&channel("groups.staff"), hi()).await);
+
+    // A grant opens a channel to a user whose token has no claims.
+    let news = tokenim_auth::ChannelPattern::new("news").unwrap();
+    gw.state
+        .store
+        .update_policy(|p| {
+            p.grant(Grant {
+                subject: Subject::User(UserId::new("bob").unwrap()),
+                permission: Permission::Subscribe,
+                channels: Some(news.clone()),
+            })
+        })
+        .await
+        .unwrap();
+    gw.state.access.refresh().await.unwrap();
+    bob.subscribe(&channel("news")).await.unwrap();
+    denied(bob.subscribe(&channel("news.other")).await);
+}
+
+#[tokio::test]
+async fn the_default_user_role_is_configurable_in_production() {
+    let gw = production(|c| {
+        c.user_role = Some([Permission::Subscribe, Permission::Send].into());
+    })
+    .await;
+    let bob = client_with(&gw, "bob", None, None).await;
+    bob.subscribe(&channel("rooms.lobby")).await.unwrap();
+    bob.send(&UserId::new("alice").unwrap(), hi())
+        .await
+        .unwrap();
+    denied(bob.publish(&channel("rooms.lobby"), hi()).await);
+    denied(bob.presence(&channel("rooms.lobby")).await);
+}

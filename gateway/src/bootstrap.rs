@@ -5,9 +5,13 @@
 //! lacks it, and made valid again if it was revoked, expired or changed (so
 //! the operator can never be locked out while the configuration holds it).
 //! Without it, the first node to start on an empty store creates one and
-//! prints it, once, on standard output.
+//! writes its secret, once, to `api.bootstrap_key_file` (mode 0600; the
+//! log names the file, never the secret), and to standard error as well
+//! only when `api.print_bootstrap_key` asks for it.
 
 use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
 
 use tokenim_auth::{ApiKey, ApiKeyId, ApiSecret, AuditAction, AuditRecord, Scope};
 
@@ -19,8 +23,17 @@ pub const CONFIG_ACTOR: &str = "config";
 /// The name of the bootstrap key.
 pub const ADMIN_KEY_NAME: &str = "bootstrap admin";
 
-/// Makes sure an admin key exists (see the module doc).
-pub async fn ensure_admin_key(store: &Store, api: &ApiConfig) -> Result<(), StoreError> {
+/// The file the bootstrap key goes to when `api.bootstrap_key_file` is
+/// not set, inside the store's directory.
+pub const DEFAULT_KEY_FILE: &str = "bootstrap-admin-key";
+
+/// Makes sure an admin key exists (see the module doc); `store_dir` is the
+/// default directory of the key file.
+pub async fn ensure_admin_key(
+    store: &Store,
+    api: &ApiConfig,
+    store_dir: &Path,
+) -> Result<(), StoreError> {
     let now = crate::clock::unix_millis();
     let all: BTreeSet<Scope> = Scope::ALL.into();
     let (key, shown) = match api.admin_key() {
@@ -46,13 +59,11 @@ pub async fn ensure_admin_key(store: &Store, api: &ApiConfig) -> Result<(), Stor
         return Ok(());
     }
     if let Some(secret) = shown {
-        println!(
-            "tokenim: created the bootstrap admin key (all scopes). Its secret is shown only now:\n  key id: {}\n  secret: {}\n  e.g. curl -u {}:{} http://<gateway>/v1/keys",
-            key.id,
-            secret.expose(),
-            key.id,
-            secret.expose()
-        );
+        let path = api
+            .bootstrap_key_file
+            .clone()
+            .unwrap_or_else(|| store_dir.join(DEFAULT_KEY_FILE));
+        hand_over(&path, &key.id, &secret, api.print_bootstrap_key);
     }
     tracing::info!(key = %key.id, "bootstrap admin key created");
     let mut record = AuditRecord::new(now, CONFIG_ACTOR, AuditAction::KeyCreated, key.id.as_str());
@@ -111,4 +122,51 @@ async fn restore(
         "secret_reset": !secret_matched,
     });
     store.audit(record).await.map(drop)
+}
+
+/// Gives the operator the secret of a key made at first start: in a file
+/// only its owner can read, and on standard error if asked (or if the file
+/// cannot be written, since the secret is shown nowhere else).
+fn hand_over(path: &Path, id: &ApiKeyId, secret: &ApiSecret, print: bool) {
+    let text = format!(
+        "# tokenim bootstrap admin API key (all scopes), created at first start.\n# Use it as: curl -u \"$(tail -n1 {file})\" http://<gateway>/v1/keys\n{id}:{secret}\n",
+        file = path.display(),
+        secret = secret.expose()
+    );
+    match write_private(path, &text) {
+        Ok(()) => tracing::warn!(
+            key = %id,
+            file = %path.display(),
+            "created the bootstrap admin key (all scopes); its secret is in the file (mode 0600): move it to a secret store and delete the file"
+        ),
+        Err(e) => tracing::error!(
+            key = %id,
+            file = %path.display(),
+            error = %e,
+            "created the bootstrap admin key, but its file could not be written: the secret follows on standard error only"
+        ),
+    }
+    if print || !path.exists() {
+        eprintln!(
+            "tokenim: bootstrap admin key (all scopes), shown only now:\n  {id}:{}",
+            secret.expose()
+        );
+    }
+}
+
+/// Writes `text` to a new file at `path` readable by its owner only.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    // A file that already existed keeps its mode: make it private.
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }

@@ -31,6 +31,10 @@ pub struct Cli {
     /// Log format (default pretty).
     #[arg(long, global = true)]
     pub log_format: Option<LogFormat>,
+    /// Print the secret of a bootstrap admin key created at first start on
+    /// standard error too (it always goes to `api.bootstrap_key_file`).
+    #[arg(long, global = true)]
+    pub print_bootstrap_key: bool,
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -49,14 +53,17 @@ pub enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
-        /// Channel patterns the token may subscribe to (default: any).
+        /// Channel patterns the token may subscribe to, and read the history
+        /// and presence of (default: no claim; the user's roles decide).
         #[arg(long, value_delimiter = ',')]
         channels: Option<Vec<String>>,
-        /// Channel patterns the token may publish to (default: any).
+        /// Channel patterns the token may publish to (default: no claim;
+        /// the user's roles decide).
         #[arg(long, value_delimiter = ',')]
         publish: Option<Vec<String>>,
     },
-    /// Print the effective configuration as TOML.
+    /// Print the effective configuration as TOML, every secret replaced
+    /// by a fingerprint (`redacted:sha256:<12 hex digits>`).
     Config,
 }
 
@@ -69,6 +76,13 @@ struct Overrides {
     dev_mode: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     log: Option<LogOverrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api: Option<ApiOverrides>,
+}
+
+#[derive(Serialize)]
+struct ApiOverrides {
+    print_bootstrap_key: bool,
 }
 
 #[derive(Serialize)]
@@ -83,6 +97,9 @@ impl Cli {
             listen: self.listen,
             dev_mode: self.dev_mode,
             log: self.log_format.map(|format| LogOverrides { format }),
+            api: self.print_bootstrap_key.then_some(ApiOverrides {
+                print_bootstrap_key: true,
+            }),
         };
         let config = match Config::load(self.config.as_deref(), overrides) {
             Ok(config) => config,
@@ -96,7 +113,7 @@ impl Cli {
                 channels,
                 publish,
             } => mint(&config, &user, ttl, channels, publish),
-            Command::Config => match toml::to_string_pretty(&config) {
+            Command::Config => match crate::config::redact::redacted_toml(&config) {
                 Ok(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS

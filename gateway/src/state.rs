@@ -152,7 +152,9 @@ impl AppState {
             )?),
         };
         let store = Store::new(kv).with_user_role(config.user_role());
-        if let Err(e) = crate::bootstrap::ensure_admin_key(&store, &config.api).await {
+        if let Err(e) =
+            crate::bootstrap::ensure_admin_key(&store, &config.api, &config.store.path).await
+        {
             tracing::warn!(error = %e, "bootstrap admin key not checked (store unreachable)");
         }
         let access = Arc::new(Access::load(store.clone()).await);

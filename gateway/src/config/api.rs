@@ -14,9 +14,17 @@ pub struct ApiConfig {
     /// The bootstrap admin key, `<key id>:<secret>` (e.g. from
     /// `TOKENIM_API__ADMIN_KEY`): created with every scope if absent.
     /// When unset and the store holds no key, one is created at first
-    /// start and printed once. The id is `ak_` and 16 hex digits; the
-    /// secret at least 32 characters.
+    /// start and its secret written once to `bootstrap_key_file`. The id
+    /// is `ak_` and 16 hex digits; the secret at least 32 characters.
     pub admin_key: Option<String>,
+    /// Where the key created at first start (no `admin_key`) is written,
+    /// readable by the owner only (mode 0600). Default
+    /// `<store.path>/bootstrap-admin-key`.
+    pub bootstrap_key_file: Option<std::path::PathBuf>,
+    /// Also print that key's secret on standard error (never standard
+    /// output). Default off: logs and container output are no place for
+    /// secrets. The flag `--print-bootstrap-key` sets it.
+    pub print_bootstrap_key: bool,
     /// Most items (users, groups, members) in one request; a larger batch
     /// is refused whole with `too_many_items`. Default 1,000.
     pub max_batch_items: usize,
@@ -51,6 +59,8 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             admin_key: None,
+            bootstrap_key_file: None,
+            print_bootstrap_key: false,
             max_batch_items: 1_000,
             max_body_bytes: 8 << 20,
             max_import_bytes: 4 << 30,

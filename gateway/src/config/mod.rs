@@ -13,6 +13,7 @@ use std::time::Duration;
 mod api;
 mod history;
 mod limits;
+pub mod redact;
 mod redis;
 mod store;
 

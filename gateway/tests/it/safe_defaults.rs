@@ -17,12 +17,18 @@ use crate::support::{TestGateway, http_get};
 struct Binary {
     addr: SocketAddr,
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Binary {
-    /// Starts it and waits until `/healthz` answers.
+    /// Starts it and waits until it listens.
     async fn start(config: &str) -> Self {
+        Self::start_with(config, &[]).await
+    }
+
+    /// Starts it with extra flags; its standard output and error go to
+    /// files in its directory ([`Binary::output`]).
+    async fn start_with(config: &str, flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -40,19 +46,19 @@ impl Binary {
             ),
         )
         .unwrap();
+        let out = std::fs::File::create(dir.path().join("stdout")).unwrap();
+        let err = std::fs::File::create(dir.path().join("stderr")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tokenim"))
             .arg("--config")
             .arg(&file)
+            .args(flags)
             .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .env("TOKENIM_LOG__FORMAT", "json")
+            .stdout(out)
+            .stderr(err)
             .spawn()
             .unwrap();
-        let mut binary = Self {
-            addr,
-            child,
-            _dir: dir,
-        };
+        let mut binary = Self { addr, child, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while tokio::net::TcpStream::connect(addr).await.is_err() {
             assert!(
@@ -63,6 +69,14 @@ impl Binary {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         binary
+    }
+}
+
+impl Binary {
+    /// Everything it wrote to standard output and standard error so far.
+    fn output(&self) -> (String, String) {
+        let read = |name| std::fs::read_to_string(self.dir.path().join(name)).unwrap();
+        (read("stdout"), read("stderr"))
     }
 }
 
@@ -131,6 +145,94 @@ fn development_mode_on_a_public_address_refuses_to_start() {
             stderr.contains("dev_mode") && stderr.contains("0.0.0.0"),
             "{stderr}"
         );
+    }
+}
+
+#[test]
+fn tokenim_config_prints_no_configured_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokenim.toml");
+    let secrets = [
+        "signing-secret-that-must-never-be-printed-0123",
+        "admin-secret-that-must-never-be-printed-0123",
+        "redis-password-never-printed",
+    ];
+    std::fs::write(
+        &file,
+        format!(
+            "[[auth.keys]]\nkid = \"k1\"\nalg = \"HS256\"\nsecret = \"{}\"\n[api]\nadmin_key = \"ak_0123456789abcdef:{}\"\n[redis]\nurl = \"redis://app:{}@127.0.0.1:1\"\n",
+            secrets[0], secrets[1], secrets[2]
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenim"))
+        .arg("--config")
+        .arg(&file)
+        .arg("config")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    for secret in secrets {
+        assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+        let fingerprint = tokenim_gateway::config::redact::fingerprint(secret);
+        assert!(printed.contains(&fingerprint), "{printed}");
+    }
+    assert!(printed.contains("kid = \"k1\""), "{printed}");
+}
+
+#[tokio::test]
+async fn the_bootstrap_secret_goes_to_a_private_file_not_to_the_output() {
+    let node = Binary::start(PRODUCTION).await;
+    let file = node.dir.path().join("data").join("bootstrap-admin-key");
+    let key = wait_for_file(&file).await;
+    let line = key.lines().last().unwrap();
+    let (id, secret) = line.split_once(':').unwrap();
+    assert!(id.starts_with("ak_") && secret.len() >= 32, "{key}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // The key works, and neither output holds its secret; the log names
+    // the file.
+    let auth = crate::support::http::basic(id, secret);
+    let (status, body) = http_get(node.addr, "/v1/keys", &[("authorization", &auth)]).await;
+    assert_eq!(status, 200, "{body}");
+    let (stdout, stderr) = node.output();
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    assert!(stdout.contains("bootstrap-admin-key"), "{stdout}");
+
+    // Asked for explicitly: on standard error, never standard output.
+    let node = Binary::start_with(PRODUCTION, &["--print-bootstrap-key"]).await;
+    let file = node.dir.path().join("data").join("bootstrap-admin-key");
+    let key = wait_for_file(&file).await;
+    let secret = key
+        .lines()
+        .last()
+        .unwrap()
+        .split_once(':')
+        .unwrap()
+        .1
+        .to_owned();
+    let (stdout, stderr) = node.output();
+    assert!(!stdout.contains(&secret), "{stdout}");
+    assert!(stderr.contains(&secret), "{stderr}");
+}
+
+/// The contents of `file` once it exists (the node writes it at start).
+async fn wait_for_file(file: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            if text.ends_with('\n') {
+                return text;
+            }
+        }
+        assert!(Instant::now() < deadline, "{} not written", file.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -243,4 +345,24 @@ async fn the_default_user_role_is_configurable_in_production() {
         .unwrap();
     denied(bob.publish(&channel("rooms.lobby"), hi()).await);
     denied(bob.presence(&channel("rooms.lobby")).await);
+}
+
+#[tokio::test]
+async fn credentials_given_the_wrong_way_round_leave_no_secret_in_the_audit_log() {
+    use crate::support::http::Api;
+    use crate::support::{ADMIN_KEY_ID, ADMIN_SECRET};
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    api.with_key(ADMIN_SECRET, ADMIN_KEY_ID)
+        .get("/v1/keys")
+        .await
+        .expect_error(401, ErrorCode::UnknownApiKey);
+    let log = api.get("/v1/audit?action=auth.failed").await.expect(200);
+    let text = log.to_string();
+    assert!(text.contains("(malformed key id)"), "{text}");
+    // Not even a part of it.
+    for part in ADMIN_SECRET.as_bytes().chunks(8) {
+        let part = std::str::from_utf8(part).unwrap();
+        assert!(!text.contains(part), "{part} in {text}");
+    }
 }

@@ -105,13 +105,18 @@ async fn audit_failure(state: &AppState, key: &str, source: Option<String>, e: &
     }
 }
 
-/// A presented key id as an audit target (bounded, printable).
+/// A presented key id as an audit target: the id when it has the shape
+/// of one, else a placeholder, since what stands there may be a secret
+/// (id and secret given the wrong way round).
 fn presented_id(id: &str) -> String {
-    id.chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(40)
-        .collect()
+    match ApiKeyId::parse(id) {
+        Ok(id) => id.as_str().to_owned(),
+        Err(_) => NOT_A_KEY_ID.to_owned(),
+    }
 }
+
+/// The audit target of credentials whose key id is malformed.
+pub const NOT_A_KEY_ID: &str = "(malformed key id)";
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -133,8 +138,9 @@ impl FromRequestParts<AppState> for Caller {
             Err(_) => None,
         };
         let Some(key) = key else {
-            let e = ApiKeyError::Unknown(id.chars().take(40).collect());
-            audit_failure(state, &presented_id(&id), source, &e).await;
+            let shown = presented_id(&id);
+            let e = ApiKeyError::Unknown(shown.clone());
+            audit_failure(state, &shown, source, &e).await;
             return Err(e.into());
         };
         if let Err(e) = key.authenticate(&secret, crate::clock::unix_millis()) {

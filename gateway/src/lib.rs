@@ -14,6 +14,8 @@
 //!   the writer draining the session's outbound queue.
 //! * [`state`]: [`state::AppState`], what the node's tasks share, built once.
 //! * [`bootstrap`]: the first admin API key.
+//! * [`guard`]: rate limits of the server API and failed authentications
+//!   folded into the audit log.
 //! * [`import`]: request bodies (JSON, CSV, JSON lines) → validated users and groups.
 //! * [`access`]: access control in one place: the node's copy of roles and
 //!   grants, each session's view of its user, the permission checks and the
@@ -26,6 +28,7 @@
 //!   its bounded outbound queue; encode once, queue everywhere.
 //! * [`limiter`]: per-node and per-IP connection bounds, and
 //!   [`limiter::ConnInfo`], what each request learns of its connection.
+//! * [`rate`]: token buckets, one or a bounded table of them by key.
 //! * [`wire`]: frames → WebSocket messages, once per codec; what a
 //!   connection frames within.
 //! * [`schema`]: OpenAPI stand-ins for types of `tokenim-protocol` and
@@ -52,10 +55,12 @@ pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod guard;
 pub mod hub;
 pub mod import;
 pub mod limiter;
 pub mod metrics;
+pub mod rate;
 pub mod redis;
 pub mod schema;
 pub mod server;

@@ -112,6 +112,15 @@ pub struct Metrics {
     /// Messages from Redis dropped as already delivered (at or below the
     /// channel's last delivered `seq`).
     pub redis_duplicates: IntCounter,
+    /// `/v1` requests refused (429) by a rate limit, by limit (`key`,
+    /// `ip`, `auth_failures`).
+    pub api_rate_limited: IntCounterVec,
+    /// Failed authentications counted into an audit record already written
+    /// for their source, reason and minute (instead of a record each).
+    pub audit_failures_folded: IntCounter,
+    /// Audit records deleted by retention (`audit.max_records`,
+    /// `audit.max_age`).
+    pub audit_records_deleted: IntCounter,
 }
 
 impl Metrics {
@@ -265,6 +274,19 @@ impl Metrics {
                 "tokenim_redis_duplicates_total",
                 "Messages from Redis dropped as already delivered",
             ),
+            api_rate_limited: vec(
+                "tokenim_api_rate_limited_total",
+                "Server API requests refused by a rate limit, by limit",
+                "limit",
+            ),
+            audit_failures_folded: counter(
+                "tokenim_audit_failures_folded_total",
+                "Failed authentications counted into an existing audit record",
+            ),
+            audit_records_deleted: counter(
+                "tokenim_audit_records_deleted_total",
+                "Audit records deleted by retention",
+            ),
             registry,
         };
         // Pre-create every known child so dashboards see zeros, not gaps.
@@ -276,6 +298,9 @@ impl Metrics {
         }
         for &c in DisconnectCode::ALL {
             m.disconnects.with_label_values(&[disconnect_label(c)]);
+        }
+        for limit in ["key", "ip", "auth_failures"] {
+            m.api_rate_limited.with_label_values(&[limit]);
         }
         m
     }

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::access::Access;
 use crate::broker::{Broker, LocalBroker, RedisBroker};
 use crate::config::Config;
+use crate::guard::Guard;
 use crate::hub::Hub;
 use crate::limiter::ConnLimiter;
 use crate::metrics::Metrics;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub store: Store,
     /// The node's copy of the access rules.
     pub access: Arc<Access>,
+    /// Rate limits of the server API; failed authentications' audit.
+    pub guard: Guard,
     /// Prometheus collectors.
     pub metrics: Metrics,
     /// Cancelled when the node starts draining.
@@ -158,6 +161,16 @@ impl AppState {
             tracing::warn!(error = %e, "bootstrap admin key not checked (store unreachable)");
         }
         let access = Arc::new(Access::load(store.clone()).await);
+        let guard = Guard::new(&config, store.clone(), metrics.clone());
+        tokio::spawn(Arc::clone(&guard.failures).run(shutdown.clone()));
+        let deleted = metrics.audit_records_deleted.clone();
+        tokio::spawn(store.clone().run_audit_retention(
+            config.audit.max_records,
+            config.audit.max_age,
+            config.audit.retention_every,
+            shutdown.clone(),
+            move |n| deleted.inc_by(n as u64),
+        ));
         tokio::spawn(Arc::clone(&access).poll(config.api.access_refresh, shutdown.clone()));
         let job_slots = Arc::new(tokio::sync::Semaphore::new(config.api.max_jobs));
         let l = &config.limits;
@@ -179,6 +192,7 @@ impl AppState {
             broker,
             store,
             access,
+            guard,
             metrics,
             shutdown,
             job_slots,

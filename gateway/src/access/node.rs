@@ -65,16 +65,11 @@ impl Access {
 
     /// Refreshes every `every` until `shutdown`.
     pub async fn poll(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
+        crate::clock::every(every, &shutdown, || async {
             if let Err(e) = self.refresh().await {
                 tracing::debug!(error = %e, "access rules not refreshed");
             }
-        }
+        })
+        .await;
     }
 }

@@ -30,7 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/dev/token", get(dev::token))
-        .merge(v1::router())
+        .merge(v1::router(state.clone()))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
         .with_state(state)

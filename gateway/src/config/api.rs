@@ -53,6 +53,8 @@ pub struct ApiConfig {
     /// node applies at once). Default `1s`.
     #[serde(with = "humantime_serde")]
     pub access_refresh: Duration,
+    /// Rate limits per key and per source address.
+    pub rate_limits: super::RateLimits,
 }
 
 impl Default for ApiConfig {
@@ -70,6 +72,7 @@ impl Default for ApiConfig {
             rotation_overlap: Duration::from_secs(3600),
             max_token_ttl: Duration::from_secs(30 * 24 * 3600),
             access_refresh: Duration::from_secs(1),
+            rate_limits: super::RateLimits::default(),
         }
     }
 }
@@ -104,6 +107,7 @@ impl ApiConfig {
         if self.max_import_bytes == 0 {
             return Err(invalid("api.max_import_bytes", "must be greater than 0"));
         }
+        self.rate_limits.validate()?;
         nonzero(&[
             ("api.idempotency_ttl", self.idempotency_ttl),
             ("api.max_token_ttl", self.max_token_ttl),

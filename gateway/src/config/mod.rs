@@ -11,15 +11,19 @@ use std::path::Path;
 use std::time::Duration;
 
 mod api;
+mod audit;
 mod history;
 mod limits;
+mod rate;
 pub mod redact;
 mod redis;
 mod store;
 
 pub use self::api::ApiConfig;
+pub use self::audit::AuditConfig;
 pub use self::history::HistoryConfig;
 pub use self::limits::Limits;
+pub use self::rate::RateLimits;
 pub use self::redis::RedisConfig;
 pub use self::store::{StoreBackend, StoreConfig};
 
@@ -74,8 +78,10 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// Where users, groups, keys, policy and the audit log are kept.
     pub store: StoreConfig,
-    /// The server API (keys, batches, imports).
+    /// The server API (keys, batches, imports, rate limits).
     pub api: ApiConfig,
+    /// Retention of the audit log.
+    pub audit: AuditConfig,
     /// This node's name in logs and in what it publishes to other nodes.
     /// Default: `<hostname>-<random>`, new at every start.
     pub node_id: Option<String>,
@@ -100,6 +106,7 @@ impl Default for Config {
             redis: None,
             store: StoreConfig::default(),
             api: ApiConfig::default(),
+            audit: AuditConfig::default(),
             node_id: None,
             drain_timeout: Duration::from_secs(10),
         }
@@ -318,6 +325,7 @@ impl Config {
         self.history.validate()?;
         self.store.validate(self.redis.is_some())?;
         self.api.validate()?;
+        self.audit.validate()?;
         if let Some(redis) = &self.redis {
             redis.validate()?;
         }
@@ -329,7 +337,7 @@ impl Config {
 
 /// The top-level settings, the only `TOKENIM_*` variables read as
 /// configuration.
-const SETTINGS: [&str; 14] = [
+const SETTINGS: [&str; 15] = [
     "listen",
     "dev_mode",
     "dev_mode_public",
@@ -342,6 +350,7 @@ const SETTINGS: [&str; 14] = [
     "redis",
     "store",
     "api",
+    "audit",
     "node_id",
     "drain_timeout",
 ];

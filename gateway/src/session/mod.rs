@@ -23,7 +23,6 @@ pub mod conn;
 mod error;
 mod history;
 mod inflight;
-pub mod rate;
 mod serve;
 
 use std::collections::HashSet;
@@ -38,9 +37,9 @@ use crate::hub::{Outbound, SessionHandle};
 use self::auth::AuthEnd;
 use self::conn::Conn;
 use self::error::CommandError;
-use self::rate::RateLimiter;
 use crate::access::{self, Admitted, UserView};
 use crate::limiter::ConnPermit;
+use crate::rate::RateLimiter;
 use crate::state::AppState;
 
 /// Runs a session from the upgraded socket to its close. `admitted` is set

@@ -12,6 +12,11 @@ use super::{Store, StoreError, decode, encode};
 /// rather than reading the whole log.
 pub const MAX_SCAN: usize = 10_000;
 
+/// Records deleted per write.
+pub const RETENTION_BATCH: usize = 1_000;
+/// Batches per round at most (the rest waits for the next round).
+pub const RETENTION_BATCHES: usize = 20;
+
 /// Which records to return.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditQuery {
@@ -67,6 +72,76 @@ impl Store {
             .write(vec![Op::Put(Table::Audit, key(id), encode(&record))])
             .await?;
         Ok(id)
+    }
+
+    /// Replaces record `id` with `record` (same id): only for the count of
+    /// an aggregated record of failed authentications, which grows while
+    /// its minute lasts.
+    pub async fn rewrite_audit(&self, id: u64, mut record: AuditRecord) -> Result<(), StoreError> {
+        record.id = id;
+        self.kv
+            .write(vec![Op::Put(Table::Audit, key(id), encode(&record))])
+            .await
+    }
+
+    /// Deletes up to `batch` of the oldest records that are beyond
+    /// `max_records` (counting from the newest id) or older than
+    /// `before` (ms); returns how many it deleted. Stops at the first
+    /// record it keeps, so one call reads at most `batch` records.
+    pub async fn trim_audit(
+        &self,
+        max_records: u64,
+        before: u64,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let last = self.kv.counter("audit").await?;
+        let keep_from = last.saturating_sub(max_records) + 1;
+        let oldest = self.kv.scan(Table::Audit, "", None, batch).await?;
+        let mut ops = Vec::new();
+        for (k, raw) in oldest {
+            let record: AuditRecord = decode(&raw)?;
+            if record.id >= keep_from && record.time >= before {
+                break;
+            }
+            ops.push(Op::Delete(Table::Audit, k));
+        }
+        let deleted = ops.len();
+        if deleted > 0 {
+            self.kv.write(ops).await?;
+        }
+        Ok(deleted)
+    }
+
+    /// Enforces retention every `every` until `shutdown`: the
+    /// oldest records beyond `max_records` or older than `max_age` are
+    /// deleted, at most [`RETENTION_BATCHES`] batches of
+    /// [`RETENTION_BATCH`] a round; `deleted` hears each batch's count.
+    pub async fn run_audit_retention(
+        self,
+        max_records: u64,
+        max_age: std::time::Duration,
+        every: std::time::Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+        deleted: impl Fn(usize),
+    ) {
+        crate::clock::every(every, &shutdown, || async {
+            let before = crate::clock::unix_millis().saturating_sub(max_age.as_millis() as u64);
+            for _ in 0..RETENTION_BATCHES {
+                match self.trim_audit(max_records, before, RETENTION_BATCH).await {
+                    Ok(n) => {
+                        deleted(n);
+                        if n < RETENTION_BATCH {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "audit retention not enforced this round");
+                        break;
+                    }
+                }
+            }
+        })
+        .await;
     }
 
     /// Appends several records with consecutive ids, in one write.

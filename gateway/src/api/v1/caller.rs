@@ -14,7 +14,9 @@ use axum::http::{HeaderMap, header};
 use base64::Engine;
 use tokenim_auth::{ApiKey, ApiKeyError, ApiKeyId, AuditAction, AuditRecord, Scope};
 
+use super::rate_limit::{RateSlot, refused};
 use crate::api::error::ApiError;
+use crate::guard::{Failure, Limit};
 use crate::limiter::ConnInfo;
 use crate::state::AppState;
 
@@ -39,7 +41,11 @@ impl Caller {
     /// Checks a scope; a refusal is audited.
     pub async fn require(&self, state: &AppState, scope: Scope) -> Result<(), ApiError> {
         if let Err(e) = self.key.require(scope) {
-            audit_failure(state, self.actor(), self.source.clone(), &e).await;
+            let from = Source {
+                ip: None,
+                text: self.source.clone(),
+            };
+            audit_failure(state, self.actor(), &from, &e).await;
             return Err(e.into());
         }
         Ok(())
@@ -83,26 +89,41 @@ fn credentials(headers: &HeaderMap) -> Result<(String, String), ApiKeyError> {
     Ok((id.to_owned(), secret.to_owned()))
 }
 
-/// Audits a refused request. A request that did not prove its key is
-/// `anonymous`, with the key it named as the target; a key that proved
-/// itself but lacks a scope is the actor.
-async fn audit_failure(state: &AppState, key: &str, source: Option<String>, e: &ApiKeyError) {
+/// Audits a refused request (folded per source, reason and minute, see
+/// [`crate::guard::FailureLog`]) and, unless the key proved itself, counts
+/// it against the source's failed authentications. A request that did not
+/// prove its key is `anonymous`, with the key it named as the target; a
+/// key that proved itself but lacks a scope is the actor.
+async fn audit_failure(state: &AppState, key: &str, from: &Source, e: &ApiKeyError) {
     state.metrics.auth_failure(e.reason());
     let actor = match e {
         ApiKeyError::MissingScope(_) => key,
-        _ => ANONYMOUS,
+        _ => {
+            if let Some(ip) = from.ip {
+                state.guard.failed_from(ip);
+            }
+            ANONYMOUS
+        }
     };
-    let mut record = AuditRecord::new(
-        crate::clock::unix_millis(),
-        actor,
-        AuditAction::AuthFailed,
-        key,
-    );
-    record.source = source;
-    record.detail = serde_json::json!({ "reason": e.reason(), "message": e.to_string() });
-    if let Err(err) = state.store.audit(record).await {
-        tracing::warn!(error = %err, "failed authentication not audited");
-    }
+    let failure = Failure {
+        source: from.text.clone(),
+        reason: e.reason(),
+        actor: actor.to_owned(),
+        target: key.to_owned(),
+        message: e.to_string(),
+    };
+    state
+        .guard
+        .failures
+        .record(failure, crate::clock::unix_millis())
+        .await;
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone, Default)]
+struct Source {
+    ip: Option<std::net::IpAddr>,
+    text: Option<String>,
 }
 
 /// A presented key id as an audit target: the id when it has the shape
@@ -122,14 +143,34 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let source = parts
-            .extensions
-            .get::<ConnInfo>()
-            .map(|c| c.peer.ip().to_string());
+        let ip = parts.extensions.get::<ConnInfo>().map(|c| c.peer.ip());
+        let from = Source {
+            ip,
+            text: ip.map(|ip| ip.to_string()),
+        };
+        let slot = parts.extensions.get::<RateSlot>().cloned();
+        if let Some(ip) = ip {
+            let verdict = state.guard.may_authenticate(ip);
+            if !verdict.allowed {
+                if let Some(slot) = &slot {
+                    slot.set(verdict);
+                }
+                let failure = Failure {
+                    source: from.text.clone(),
+                    reason: "rate_limited",
+                    actor: ANONYMOUS.to_owned(),
+                    target: ANONYMOUS.to_owned(),
+                    message: "too many failed authentications from this address".into(),
+                };
+                let now = crate::clock::unix_millis();
+                state.guard.failures.record(failure, now).await;
+                return Err(refused(Limit::AuthFailures, verdict));
+            }
+        }
         let (id, secret) = match credentials(&parts.headers) {
             Ok(pair) => pair,
             Err(e) => {
-                audit_failure(state, ANONYMOUS, source, &e).await;
+                audit_failure(state, ANONYMOUS, &from, &e).await;
                 return Err(e.into());
             }
         };
@@ -140,13 +181,23 @@ impl FromRequestParts<AppState> for Caller {
         let Some(key) = key else {
             let shown = presented_id(&id);
             let e = ApiKeyError::Unknown(shown.clone());
-            audit_failure(state, &shown, source, &e).await;
+            audit_failure(state, &shown, &from, &e).await;
             return Err(e.into());
         };
         if let Err(e) = key.authenticate(&secret, crate::clock::unix_millis()) {
-            audit_failure(state, key.id.as_str(), source, &e).await;
+            audit_failure(state, key.id.as_str(), &from, &e).await;
             return Err(e.into());
         }
-        Ok(Caller { key, source })
+        let verdict = state.guard.request_by(&key.id);
+        if let Some(slot) = &slot {
+            slot.set(verdict);
+        }
+        if !verdict.allowed {
+            return Err(refused(Limit::Key, verdict));
+        }
+        Ok(Caller {
+            key,
+            source: from.text,
+        })
     }
 }

@@ -55,8 +55,8 @@ from `GET /v1/jobs/{id}/failures`. An id repeated within the file reports `exist
         (status = 400, description = "A bad `mode` (`bad_request`) or an interrupted upload (`invalid_body`).", body = schemas::ErrorBody),
         (status = 413, description = "The file is larger than `api.max_import_bytes` (`body_too_large`).", body = schemas::ErrorBody),
         (status = 415, description = "`Content-Type` is not `text/csv` or `application/x-ndjson` (`invalid_body`).", body = schemas::ErrorBody),
-        (status = 429, description = "This node runs `api.max_jobs` jobs already (`too_many_jobs`): retry when one finishes.", body = schemas::ErrorBody),
         schemas::ApiKeyErrors,
+        (status = 429, description = "This node runs `api.max_jobs` jobs already (`too_many_jobs`): retry when one finishes; or a rate limit was hit (`rate_limited`, with `Retry-After`).", body = schemas::ErrorBody),
     ),
     security(("api_key" = [])),
 )]
@@ -95,8 +95,8 @@ from `GET /v1/jobs/{id}/failures`. An id repeated within the file reports `exist
         (status = 400, description = "A bad `mode` (`bad_request`) or an interrupted upload (`invalid_body`).", body = schemas::ErrorBody),
         (status = 413, description = "The file is larger than `api.max_import_bytes` (`body_too_large`).", body = schemas::ErrorBody),
         (status = 415, description = "`Content-Type` is not `text/csv` or `application/x-ndjson` (`invalid_body`).", body = schemas::ErrorBody),
-        (status = 429, description = "This node runs `api.max_jobs` jobs already (`too_many_jobs`): retry when one finishes.", body = schemas::ErrorBody),
         schemas::ApiKeyErrors,
+        (status = 429, description = "This node runs `api.max_jobs` jobs already (`too_many_jobs`): retry when one finishes; or a rate limit was hit (`rate_limited`, with `Retry-After`).", body = schemas::ErrorBody),
     ),
     security(("api_key" = [])),
 )]

@@ -28,6 +28,7 @@ pub mod moderation;
 pub mod openapi;
 pub mod policy;
 pub mod publish;
+pub mod rate_limit;
 pub mod schemas;
 pub mod users;
 
@@ -43,7 +44,7 @@ use crate::api::error::ApiError;
 use crate::state::AppState;
 
 /// The `/v1` routes.
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/keys", post(keys::create).get(keys::list))
         .route("/v1/keys/{id}", get(keys::get).delete(keys::revoke))
@@ -86,6 +87,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/failures", get(jobs::failures))
         .route("/v1/openapi.json", get(openapi))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            rate_limit::limit,
+        ))
 }
 
 /// The OpenAPI document of this API: `docs/openapi.json`, kept equal to

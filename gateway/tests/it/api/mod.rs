@@ -12,6 +12,7 @@ mod groups;
 mod idempotency;
 mod jobs;
 mod keys;
+mod limits;
 mod moderation;
 mod policy;
 mod publish;

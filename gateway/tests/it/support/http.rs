@@ -87,7 +87,27 @@ pub(crate) async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let stream = TcpStream::connect(addr).await.expect("connects");
+    request_from(None, addr, method, path, headers, body).await
+}
+
+/// [`request`] from the local address `source` (e.g. `127.0.0.2`: another
+/// client, as far as the gateway can tell).
+pub(crate) async fn request_from(
+    source: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let stream = match source {
+        None => TcpStream::connect(addr).await.expect("connects"),
+        Some(ip) => {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(SocketAddr::new(ip, 0)).unwrap();
+            socket.connect(addr).await.expect("connects")
+        }
+    };
     let (mut reader, mut writer) = stream.into_split();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
@@ -194,6 +214,8 @@ pub(crate) struct Api {
     pub(crate) addr: SocketAddr,
     /// The `Authorization` header's value; `None` sends none.
     authorization: Option<String>,
+    /// The local address requests come from (`None`: the kernel's choice).
+    source: Option<std::net::IpAddr>,
 }
 
 impl Api {
@@ -202,6 +224,15 @@ impl Api {
         Self {
             addr: gw.addr,
             authorization: Some(basic(ADMIN_KEY_ID, ADMIN_SECRET)),
+            source: None,
+        }
+    }
+
+    /// The same API, called from the local address `ip`.
+    pub(crate) fn from(&self, ip: &str) -> Self {
+        Self {
+            source: Some(ip.parse().unwrap()),
+            ..self.clone()
         }
     }
 
@@ -213,8 +244,8 @@ impl Api {
     /// The same gateway with any `Authorization` value (or none).
     pub(crate) fn with_authorization(&self, value: Option<String>) -> Self {
         Self {
-            addr: self.addr,
             authorization: value,
+            ..self.clone()
         }
     }
 
@@ -230,7 +261,7 @@ impl Api {
         if let Some(auth) = &self.authorization {
             headers.push(("authorization", auth.as_str()));
         }
-        request(self.addr, method, path, &headers, body).await
+        request_from(self.source, self.addr, method, path, &headers, body).await
     }
 
     /// A request with a body of `content_type`.

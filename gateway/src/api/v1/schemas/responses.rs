@@ -8,7 +8,7 @@ use utoipa::openapi::{Components, ContentBuilder, Ref, RefOr, Response, Response
 
 /// Error answers every authenticated operation can give, as `(status,
 /// component name, description)`.
-const API_KEY_ERRORS: [(u16, &str, &str); 4] = [
+const API_KEY_ERRORS: [(u16, &str, &str); 5] = [
     (
         401,
         "Unauthenticated",
@@ -19,6 +19,14 @@ const API_KEY_ERRORS: [(u16, &str, &str); 4] = [
         403,
         "MissingScope",
         "The key lacks the scope this operation needs (`missing_scope`). The attempt is audited.",
+    ),
+    (
+        429,
+        "RateLimited",
+        "Over a rate limit (`rate_limited`): this key's or this address's requests \
+         (`api.rate_limits`), or this address's failed authentications. `Retry-After` says \
+         when to retry; every answer carries `RateLimit-Limit`, `RateLimit-Remaining` and \
+         `RateLimit-Reset`.",
     ),
     (
         500,
@@ -102,8 +110,8 @@ fn refs(errors: &[(u16, &str, &str)]) -> BTreeMap<String, RefOr<Response>> {
         .collect()
 }
 
-/// The answers every authenticated operation can give: 401, 403, 500
-/// and 503, as references to shared responses.
+/// The answers every authenticated operation can give: 401, 403, 429,
+/// 500 and 503, as references to shared responses.
 #[derive(Debug)]
 pub struct ApiKeyErrors;
 

@@ -136,7 +136,14 @@ async fn serve(config: Config) -> ExitCode {
         Err(e) => return fail(e),
     };
     let addr = server.local_addr();
-    tracing::info!(%addr, "tokenim listening: WebSocket ws://{addr}/ws, metrics http://{addr}/metrics");
+    match server.internal_addr() {
+        None => {
+            tracing::info!(%addr, "tokenim listening: WebSocket ws://{addr}/ws, server API http://{addr}/v1, metrics http://{addr}/metrics")
+        }
+        Some(api) => {
+            tracing::info!(%addr, %api, "tokenim listening: WebSocket ws://{addr}/ws; internal: server API http://{api}/v1, metrics http://{api}/metrics")
+        }
+    }
     let config = &server.state().config;
     if config.dev_mode() {
         tracing::warn!(

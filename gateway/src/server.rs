@@ -72,6 +72,8 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     router: Router,
+    /// The internal listener (`api.listen`) and what it serves.
+    internal: Option<(TcpListener, Router)>,
 }
 
 impl Server {
@@ -79,15 +81,30 @@ impl Server {
     /// port; see [`Server::local_addr`]).
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
         let addr = config.listen;
+        let internal_addr = config.api.listen;
         let state = AppState::new(config).await?;
-        let listener =
-            listen(addr, ACCEPT_BACKLOG).map_err(|source| ServerError::Bind { addr, source })?;
-        let router = crate::api::router(state.clone());
+        let bind = |addr| {
+            listen(addr, ACCEPT_BACKLOG).map_err(|source| ServerError::Bind { addr, source })
+        };
+        let listener = bind(addr)?;
+        let (router, internal_router) = crate::api::routers(state.clone());
+        let internal = match (internal_addr, internal_router) {
+            (Some(addr), Some(router)) => Some((bind(addr)?, router)),
+            _ => None,
+        };
         Ok(Self {
             listener,
             state,
             router,
+            internal,
         })
+    }
+
+    /// The internal address actually bound (`api.listen`), if any.
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.internal
+            .as_ref()
+            .map(|(l, _)| l.local_addr().expect("bound listener has an address"))
     }
 
     /// The address actually bound.
@@ -111,26 +128,33 @@ impl Server {
             listener,
             state,
             router,
+            internal,
         } = self;
-        let mut accept = Accept::new(listener);
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                (stream, peer) = accept.next() => {
-                    admit(stream, peer, &state, &router, Phase::Serving);
-                }
-            }
-        }
-        let draining = drain(&state);
-        tokio::pin!(draining);
-        loop {
-            tokio::select! {
-                () = &mut draining => break,
-                (stream, peer) = accept.next() => {
-                    admit(stream, peer, &state, &router, Phase::Draining);
-                }
-            }
+        let mut listeners = vec![(Accept::new(listener), router)];
+        listeners.extend(internal.map(|(l, r)| (Accept::new(l), r)));
+        accept_until(&mut listeners, &state, Phase::Serving, shutdown).await;
+        accept_until(&mut listeners, &state, Phase::Draining, drain(&state)).await;
+    }
+}
+
+/// Admits what any of `listeners` accepts, with its router, until `until`
+/// completes.
+async fn accept_until(
+    listeners: &mut [(Accept, Router)],
+    state: &AppState,
+    phase: Phase,
+    until: impl Future<Output = ()>,
+) {
+    tokio::pin!(until);
+    loop {
+        let next = futures_util::future::select_all(
+            listeners
+                .iter_mut()
+                .map(|(accept, router)| Box::pin(async move { (accept.next().await, &*router) })),
+        );
+        tokio::select! {
+            () = &mut until => return,
+            (((stream, peer), router), _, _) = next => admit(stream, peer, state, router, phase),
         }
     }
 }

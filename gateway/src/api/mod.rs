@@ -8,6 +8,9 @@
 //! | `GET /` | [`demo`] | the demo chat page |
 //! | `GET /dev/token` | [`dev`] | development only: mint a token for any user |
 //! | `/v1/...` | [`v1`] | the server API: keys, users, groups, tokens, moderation, publish, roles, grants, audit, jobs |
+//!
+//! With `api.listen` set, `/v1` and `/metrics` are served only on that
+//! internal address ([`routers`]); `/healthz` and `/readyz` on both.
 
 pub mod demo;
 pub mod dev;
@@ -21,16 +24,34 @@ use axum::routing::get;
 
 use crate::state::AppState;
 
-/// The node's router.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The node's routers: the public one, and the internal one when
+/// `api.listen` is set (the server API and `/metrics` then move there).
+pub fn routers(state: AppState) -> (Router, Option<Router>) {
+    let public = Router::new()
         .route("/", get(demo::page))
         .route("/ws", get(ws::upgrade))
+        .route("/dev/token", get(dev::token));
+    let internal = Router::new()
+        .route("/metrics", get(health::metrics))
+        .merge(v1::router(state.clone()));
+    if state.config.api.listen.is_some() {
+        let internal = finish(probes(internal), state.clone());
+        (finish(probes(public), state), Some(internal))
+    } else {
+        (finish(probes(public.merge(internal)), state), None)
+    }
+}
+
+/// `router` with the liveness and readiness probes (served everywhere).
+fn probes(router: Router<AppState>) -> Router<AppState> {
+    router
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/dev/token", get(dev::token))
-        .merge(v1::router(state.clone()))
+}
+
+/// `router` answering unknown routes and methods with the error body.
+fn finish(router: Router<AppState>, state: AppState) -> Router {
+    router
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
         .with_state(state)

@@ -11,6 +11,13 @@ use super::{ConfigError, invalid, nonzero};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
+    /// A separate, internal address for the server API (`/v1`, the
+    /// OpenAPI document included) and `/metrics`, e.g. `127.0.0.1:9090`
+    /// or a private network's address. Set, the public `listen` address
+    /// serves only `/ws`, `/healthz`, `/readyz` (and in development mode
+    /// the demo page and `/dev/token`). Unset (the default): everything
+    /// on `listen`.
+    pub listen: Option<std::net::SocketAddr>,
     /// The bootstrap admin key, `<key id>:<secret>` (e.g. from
     /// `TOKENIM_API__ADMIN_KEY`): created with every scope if absent.
     /// When unset and the store holds no key, one is created at first
@@ -60,6 +67,7 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
+            listen: None,
             admin_key: None,
             bootstrap_key_file: None,
             print_bootstrap_key: false,

@@ -325,6 +325,12 @@ impl Config {
         self.history.validate()?;
         self.store.validate(self.redis.is_some())?;
         self.api.validate()?;
+        if self.api.listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err(invalid(
+                "api.listen",
+                "must differ from listen (leave it unset to serve everything on listen)",
+            ));
+        }
         self.audit.validate()?;
         if let Some(redis) = &self.redis {
             redis.validate()?;

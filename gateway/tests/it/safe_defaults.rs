@@ -366,3 +366,29 @@ async fn credentials_given_the_wrong_way_round_leave_no_secret_in_the_audit_log(
         assert!(!text.contains(part), "{part} in {text}");
     }
 }
+
+#[tokio::test]
+async fn the_internal_listener_takes_the_api_and_metrics_off_the_public_one() {
+    use crate::support::http::Api;
+    let gw = TestGateway::with(|c| c.api.listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let internal = gw.internal.expect("an internal listener");
+    assert_ne!(internal, gw.addr);
+    let public = Api::new(&gw);
+    let private = public.at(internal);
+    for path in ["/v1/keys", "/v1/openapi.json", "/metrics"] {
+        let r = public.get(path).await;
+        assert_eq!(r.status, 404, "public {path}: {}", r.text());
+        assert_eq!(r.json()["code"], 1009, "{}", r.text());
+        assert_eq!(private.get(path).await.status, 200, "internal {path}");
+    }
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(public.get(path).await.status, 200, "public {path}");
+        assert_eq!(private.get(path).await.status, 200, "internal {path}");
+    }
+    // Sessions only on the public listener.
+    let mut client = gw.client("alice", Codec::Json).await;
+    client.ping().await.unwrap();
+    let (status, _) = http_get(internal, "/ws", &[]).await;
+    assert_eq!(status, 404);
+    assert_eq!(private.get("/").await.status, 404);
+}

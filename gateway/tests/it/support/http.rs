@@ -228,6 +228,14 @@ impl Api {
         }
     }
 
+    /// The same API at another address (e.g. the internal listener).
+    pub(crate) fn at(&self, addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            ..self.clone()
+        }
+    }
+
     /// The same API, called from the local address `ip`.
     pub(crate) fn from(&self, ip: &str) -> Self {
         Self {

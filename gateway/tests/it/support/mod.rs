@@ -32,6 +32,8 @@ pub(crate) const ADMIN_SECRET: &str = "test-admin-secret-0123456789abcdef";
 /// A running gateway, shut down on `stop` (or aborted on drop).
 pub(crate) struct TestGateway {
     pub(crate) addr: SocketAddr,
+    /// The internal listener's address (`api.listen`), if configured.
+    pub(crate) internal: Option<SocketAddr>,
     pub(crate) state: AppState,
     /// The embedded store's directory (removed when the last holder drops).
     pub(crate) data: std::sync::Arc<tempfile::TempDir>,
@@ -119,6 +121,7 @@ impl TestGateway {
         config.validate().expect("test config is valid");
         let server = Server::bind(config).await.expect("gateway binds");
         let addr = server.local_addr();
+        let internal = server.internal_addr();
         let state = server.state().clone();
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(server.run(async {
@@ -126,6 +129,7 @@ impl TestGateway {
         }));
         Self {
             addr,
+            internal,
             state,
             data,
             stop: Some(stop),
@@ -138,6 +142,7 @@ impl TestGateway {
     pub(crate) fn attach(addr: SocketAddr, like: &TestGateway) -> Self {
         Self {
             addr,
+            internal: None,
             state: like.state.clone(),
             data: std::sync::Arc::clone(&like.data),
             stop: None,

@@ -386,7 +386,7 @@ async fn the_internal_listener_takes_the_api_and_metrics_off_the_public_one() {
         assert_eq!(private.get(path).await.status, 200, "internal {path}");
     }
     // Sessions only on the public listener.
-    let mut client = gw.client("alice", Codec::Json).await;
+    let client = gw.client("alice", Codec::Json).await;
     client.ping().await.unwrap();
     let (status, _) = http_get(internal, "/ws", &[]).await;
     assert_eq!(status, 404);

@@ -28,6 +28,7 @@
 //!   its bounded outbound queue; encode once, queue everywhere.
 //! * [`limiter`]: per-node and per-IP connection bounds, and
 //!   [`limiter::ConnInfo`], what each request learns of its connection.
+//! * [`proxy`]: trusted proxies, and so a request's client address.
 //! * [`rate`]: token buckets, one or a bounded table of them by key.
 //! * [`wire`]: frames → WebSocket messages, once per codec; what a
 //!   connection frames within.
@@ -60,6 +61,7 @@ pub mod hub;
 pub mod import;
 pub mod limiter;
 pub mod metrics;
+pub mod proxy;
 pub mod rate;
 pub mod redis;
 pub mod schema;

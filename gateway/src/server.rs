@@ -205,7 +205,9 @@ enum Phase {
 /// Checks a new connection against the limits and serves it (or refuses).
 fn admit(stream: TcpStream, peer: SocketAddr, state: &AppState, router: &Router, phase: Phase) {
     state.metrics.connections_accepted.inc();
-    match state.limiter.acquire(peer.ip()) {
+    // A proxy's connections count per client once its headers are read.
+    let ip = (!state.proxies.trusts(peer.ip())).then_some(peer.ip());
+    match state.limiter.acquire(ip) {
         Ok(permit) => {
             let _ = stream.set_nodelay(true);
             let info = ConnInfo {

@@ -16,6 +16,7 @@ use crate::guard::Guard;
 use crate::hub::Hub;
 use crate::limiter::ConnLimiter;
 use crate::metrics::Metrics;
+use crate::proxy::TrustedProxies;
 use crate::store::kv::{EmbeddedKv, Kv, RedisKv};
 use crate::store::{Store, StoreError};
 use crate::wire::Framing;
@@ -46,6 +47,8 @@ pub struct Shared {
     pub access: Arc<Access>,
     /// Rate limits of the server API; failed authentications' audit.
     pub guard: Guard,
+    /// Whose forwarding headers are believed.
+    pub proxies: TrustedProxies,
     /// Prometheus collectors.
     pub metrics: Metrics,
     /// Cancelled when the node starts draining.
@@ -83,6 +86,9 @@ pub enum StateError {
     /// another process, or unreadable).
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// `trusted_proxies` holds an entry that is no address.
+    #[error("trusted_proxies: {0}")]
+    Proxies(#[from] crate::proxy::BadProxy),
 }
 
 /// A weak random number (time and process id): enough to tell nodes apart.
@@ -162,6 +168,7 @@ impl AppState {
         }
         let access = Arc::new(Access::load(store.clone()).await);
         let guard = Guard::new(&config, store.clone(), metrics.clone());
+        let proxies = TrustedProxies::parse(&config.trusted_proxies)?;
         tokio::spawn(Arc::clone(&guard.failures).run(shutdown.clone()));
         let deleted = metrics.audit_records_deleted.clone();
         tokio::spawn(store.clone().run_audit_retention(
@@ -193,6 +200,7 @@ impl AppState {
             store,
             access,
             guard,
+            proxies,
             metrics,
             shutdown,
             job_slots,

@@ -61,6 +61,22 @@ pub async fn upgrade(
         ));
     }
     let headers = req.headers();
+    // Behind a trusted proxy, the client's own connection cap applies now
+    // that its address is known; the slot lives as long as the session.
+    let client_slot = if state.proxies.trusts(info.peer.ip()) {
+        let client = state.proxies.client_ip(info.peer, headers);
+        let slot = state.limiter.acquire_ip(client).map_err(|why| {
+            reject(
+                why,
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                "too many connections from this address",
+            )
+        })?;
+        Some(slot)
+    } else {
+        None
+    };
     let Some(key) = handshake_key(headers) else {
         return Err(reject(
             Rejection::BadHandshake,
@@ -132,6 +148,7 @@ pub async fn upgrade(
         };
         let conn = Conn::new(ws, codec, Arc::clone(&task_state.framing));
         session::run(conn, task_state.clone(), admitted, info.permit).await;
+        drop(client_slot);
     });
 
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();

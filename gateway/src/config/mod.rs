@@ -63,6 +63,12 @@ pub struct Config {
     /// grants allow), every permission but `manage_group` in development
     /// mode.
     pub user_role: Option<BTreeSet<Permission>>,
+    /// Addresses (IPs or CIDRs, e.g. `["10.0.0.0/8"]`) of the load
+    /// balancers or proxies in front of the node. A connection from one of
+    /// them names its client in `Forwarded` / `X-Forwarded-For`, which then
+    /// counts for per-IP connection caps, rate limits and the audit log's
+    /// source; anyone else's such headers are ignored. Default: none.
+    pub trusted_proxies: Vec<String>,
     /// Logging.
     pub log: LogConfig,
     /// User-token verification (keys, audience, issuer, leeway, size cap).
@@ -98,6 +104,7 @@ impl Default for Config {
             dev_mode: None,
             dev_mode_public: false,
             user_role: None,
+            trusted_proxies: Vec::new(),
             log: LogConfig::default(),
             auth: VerifierConfig::default(),
             origins: OriginConfig::default(),
@@ -332,6 +339,8 @@ impl Config {
             ));
         }
         self.audit.validate()?;
+        crate::proxy::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| invalid("trusted_proxies", e.to_string()))?;
         if let Some(redis) = &self.redis {
             redis.validate()?;
         }
@@ -343,11 +352,12 @@ impl Config {
 
 /// The top-level settings, the only `TOKENIM_*` variables read as
 /// configuration.
-const SETTINGS: [&str; 15] = [
+const SETTINGS: [&str; 16] = [
     "listen",
     "dev_mode",
     "dev_mode_public",
     "user_role",
+    "trusted_proxies",
     "log",
     "auth",
     "origins",

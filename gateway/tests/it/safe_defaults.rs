@@ -392,3 +392,107 @@ async fn the_internal_listener_takes_the_api_and_metrics_off_the_public_one() {
     assert_eq!(status, 404);
     assert_eq!(private.get("/").await.status, 404);
 }
+
+/// Opens a WebSocket upgrade from the local address `source` with an
+/// `X-Forwarded-For` header; returns the status and the open socket.
+async fn upgrade_from(
+    gw: &TestGateway,
+    source: &str,
+    forwarded_for: &str,
+) -> (u16, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    let mut stream = socket.connect(gw.addr).await.unwrap();
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nhost: {}\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nx-forwarded-for: {forwarded_for}\r\n\r\n",
+        gw.addr
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(crate::support::WAIT, stream.read(&mut byte))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, stream)
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_believed_only_from_a_trusted_proxy() {
+    use crate::support::http::Api;
+    let gw = TestGateway::with(|c| {
+        c.trusted_proxies = vec!["127.0.0.8".into()];
+        c.limits.max_connections_per_ip = 1;
+        c.api.rate_limits.per_ip = 0.01;
+        c.api.rate_limits.per_ip_burst = 2.0;
+    })
+    .await;
+
+    // Connection caps count the client behind the proxy.
+    let (status, _a) = upgrade_from(&gw, "127.0.0.8", "203.0.113.1").await;
+    assert_eq!(status, 101);
+    let (status, _b) = upgrade_from(&gw, "127.0.0.8", "203.0.113.2").await;
+    assert_eq!(status, 101, "another client behind the same proxy");
+    let (status, _) = upgrade_from(&gw, "127.0.0.8", "203.0.113.1").await;
+    assert_eq!(status, 429, "the same client twice");
+    // From an untrusted address the header changes nothing.
+    let (status, _c) = upgrade_from(&gw, "127.0.0.9", "203.0.113.3").await;
+    assert_eq!(status, 101);
+    let (status, _) = upgrade_from(&gw, "127.0.0.9", "203.0.113.4").await;
+    assert_eq!(status, 429, "one address, whatever it claims");
+
+    // Rate limits and the audit source use the client's address.
+    let proxy = |client: &str| {
+        let api = Api::new(&gw).from("127.0.0.8").with_authorization(None);
+        let client = client.to_owned();
+        async move {
+            api.send_with("GET", "/v1/keys", &[("x-forwarded-for", &client)], b"")
+                .await
+                .status
+        }
+    };
+    assert_eq!(proxy("198.51.100.1").await, 401);
+    assert_eq!(proxy("198.51.100.1").await, 401);
+    assert_eq!(proxy("198.51.100.1").await, 429);
+    assert_eq!(proxy("198.51.100.2").await, 401, "another client");
+    let spoof = Api::new(&gw).from("127.0.0.10").with_authorization(None);
+    let r = spoof
+        .send_with(
+            "GET",
+            "/v1/keys",
+            &[("x-forwarded-for", "198.51.100.3")],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let log = Api::new(&gw)
+        .get("/v1/audit?action=auth.failed")
+        .await
+        .expect(200);
+    let sources: std::collections::BTreeSet<&str> = log["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sources,
+        ["127.0.0.10", "198.51.100.1", "198.51.100.2"].into(),
+        "{log}"
+    );
+}

@@ -143,7 +143,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ip = parts.extensions.get::<ConnInfo>().map(|c| c.peer.ip());
+        let ip = parts
+            .extensions
+            .get::<ConnInfo>()
+            .map(|c| state.proxies.client_ip(c.peer, &parts.headers));
         let from = Source {
             ip,
             text: ip.map(|ip| ip.to_string()),

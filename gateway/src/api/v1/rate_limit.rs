@@ -58,7 +58,8 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
     let slot = RateSlot::default();
     req.extensions_mut().insert(slot.clone());
     if let Some(info) = req.extensions().get::<ConnInfo>() {
-        let verdict = state.guard.request_from(info.peer.ip());
+        let client = state.proxies.client_ip(info.peer, req.headers());
+        let verdict = state.guard.request_from(client);
         slot.set(verdict);
         if !verdict.allowed {
             let mut response = refused(Limit::Ip, verdict).into_response();

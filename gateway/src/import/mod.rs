@@ -16,6 +16,8 @@
 //! * [`item`]: [`RecordInput`], how the readers build either input, and
 //!   the item each reader yields.
 //! * [`fields`]: the rules for names, avatar URLs and metadata.
+//! * `csv_scan`: physical line numbers and unclosed quotes under the CSV
+//!   parser.
 //! * [`csv_rows`]: CSV headers and rows → inputs; [`cells`]: one cell as a
 //!   field (present, a `;` list, a JSON object).
 //! * [`stream`]: [`ItemStream`], item by item over any reader (CSV, JSON
@@ -35,6 +37,7 @@
 
 pub mod cells;
 pub mod csv_rows;
+mod csv_scan;
 pub mod fields;
 pub mod input;
 pub mod item;

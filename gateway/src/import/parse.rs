@@ -365,6 +365,44 @@ mod tests {
     }
 
     #[test]
+    fn csv_line_numbers_are_physical_lines_for_lf_crlf_and_quoted_newlines() {
+        for body in [
+            "id,name\nlc-1,A\n,B\n",
+            "id,name\r\nlc-1,A\r\n,B\r\n",
+            "id,name\r\nlc-1,A\r\n\r\n,B\r\n",
+            "id,name\nlc-1,\"A\nB\"\n,B\n",
+        ] {
+            let items = csv(body);
+            let want = if body.contains("\r\n\r\n") || body.contains("\"A") {
+                "row 1 (line 4)"
+            } else {
+                "row 1 (line 3)"
+            };
+            assert!(
+                error(&items[1]).message.starts_with(want),
+                "{body:?}: {:?}",
+                error(&items[1])
+            );
+        }
+    }
+
+    #[test]
+    fn an_unclosed_quote_fails_the_whole_body_with_its_line() {
+        let e = users(b"id,name\nsb-1,A\nsb-2,\"B\nsb-3,C\n", Format::Csv, 10).unwrap_err();
+        let message = e.to_string();
+        assert!(
+            message.contains("line 3") && message.contains("never closed"),
+            "{message}"
+        );
+        // In the header too.
+        let e = users(b"id,\"name\na,A\n", Format::Csv, 10).unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
+        // A quote inside an unquoted field is a character like any other.
+        let items = csv("id,name\na,5'10\"\n");
+        assert_eq!(names(&items), ["5'10\""]);
+    }
+
+    #[test]
     fn csv_header_problems_fail_the_body() {
         for (body, want) in [
             ("", "no header row"),

@@ -22,6 +22,7 @@ use tokenim_protocol::ErrorCode;
 use tokenim_protocol::ids::USER_ID_MAX_LEN;
 
 use super::csv_rows::Columns;
+use super::csv_scan::Scanned;
 use super::input::{GroupInput, RecordLimits, UserInput};
 use super::item::{Next, RecordInput};
 use super::lines::Lines;
@@ -59,7 +60,7 @@ pub struct ItemStream<R, I> {
 #[derive(Debug)]
 enum Source<R> {
     Csv {
-        reader: csv::Reader<R>,
+        reader: Box<csv::Reader<Scanned<R>>>,
         columns: Columns,
         row: ByteRecord,
     },
@@ -84,16 +85,16 @@ impl<R: Read, I: RecordInput> ItemStream<R, I> {
                 let mut reader = csv::ReaderBuilder::new()
                     .has_headers(false)
                     .flexible(true)
-                    .from_reader(reader);
+                    .from_reader(Scanned::new(reader));
                 let mut row = ByteRecord::new();
-                if !reader.read_byte_record(&mut row).map_err(csv_error)? {
+                if read_record(&mut reader, &mut row)?.is_none() {
                     return Err(BodyError::Invalid(
                         "CSV: no header row (the input is empty)".into(),
                     ));
                 }
                 let columns = Columns::from_header(&row, &I::COLUMNS)?;
                 Source::Csv {
-                    reader,
+                    reader: Box::new(reader),
                     columns,
                     row,
                 }
@@ -132,10 +133,10 @@ impl<R: Read, I: RecordInput> ItemStream<R, I> {
                 columns,
                 row,
             } => {
-                if !reader.read_byte_record(row).map_err(csv_error)? {
+                let Some(line) = &read_record(reader, row)? else {
                     return Ok(None);
-                }
-                let line = row.position().map_or(0, csv::Position::line);
+                };
+                let line = *line;
                 let (id, input) = columns.read::<I>(row);
                 let at = format!("row {index} (line {line})");
                 Ok(Some(Next { at, id, input }))
@@ -172,6 +173,31 @@ impl<R: Read, I: RecordInput> Iterator for ItemStream<R, I> {
         }
         Some(Ok(item))
     }
+}
+
+/// The next record into `row` and the line it starts on, `None` at the
+/// end; a record that holds a quoted field never closed is refused with
+/// the line it opened on (the parser would take the rest of the input as
+/// that field).
+fn read_record<R: Read>(
+    reader: &mut csv::Reader<Scanned<R>>,
+    row: &mut ByteRecord,
+) -> Result<Option<u64>, BodyError> {
+    let more = reader.read_byte_record(row).map_err(csv_error)?;
+    let scanned = reader.get_mut();
+    let (line, open) = if more {
+        scanned.take_record()
+    } else {
+        (0, scanned.unterminated().is_some())
+    };
+    if open {
+        let opened = scanned.unterminated().map_or(line, |(_, at)| at);
+        return Err(BodyError::Invalid(format!(
+            "CSV: the quoted field opened on line {opened} is never closed (a stray \"?): \
+             nothing from there to the end of the input was read"
+        )));
+    }
+    Ok(more.then_some(line))
 }
 
 fn csv_error(e: csv::Error) -> BodyError {

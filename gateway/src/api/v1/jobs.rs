@@ -237,7 +237,18 @@ fn read(
     ) -> Result<(), ErrorBody> {
         let mut batch = Vec::with_capacity(batch_size);
         for item in items {
-            batch.push(item.map_err(|e| e.body())?);
+            let item = match item {
+                Ok(item) => item,
+                Err(e) => {
+                    // What was read before the input broke is stored and
+                    // counted; the job then fails saying where it broke.
+                    if !batch.is_empty() && tx.blocking_send(Ok(wrap(batch))).is_err() {
+                        return Ok(());
+                    }
+                    return Err(e.body());
+                }
+            };
+            batch.push(item);
             if batch.len() == batch_size {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
                 if tx.blocking_send(Ok(wrap(full))).is_err() {

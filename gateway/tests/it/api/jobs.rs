@@ -388,3 +388,41 @@ async fn a_job_whose_node_stopped_is_reported_failed() {
     let job = api.get("/v1/jobs/job_fresh").await.expect(200);
     assert_eq!(job["state"], "running");
 }
+
+#[tokio::test]
+async fn a_stray_quote_fails_the_import_at_its_line_and_nothing_after_it_is_claimed() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    let mut csv = String::from("id,name\n");
+    for i in 0..10_000 {
+        if i == 100 {
+            csv.push_str(&format!("sq-{i},\"Broken\n"));
+        } else {
+            csv.push_str(&format!("sq-{i},User {i}\n"));
+        }
+    }
+    let accepted = api
+        .send("POST", "/v1/jobs/import/users", "text/csv", csv.as_bytes())
+        .await
+        .expect(202);
+    let (job, _) = wait_for_job(&api, accepted["id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let message = job["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("line 102") && message.contains("never closed"),
+        "{job}"
+    );
+    assert_eq!(job["error"]["name"], "invalid_body", "{job}");
+    // The 100 rows before it are stored and counted, nothing else claimed.
+    assert_eq!(
+        (&job["processed"], &job["created"]),
+        (&json!(100), &json!(100)),
+        "{job}"
+    );
+    api.get("/v1/users/sq-99").await.expect(200);
+    for absent in ["sq-100", "sq-101", "sq-9999"] {
+        api.get(&format!("/v1/users/{absent}"))
+            .await
+            .expect_error(404, ErrorCode::NotFound);
+    }
+}

@@ -311,3 +311,36 @@ async fn a_csv_row_with_invalid_utf8_fails_alone() {
         .expect_error(404, ErrorCode::NotFound);
     assert_eq!(api.get("/v1/users/bob").await.expect(200)["name"], "Bob");
 }
+
+#[tokio::test]
+async fn a_csv_batch_with_an_unclosed_quote_is_refused_whole_and_stores_nothing() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    let message = api
+        .send(
+            "POST",
+            "/v1/users",
+            "text/csv",
+            b"id,name\nsb-1,A\nsb-2,\"B\nsb-3,C\n",
+        )
+        .await
+        .expect_error(400, ErrorCode::InvalidBody);
+    assert!(message.contains("line 3"), "{message}");
+    for id in ["sb-1", "sb-2", "sb-3"] {
+        api.get(&format!("/v1/users/{id}"))
+            .await
+            .expect_error(404, ErrorCode::NotFound);
+    }
+    // CRLF: the row's line is its physical line.
+    let body = api
+        .send(
+            "POST",
+            "/v1/users",
+            "text/csv",
+            b"id,name\r\nlc-1,A\r\n,B\r\n",
+        )
+        .await
+        .expect(200);
+    let message = body["results"][1]["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("row 1 (line 3)"), "{body}");
+}

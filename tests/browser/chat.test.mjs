@@ -14,12 +14,12 @@
 // acknowledged, not again after she reloads the page.
 //
 // Last, a Redis that restarts empty under a live room: the test starts its
-// own redis-server and a gateway joined to it (TOKENIM_BIN), dana and erin
+// own redis-server and a gateway joined to it (DEMO_TEST_BIN), dana and erin
 // chat, Redis is killed and started again; dana, still connected, shows one
 // "history lost" notice and then erin's next message (the channel counts
 // from 1 again), nothing twice.
 //
-// Usage: TOKENIM_URL=http://127.0.0.1:8080 TOKENIM_BIN=target/debug/tokenim node chat.test.mjs
+// Usage: DEMO_TEST_URL=http://127.0.0.1:8080 DEMO_TEST_BIN=target/debug/tokenim node chat.test.mjs
 // (tests/browser/run.sh builds and starts a gateway and does this.)
 // Needs Debian's Chromium at /usr/bin/chromium and a gateway in development
 // mode (GET /dev/token).
@@ -32,15 +32,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
-const BASE = process.env.TOKENIM_URL;
-const GATEWAY_BIN = process.env.TOKENIM_BIN;
+const BASE = process.env.DEMO_TEST_URL;
+const GATEWAY_BIN = process.env.DEMO_TEST_BIN;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const STEP_TIMEOUT = 5_000;
 const RUN_TIMEOUT = 90_000;
 const RESULTS = fileURLToPath(new URL('./test-results/', import.meta.url));
 
 if (!BASE || !GATEWAY_BIN) {
-  console.error('FAIL: set TOKENIM_URL to the gateway (e.g. http://127.0.0.1:8080) and TOKENIM_BIN to its binary');
+  console.error('FAIL: set DEMO_TEST_URL to the gateway (e.g. http://127.0.0.1:8080) and DEMO_TEST_BIN to its binary');
   process.exit(2);
 }
 

@@ -70,7 +70,7 @@ if [[ ! -d tests/browser/node_modules ]]; then
   npm ci --prefix tests/browser --no-audit --no-fund
 fi
 
-if ! TOKENIM_URL="$URL" TOKENIM_BIN="$GATEWAY" node tests/browser/chat.test.mjs; then
+if ! DEMO_TEST_URL="$URL" DEMO_TEST_BIN="$GATEWAY" node tests/browser/chat.test.mjs; then
   gateway_log
   exit 1
 fi

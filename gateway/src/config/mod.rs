@@ -177,6 +177,13 @@ pub enum ConfigError {
         /// What is wrong and what is expected.
         problem: String,
     },
+    /// A `TOKENIM_*` environment variable names no setting (a typo would
+    /// otherwise be ignored without a word).
+    #[error(
+        "environment variable {0} is not a setting: settings are TOKENIM_<SETTING>[__<FIELD>...] with SETTING one of {settings}",
+        settings = SETTINGS.join(", ")
+    )]
+    UnknownVariable(String),
 }
 
 /// The first of `durations` that is zero, as an error naming its field.
@@ -209,6 +216,9 @@ impl Config {
     /// then `overrides` (command-line flags, as a partial config), and
     /// validates the result.
     pub fn load(file: Option<&Path>, overrides: impl Serialize) -> Result<Self, ConfigError> {
+        if let Some(name) = unknown_variable(std::env::vars_os().map(|(k, _)| k)) {
+            return Err(ConfigError::UnknownVariable(name));
+        }
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
@@ -371,14 +381,52 @@ const SETTINGS: [&str; 16] = [
     "drain_timeout",
 ];
 
-/// `TOKENIM_<SETTING>[__<FIELD>...]` variables. Other `TOKENIM_*` variables
-/// are not settings and are left alone: `TOKENIM_CONFIG` (the file flag),
-/// the load generator's, or those Kubernetes derives from a Service named
-/// `tokenim-…`. A misspelled field below a setting is still an error.
+/// `TOKENIM_<SETTING>[__<FIELD>...]` variables. Any other `TOKENIM_*`
+/// variable stops the start ([`unknown_variable`]), except
+/// `TOKENIM_CONFIG` (the file flag), the load generator's, and those
+/// Kubernetes derives from a Service named `tokenim-…`.
 fn settings_from_env() -> Env {
     Env::prefixed("TOKENIM_")
         .filter(|key| is_setting(key.as_str()))
         .split("__")
+}
+
+/// `TOKENIM_*` variables that are not settings and are left alone.
+const NOT_SETTINGS: [&str; 2] = ["CONFIG", "WRITE_OPENAPI"];
+
+/// The first `TOKENIM_*` variable of `names` that is neither a setting
+/// nor one of the known others: `TOKENIM_CONFIG`, the load generator's
+/// `TOKENIM_LOADTEST_*`, and the service links Kubernetes derives from a
+/// Service named `tokenim` or `tokenim-…` (`TOKENIM_SERVICE_HOST`,
+/// `TOKENIM_PORT_8080_TCP`, `TOKENIM_REDIS_SERVICE_PORT`, …).
+fn unknown_variable(names: impl Iterator<Item = std::ffi::OsString>) -> Option<String> {
+    names.filter_map(|n| n.into_string().ok()).find(|name| {
+        let Some(key) = name.strip_prefix("TOKENIM_") else {
+            return false;
+        };
+        !(is_setting(key)
+            || NOT_SETTINGS.contains(&key)
+            || key.starts_with("LOADTEST_")
+            || is_service_link(key))
+    })
+}
+
+/// Whether `key` is one of Kubernetes' service-link variables (no `__`,
+/// `…SERVICE_HOST`, `…SERVICE_PORT[_…]`, `…PORT`, `…PORT_<n>_<proto>…`).
+fn is_service_link(key: &str) -> bool {
+    if key.contains("__") {
+        return false;
+    }
+    key == "SERVICE_HOST"
+        || key == "PORT"
+        || key.ends_with("_SERVICE_HOST")
+        || key.starts_with("SERVICE_PORT")
+        || key.contains("_SERVICE_PORT")
+        || key.ends_with("_PORT")
+        || key
+            .split("PORT_")
+            .nth(1)
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// Whether `TOKENIM_<key>` names a setting.
@@ -420,6 +468,32 @@ mod tests {
         ] {
             assert!(!is_setting(key), "{key}");
         }
+    }
+
+    #[test]
+    fn a_variable_that_names_no_setting_is_refused() {
+        let vars = |names: &[&str]| unknown_variable(names.iter().map(std::ffi::OsString::from));
+        assert_eq!(
+            vars(&["PATH", "TOKENIM_LISTEN", "TOKENIM_LIMTS__MAX_CONNECTIONS"]),
+            Some("TOKENIM_LIMTS__MAX_CONNECTIONS".into())
+        );
+        assert_eq!(vars(&["TOKENIM_DEVMODE"]), Some("TOKENIM_DEVMODE".into()));
+        assert_eq!(
+            vars(&[
+                "TOKENIM_CONFIG",
+                "TOKENIM_LOADTEST_HS256_SECRET",
+                "TOKENIM_SERVICE_HOST",
+                "TOKENIM_SERVICE_PORT_HTTP",
+                "TOKENIM_PORT",
+                "TOKENIM_PORT_8080_TCP_ADDR",
+                "TOKENIM_REDIS_SERVICE_PORT",
+                "TOKENIM_REDIS_PORT_6379_TCP",
+                "TOKENIM_API__ADMIN_KEY",
+            ]),
+            None
+        );
+        let e = ConfigError::UnknownVariable("TOKENIM_X".into()).to_string();
+        assert!(e.contains("TOKENIM_X") && e.contains("limits"), "{e}");
     }
 
     #[test]

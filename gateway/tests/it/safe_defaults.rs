@@ -182,6 +182,33 @@ fn tokenim_config_prints_no_configured_secret() {
     assert!(printed.contains("kid = \"k1\""), "{printed}");
 }
 
+#[test]
+fn a_misspelled_setting_variable_stops_the_start_with_its_name() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenim"))
+        .arg("config")
+        .env("TOKENIM_LIMTS__MAX_CONNECTIONS", "5")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("TOKENIM_LIMTS__MAX_CONNECTIONS"),
+        "{stderr}"
+    );
+    // Kubernetes' service links are not settings and are left alone.
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenim"))
+        .arg("config")
+        .env("TOKENIM_SERVICE_PORT", "8080")
+        .env("TOKENIM_PORT_8080_TCP_ADDR", "10.0.0.1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn the_bootstrap_secret_goes_to_a_private_file_not_to_the_output() {
     let node = Binary::start(PRODUCTION).await;

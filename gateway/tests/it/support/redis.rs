@@ -254,6 +254,8 @@ pub(crate) fn numsub(output: &str) -> u64 {
 pub(crate) struct NodeProcess {
     pub(crate) addr: std::net::SocketAddr,
     child: Child,
+    /// Its store directory (where a bootstrap key would be written).
+    _dir: tempfile::TempDir,
 }
 
 impl NodeProcess {
@@ -263,8 +265,10 @@ impl NodeProcess {
             .local_addr()
             .unwrap()
             .port();
+        let dir = tempfile::tempdir().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tokenim"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("TOKENIM_STORE__PATH", dir.path())
             .env("TOKENIM_REDIS__URL", url)
             .env("TOKENIM_REDIS__PRESENCE_TTL", "2s")
             .env("TOKENIM_REDIS__PROBE_INTERVAL", "200ms")
@@ -279,6 +283,7 @@ impl NodeProcess {
         Self {
             addr: format!("127.0.0.1:{port}").parse().unwrap(),
             child,
+            _dir: dir,
         }
     }
 

@@ -372,10 +372,15 @@ impl Policy {
         self.roles.insert(name, permissions);
     }
 
-    /// Removes a role; returns whether it existed. A built-in role falls
-    /// back to its configured definition.
+    /// Removes a role and every grant made to it; returns whether it
+    /// existed. A built-in role falls back to its configured definition.
     pub fn remove_role(&mut self, name: &RoleName) -> bool {
-        self.roles.remove(name).is_some()
+        let existed = self.roles.remove(name).is_some();
+        if existed {
+            self.grants
+                .retain(|g| !matches!(&g.subject, Subject::Role(r) if r == name));
+        }
+        existed
     }
 
     /// A role's permissions.

@@ -209,9 +209,37 @@ impl Store {
         let removed = ops.len() / 2;
         if !ops.is_empty() {
             self.kv.write(ops).await?;
+            // The owner is always a member: one who leaves owns no more.
+            let gone: Vec<&UserId> = users
+                .iter()
+                .zip(&present)
+                .filter(|(_, p)| p.is_some())
+                .map(|(u, _)| u)
+                .collect();
+            if let Some(g) = self.group(group).await?
+                && g.owner.as_ref().is_some_and(|o| gone.contains(&o))
+            {
+                self.clear_owner(g).await?;
+            }
             self.bump_access().await?;
         }
         Ok(removed)
+    }
+
+    /// Stores `group` without an owner.
+    pub(super) async fn clear_owner(&self, group: Group) -> Result<(), StoreError> {
+        let group = Group {
+            owner: None,
+            updated_at: crate::clock::unix_millis().max(group.updated_at),
+            ..group
+        };
+        self.kv
+            .write(vec![Op::Put(
+                Table::Groups,
+                group.id.as_str().to_owned(),
+                encode(&group),
+            )])
+            .await
     }
 
     /// Whether `user` is a member of `group`.

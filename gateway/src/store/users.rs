@@ -3,7 +3,7 @@
 use tokenim_protocol::UserId;
 
 use super::kv::{NewItem, Op, SEP, Table};
-use super::records::{ItemStatus, User};
+use super::records::{GroupId, ItemStatus, User};
 use super::{Store, StoreError, decode, encode};
 
 /// Longest page of a listing.
@@ -142,6 +142,13 @@ impl Store {
             let mut ops = Vec::with_capacity(page.len() * 2);
             for (key, _) in page {
                 let group = key.rsplit(SEP).next().unwrap_or_default().to_owned();
+                // The owner is always a member: its groups are here.
+                if let Ok(gid) = GroupId::new(&group)
+                    && let Some(g) = self.group(&gid).await?
+                    && g.owner.as_ref() == Some(id)
+                {
+                    self.clear_owner(g).await?;
+                }
                 ops.push(Op::Delete(Table::Members, format!("{group}{SEP}{id}")));
                 ops.push(Op::Delete(Table::UserGroups, key));
             }

@@ -212,6 +212,18 @@ pub async fn store_users(
     upsert: bool,
 ) -> Result<Vec<ItemResult>, StoreError> {
     let (valid, mut results) = split(items);
+    // Every role a user is given must exist.
+    let policy = state.store.policy().await?;
+    let (valid, unknown): (Vec<_>, Vec<_>) = valid
+        .into_iter()
+        .partition(|(_, _, u)| u.roles.iter().all(|r| policy.role(r).is_some()));
+    for (index, id, user) in unknown {
+        let role = user.roles.iter().find(|r| policy.role(r).is_none());
+        let role = role.map(|r| r.as_str()).unwrap_or_default();
+        let message =
+            format!("role {role:?} does not exist: define it first (PUT /v1/roles/{role})");
+        results.push(result(index, id, Err((ErrorCode::InvalidField, message))));
+    }
     let (places, users): (Vec<_>, Vec<User>) =
         valid.into_iter().map(|(i, id, u)| ((i, id), u)).unzip();
     let statuses = state.store.create_users(users.clone(), upsert).await?;

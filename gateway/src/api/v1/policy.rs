@@ -133,8 +133,8 @@ pub async fn set_role(
     operation_id = "delete_role",
     tag = "policy",
     summary = "Deletes a role",
-    description = "Scope: `roles:admin`. Its holders lose what it gave. The built-in roles `user` \
-and `app` can be redefined, not deleted.",
+    description = "Scope: `roles:admin`. Its holders lose what it gave, and the grants made to it \
+are revoked with it. The built-in roles `user` and `app` can be redefined, not deleted.",
     params(("name" = schemas::RoleName, Path, description = "The role's name.")),
     responses(
         (status = 204, description = "Deleted."),
@@ -235,13 +235,19 @@ fn target(grant: &Grant) -> String {
     grant.subject.to_string()
 }
 
+/// A grant's subject must exist: the role, the user (created through the
+/// API) or the API key.
 async fn check_subject(state: &AppState, subject: &Subject) -> Result<(), ApiError> {
-    if let Subject::Role(r) = subject
-        && state.store.policy().await?.role(r).is_none()
-    {
-        return Err(ApiError::not_found(format_args!("role {r}")));
+    let exists = match subject {
+        Subject::Role(r) => state.store.policy().await?.role(r).is_some(),
+        Subject::User(u) => state.store.user(u).await?.is_some(),
+        Subject::App(k) => state.store.key(k).await?.is_some(),
+    };
+    if exists {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format_args!("{subject}")))
     }
-    Ok(())
 }
 
 /// Grants a permission (`201`, or `200` if it was granted already).
@@ -258,7 +264,7 @@ on this node, within `api.access_refresh` on others.",
         (status = 200, description = "It was granted already.", body = schemas::Grant),
         (status = 201, description = "Granted.", body = schemas::Grant),
         (status = 400, description = "Malformed JSON (`invalid_body`).", body = schemas::ErrorBody),
-        (status = 404, description = "The subject is a role that does not exist (`not_found`).", body = schemas::ErrorBody),
+        (status = 404, description = "The subject (a role, a user created through the API, an API key) does not exist (`not_found`, naming it).", body = schemas::ErrorBody),
         (status = 409, description = "There are 10,000 grants already (`too_many_items`): revoke some, or grant to roles.", body = schemas::ErrorBody),
         schemas::JsonBodyErrors,
         schemas::ApiKeyErrors,

@@ -40,6 +40,9 @@ async fn tick() {
 async fn the_audit_log_records_each_action_in_order_and_filters_it() {
     let gw = TestGateway::spawn().await;
     let api = Api::new(&gw);
+    // A grant's subject must exist (creating a user without roles is not
+    // audited).
+    super::create_users(&api, &["alice"]).await;
     let start_page = api.get("/v1/audit?limit=1000").await.expect(200);
     let start = start_page["records"]
         .as_array()

@@ -173,3 +173,29 @@ async fn a_membership_batch_over_the_limit_is_refused_whole() {
         json!({"items": []})
     );
 }
+
+#[tokio::test]
+async fn an_owner_who_is_deleted_or_leaves_owns_the_group_no_more() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    create_users(&api, &["alice", "bob"]).await;
+    let groups = json!([
+        {"id": "a-team", "owner": "alice"},
+        {"id": "b-team", "owner": "bob", "members": ["alice"]},
+    ]);
+    api.post_json("/v1/groups", &groups).await.expect(200);
+    api.delete("/v1/users/alice").await.expect(204);
+    let a = api.get("/v1/groups/a-team").await.expect(200);
+    assert!(a.get("owner").is_none_or(|o| o.is_null()), "{a}");
+    let b = api.get("/v1/groups/b-team").await.expect(200);
+    assert_eq!(b["owner"], "bob", "{b}");
+    // Leaving the members is leaving the ownership.
+    api.post_json(
+        "/v1/groups/b-team/members/remove",
+        &json!({"users": ["bob"]}),
+    )
+    .await
+    .expect(200);
+    let b = api.get("/v1/groups/b-team").await.expect(200);
+    assert!(b.get("owner").is_none_or(|o| o.is_null()), "{b}");
+}

@@ -78,6 +78,7 @@ async fn grants_are_added_once_listed_by_subject_and_revoked() {
     let alice_grant =
         json!({"subject": {"user": "alice"}, "permission": "publish", "channels": "rooms.*"});
     let bob_grant = json!({"subject": {"user": "bob"}, "permission": "history"});
+    super::create_users(&api, &["alice", "bob"]).await;
 
     let created = api.post_json("/v1/grants", &alice_grant).await.expect(201);
     assert_eq!(created, alice_grant);
@@ -150,6 +151,7 @@ async fn a_grant_applies_to_a_live_session_at_once() {
 
     let grant =
         json!({"subject": {"user": "alice"}, "permission": "publish", "channels": "rooms.*"});
+    super::create_users(&api, &["alice"]).await;
     api.post_json("/v1/grants", &grant).await.expect(201);
     alice.publish(&lobby, hi()).await.unwrap();
     assert_refused(
@@ -161,5 +163,45 @@ async fn a_grant_applies_to_a_live_session_at_once() {
     assert_refused(
         alice.publish(&lobby, hi()).await,
         ErrorCode::PermissionDenied,
+    );
+}
+
+#[tokio::test]
+async fn grants_name_only_subjects_that_exist_and_go_with_their_role() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    for (subject, name) in [
+        (json!({"user": "ghost"}), "user:ghost"),
+        (json!({"role": "nobody"}), "role:nobody"),
+        (
+            json!({"app": "ak_00000000000000ee"}),
+            "app:ak_00000000000000ee",
+        ),
+    ] {
+        let message = api
+            .post_json(
+                "/v1/grants",
+                &json!({"subject": subject, "permission": "send"}),
+            )
+            .await
+            .expect_error(404, ErrorCode::NotFound);
+        assert!(message.contains(name), "{message}");
+    }
+    assert_eq!(api.get("/v1/grants").await.expect(200)["items"], json!([]));
+    // Deleting a role revokes what was granted to it.
+    api.put_json("/v1/roles/mod", &json!({"permissions": []}))
+        .await
+        .expect(200);
+    let grant = json!({"subject": {"role": "mod"}, "permission": "presence"});
+    api.post_json("/v1/grants", &grant).await.expect(201);
+    api.delete("/v1/roles/mod").await.expect(204);
+    assert_eq!(api.get("/v1/grants").await.expect(200)["items"], json!([]));
+    // A role made again later does not get the old grant back.
+    api.put_json("/v1/roles/mod", &json!({"permissions": []}))
+        .await
+        .expect(200);
+    assert_eq!(
+        api.get("/v1/grants?subject=role:mod").await.expect(200)["items"],
+        json!([])
     );
 }

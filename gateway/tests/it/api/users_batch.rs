@@ -13,6 +13,7 @@ use crate::support::http::Api;
 async fn a_json_batch_reports_each_item_in_input_order() {
     let gw = TestGateway::spawn().await;
     let api = Api::new(&gw);
+    define_roles(&api, &["admin"]).await;
     let body = api
         .post_json(
             "/v1/users",
@@ -247,6 +248,7 @@ async fn a_body_that_cannot_be_read_is_refused_and_stores_nothing() {
 async fn csv_with_bom_crlf_quoting_and_empty_lines() {
     let gw = TestGateway::spawn().await;
     let api = Api::new(&gw);
+    define_roles(&api, &["admin", "mod"]).await;
     let csv = "\u{feff}id,name,metadata,roles\r\n\
                alice,\"Smith, Alice\",,admin;mod\r\n\
                \r\n\
@@ -343,4 +345,40 @@ async fn a_csv_batch_with_an_unclosed_quote_is_refused_whole_and_stores_nothing(
         .expect(200);
     let message = body["results"][1]["error"]["message"].as_str().unwrap();
     assert!(message.starts_with("row 1 (line 3)"), "{body}");
+}
+
+/// Defines each of `roles` (with no permissions).
+async fn define_roles(api: &Api, roles: &[&str]) {
+    for role in roles {
+        api.put_json(&format!("/v1/roles/{role}"), &json!({"permissions": []}))
+            .await
+            .expect(200);
+    }
+}
+
+#[tokio::test]
+async fn a_user_given_a_role_that_does_not_exist_is_refused_with_its_name() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    define_roles(&api, &["teacher"]).await;
+    let body = api
+        .post_json(
+            "/v1/users",
+            &json!([
+                {"id": "t1", "roles": ["teacher"]},
+                {"id": "t2", "roles": ["teacher", "principal"]},
+            ]),
+        )
+        .await
+        .expect(200);
+    assert_eq!(body["results"][0]["status"], "created", "{body}");
+    assert_eq!(body["results"][1]["status"], "error", "{body}");
+    let message = body["results"][1]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"principal\" does not exist"),
+        "{message}"
+    );
+    api.get("/v1/users/t2")
+        .await
+        .expect_error(404, ErrorCode::NotFound);
 }

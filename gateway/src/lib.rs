@@ -8,6 +8,8 @@
 //!
 //! * [`cli`]: the `tokenim` command line.
 //! * [`server`]: [`Server`], the accept loop and drain ([`shutdown_signal`]).
+//! * [`tls`]: [`tls::Tls`], the listener's TLS acceptor, reloaded on SIGHUP
+//!   or when the certificate files change.
 //! * [`api`]: HTTP routes: `/ws` upgrade, health, metrics, demo page, dev
 //!   tokens, and the server API `/v1` (its OpenAPI document included).
 //! * [`session`]: one task per WebSocket: auth, commands, replies in order,
@@ -26,6 +28,8 @@
 //!   its bounded outbound queue; encode once, queue everywhere.
 //! * [`limiter`]: per-node and per-IP connection bounds, and
 //!   [`limiter::ConnInfo`], what each request learns of its connection.
+//! * [`stream`]: [`stream::Stream`], plaintext TCP or TLS, under every
+//!   connection.
 //! * [`wire`]: frames → WebSocket messages, once per codec; what a
 //!   connection frames within.
 //! * [`schema`]: OpenAPI stand-ins for types of `tokenim-protocol` and
@@ -62,7 +66,9 @@ pub mod server;
 pub mod session;
 pub mod state;
 pub mod store;
+pub mod stream;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;
 
 pub use clock::{unix_millis, unix_secs};

@@ -91,8 +91,12 @@ impl Tls {
                 let result = self.reload();
                 metrics.tls_reload(result.is_ok());
                 match result {
-                    Ok(()) => tracing::info!(trigger = why, cert = %self.config.cert.display(), "TLS certificate reloaded"),
-                    Err(e) => tracing::error!(trigger = why, error = %e, "TLS certificate not reloaded; the previous one stays in service"),
+                    Ok(()) => {
+                        tracing::info!(trigger = why, cert = %self.config.cert.display(), "TLS certificate reloaded")
+                    }
+                    Err(e) => {
+                        tracing::error!(trigger = why, error = %e, "TLS certificate not reloaded; the previous one stays in service")
+                    }
                 }
             }
         })

@@ -131,7 +131,10 @@ mod tests {
             .unwrap()
             .self_signed(&key)
             .unwrap();
-        let (c, k) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+        let (c, k) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
         std::fs::write(&c, cert.pem()).unwrap();
         std::fs::write(&k, key.serialize_pem()).unwrap();
         (c, k)
@@ -151,11 +154,17 @@ mod tests {
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "not a pem file").unwrap();
         let e = error(&TlsConfig::new(&junk, &key));
-        assert!(e.contains("`tls.cert`") && e.contains("no CERTIFICATE"), "{e}");
+        assert!(
+            e.contains("`tls.cert`") && e.contains("no CERTIFICATE"),
+            "{e}"
+        );
         let e = error(&TlsConfig::new(&cert, &junk));
         assert!(e.contains("`tls.key`") && e.contains("private key"), "{e}");
         let (_, other_key) = pair(dir.path(), "b");
         let e = error(&TlsConfig::new(&cert, &other_key));
-        assert!(e.contains("`tls.key`") && e.contains("does not go with"), "{e}");
+        assert!(
+            e.contains("`tls.key`") && e.contains("does not go with"),
+            "{e}"
+        );
     }
 }

@@ -89,8 +89,7 @@ async fn wss_clients_that_trust_the_ca_chat_and_others_are_refused() {
     // A client that does not trust the test CA refuses the certificate.
     let e = Client::connect(wss(&gateway, "carol", None))
         .await
-        .err()
-        .expect("untrusted certificate refused");
+        .expect_err("untrusted certificate refused");
     assert!(e.to_string().contains("UnknownIssuer"), "{e}");
     gateway.wait_metric(failures, 2.0).await;
 

@@ -197,4 +197,14 @@ mod tests {
             Err(UpgradeError::Http { status: 429 })
         ));
     }
+
+    #[tokio::test]
+    async fn wss_is_refused_before_dialling() {
+        let options = ConnectOptions::new("wss://127.0.0.1:9/ws", Codec::Json, Auth::None);
+        let e = upgrade(&options, 512).await.unwrap_err().to_string();
+        assert!(
+            e.contains("wss:// is not supported by the lean transport"),
+            "{e}"
+        );
+    }
 }

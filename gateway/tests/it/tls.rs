@@ -44,6 +44,39 @@ fn wss(gateway: &TestGateway, user: &str, ca: Option<&TestCa>) -> ConnectOptions
     }
 }
 
+/// A TLS gateway serving a certificate of the `old` CA, checking its
+/// files every given interval, with a session subscribed to `room()`;
+/// `new` is the CA to replace it with.
+struct Reload {
+    _dir: tempfile::TempDir,
+    old: TestCa,
+    new: TestCa,
+    files: CertFiles,
+    gateway: TestGateway,
+    session: Client,
+}
+
+impl Reload {
+    async fn start(interval: Duration) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (TestCa::new("old CA"), TestCa::new("new CA"));
+        let files = old.issue(dir.path(), "node");
+        let gateway = tls_gateway(&files, interval).await;
+        let session = Client::connect(wss(&gateway, "alice", Some(&old)))
+            .await
+            .unwrap();
+        session.subscribe(&room()).await.unwrap();
+        Self {
+            _dir: dir,
+            old,
+            new,
+            files,
+            gateway,
+            session,
+        }
+    }
+}
+
 /// Publishes on `room()` from `client` and reads it back: the session works.
 async fn round_trip(client: &mut Client, n: u64) {
     let data = Data::from_value(&serde_json::json!({ "n": n })).unwrap();
@@ -100,39 +133,25 @@ async fn wss_clients_that_trust_the_ca_chat_and_others_are_refused() {
 
 #[tokio::test]
 async fn a_replaced_certificate_is_served_to_new_connections_while_sessions_go_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let (old, new) = (TestCa::new("old CA"), TestCa::new("new CA"));
-    let files = old.issue(dir.path(), "node");
-    let gateway = tls_gateway(&files, Duration::from_millis(100)).await;
-    let mut session = Client::connect(wss(&gateway, "alice", Some(&old)))
-        .await
-        .unwrap();
-    session.subscribe(&room()).await.unwrap();
-    round_trip(&mut session, 1).await;
+    let mut r = Reload::start(Duration::from_millis(100)).await;
+    round_trip(&mut r.session, 1).await;
 
-    new.issue_to(&files);
-    gateway.wait_metric(OK, 1.0).await;
-    Client::connect(wss(&gateway, "bob", Some(&new)))
+    r.new.issue_to(&r.files);
+    r.gateway.wait_metric(OK, 1.0).await;
+    Client::connect(wss(&r.gateway, "bob", Some(&r.new)))
         .await
         .expect("the new certificate is served");
     assert!(
-        connect(gateway.addr, &old.pem()).await.is_err(),
+        connect(r.gateway.addr, &r.old.pem()).await.is_err(),
         "the old certificate is no longer served"
     );
-    round_trip(&mut session, 2).await;
+    round_trip(&mut r.session, 2).await;
 }
 
 #[tokio::test]
 async fn sighup_reloads_and_a_bad_pair_keeps_the_certificate_in_service() {
-    let dir = tempfile::tempdir().unwrap();
-    let (old, new) = (TestCa::new("old CA"), TestCa::new("new CA"));
-    let files = old.issue(dir.path(), "node");
     // Files are looked at hourly: only the signal reloads.
-    let gateway = tls_gateway(&files, Duration::from_secs(3600)).await;
-    let mut session = Client::connect(wss(&gateway, "alice", Some(&old)))
-        .await
-        .unwrap();
-    session.subscribe(&room()).await.unwrap();
+    let mut r = Reload::start(Duration::from_secs(3600)).await;
     let hangup = || {
         let pid = std::process::id().to_string();
         assert!(
@@ -144,21 +163,21 @@ async fn sighup_reloads_and_a_bad_pair_keeps_the_certificate_in_service() {
         );
     };
 
-    std::fs::write(&files.key, "not a key").unwrap();
+    std::fs::write(&r.files.key, "not a key").unwrap();
     hangup();
-    gateway.wait_metric(ERROR, 1.0).await;
-    assert_eq!(gateway.metric(OK), 0.0);
-    connect(gateway.addr, &old.pem())
+    r.gateway.wait_metric(ERROR, 1.0).await;
+    assert_eq!(r.gateway.metric(OK), 0.0);
+    connect(r.gateway.addr, &r.old.pem())
         .await
         .expect("the previous certificate stays in service");
 
-    new.issue_to(&files);
+    r.new.issue_to(&r.files);
     hangup();
-    gateway.wait_metric(OK, 1.0).await;
-    connect(gateway.addr, &new.pem())
+    r.gateway.wait_metric(OK, 1.0).await;
+    connect(r.gateway.addr, &r.new.pem())
         .await
         .expect("the new certificate is served");
-    round_trip(&mut session, 1).await;
+    round_trip(&mut r.session, 1).await;
 }
 
 #[tokio::test]

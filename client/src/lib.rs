@@ -65,8 +65,10 @@
 //!   else; it upgrades with the same request as [`Client`].
 //! * `handshake`: the HTTP upgrade. `handshake::request` builds the
 //!   request and opens the TCP connection (source address, resolved
-//!   address) for both upgrades; the full client's keeps the body of a
-//!   refused one.
+//!   address) for both upgrades; the full client's speaks TLS first for
+//!   `wss://` (rustls, webpki roots plus [`ConnectOptions::tls_ca_pem`])
+//!   and keeps the body of a refused one. The lean upgrade is `ws://`
+//!   only.
 //! * `connection`: the reader and writer tasks and the table of waiting
 //!   requests.
 //! * [`error`]: [`Error`], one enum for every failure.

@@ -63,8 +63,11 @@ impl fmt::Debug for Auth {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ConnectOptions {
-    /// The gateway's WebSocket endpoint, `ws://HOST:PORT/ws`. Only `ws://`
-    /// is supported (no TLS in this client).
+    /// The gateway's WebSocket endpoint, `ws://HOST:PORT/ws`, or
+    /// `wss://HOST[:PORT]/ws` for TLS (port 443 by default), whose
+    /// certificate must be valid for `HOST` and signed by a root of the
+    /// webpki set or [`ConnectOptions::tls_ca_pem`]. The lean transport
+    /// (the load generator's) speaks `ws://` only.
     pub url: String,
     /// The codec; its subprotocol is requested in the upgrade and the
     /// server must select it.
@@ -100,6 +103,10 @@ pub struct ConnectOptions {
     /// only for servers that speak no tokenim subprotocol, such as the
     /// Socket.IO server the load generator compares against.
     pub subprotocol: bool,
+    /// PEM text of CA certificates trusted for `wss://` besides the
+    /// webpki roots, for a gateway whose certificate a private or test CA
+    /// signed. Default `None`.
+    pub tls_ca_pem: Option<String>,
 }
 
 impl ConnectOptions {
@@ -124,6 +131,7 @@ impl ConnectOptions {
             source: None,
             addr: None,
             subprotocol: true,
+            tls_ca_pem: None,
         }
     }
 
@@ -166,6 +174,12 @@ impl ConnectOptions {
     /// Sets [`ConnectOptions::subprotocol`].
     pub fn subprotocol(mut self, request: bool) -> Self {
         self.subprotocol = request;
+        self
+    }
+
+    /// Sets [`ConnectOptions::tls_ca_pem`].
+    pub fn tls_ca_pem(mut self, pem: impl Into<String>) -> Self {
+        self.tls_ca_pem = Some(pem.into());
         self
     }
 

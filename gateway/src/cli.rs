@@ -124,6 +124,14 @@ impl Cli {
     }
 }
 
+/// The WebSocket and HTTP URL schemes of the listener: with TLS or not.
+fn schemes(config: &Config) -> (&'static str, &'static str) {
+    match config.tls {
+        Some(_) => ("wss", "https"),
+        None => ("ws", "http"),
+    }
+}
+
 fn fail(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("tokenim: {e}");
     ExitCode::from(2)
@@ -136,22 +144,24 @@ async fn serve(config: Config) -> ExitCode {
         Err(e) => return fail(e),
     };
     let addr = server.local_addr();
+    let config = &server.state().config;
+    let (ws, http) = schemes(config);
+    let tls = config.tls.is_some();
     match server.internal_addr() {
         None => {
-            tracing::info!(%addr, "tokenim listening: WebSocket ws://{addr}/ws, server API http://{addr}/v1, metrics http://{addr}/metrics")
+            tracing::info!(%addr, tls, "tokenim listening: WebSocket {ws}://{addr}/ws, server API {http}://{addr}/v1, metrics {http}://{addr}/metrics")
         }
         Some(api) => {
-            tracing::info!(%addr, %api, "tokenim listening: WebSocket ws://{addr}/ws; internal: server API http://{api}/v1, metrics http://{api}/metrics")
+            tracing::info!(%addr, %api, tls, "tokenim listening: WebSocket {ws}://{addr}/ws; internal: server API {http}://{api}/v1, metrics {http}://{api}/metrics")
         }
     }
-    let config = &server.state().config;
     if config.dev_mode() {
         tracing::warn!(
             reason = config.dev_mode_reason(),
             "DEVELOPMENT MODE: /dev/token mints a token for ANY user, every user may use every channel, and unless auth.keys is set the signing key is the public built-in one. Never expose this node; configure auth.keys (and leave dev_mode unset) in production."
         );
         tracing::info!(
-            "demo chat: http://{addr}/   token: curl 'http://{addr}/dev/token?user=alice'  or  tokenim token --user alice"
+            "demo chat: {http}://{addr}/   token: curl '{http}://{addr}/dev/token?user=alice'  or  tokenim token --user alice"
         );
     } else {
         tracing::info!(
@@ -193,7 +203,8 @@ fn mint(
         Ok(token) => {
             println!("{token}");
             eprintln!(
-                "connect: ws://{}/ws with header 'Authorization: Bearer <token>', ?token=<token>, or a first frame {{\"id\":1,\"type\":\"connect\",\"token\":\"<token>\"}}",
+                "connect: {}://{}/ws with header 'Authorization: Bearer <token>', ?token=<token>, or a first frame {{\"id\":1,\"type\":\"connect\",\"token\":\"<token>\"}}",
+                schemes(config).0,
                 config.listen
             );
             ExitCode::SUCCESS

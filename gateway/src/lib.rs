@@ -8,6 +8,8 @@
 //!
 //! * [`cli`]: the `tokenim` command line.
 //! * [`server`]: [`Server`], the accept loop and drain ([`shutdown_signal`]).
+//! * [`tls`]: [`tls::Tls`], the listener's TLS acceptor, reloaded on SIGHUP
+//!   or when the certificate files change.
 //! * [`api`]: HTTP routes: `/ws` upgrade, health, metrics, demo page, dev
 //!   tokens, and the server API `/v1` (its OpenAPI document included).
 //! * [`session`]: one task per WebSocket: auth, commands, replies in order,
@@ -30,6 +32,8 @@
 //!   [`limiter::ConnInfo`], what each request learns of its connection.
 //! * [`proxy`]: trusted proxies, and so a request's client address.
 //! * [`rate`]: token buckets, one or a bounded table of them by key.
+//! * [`stream`]: [`stream::Stream`], plaintext TCP or TLS, under every
+//!   connection.
 //! * [`wire`]: frames → WebSocket messages, once per codec; what a
 //!   connection frames within.
 //! * [`schema`]: OpenAPI stand-ins for types of `tokenim-protocol` and
@@ -69,7 +73,9 @@ pub mod server;
 pub mod session;
 pub mod state;
 pub mod store;
+pub mod stream;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;
 
 pub use clock::{unix_millis, unix_secs};

@@ -67,6 +67,8 @@ pub struct Metrics {
     commands: IntCounterVec,
     errors: IntCounterVec,
     disconnects: IntCounterVec,
+    tls_reloads: IntCounterVec,
+    tls_handshake_failures: IntCounterVec,
     /// Messages published (channel publishes and direct messages).
     pub publications: IntCounter,
     /// Frames queued to sessions by fan-out (one per subscriber reached).
@@ -191,6 +193,16 @@ impl Metrics {
                 "Sessions closed by the server, by reason",
                 "reason",
             ),
+            tls_reloads: vec(
+                "tokenim_tls_reloads_total",
+                "Loads of the listener's certificate and key after start, by result",
+                "result",
+            ),
+            tls_handshake_failures: vec(
+                "tokenim_tls_handshake_failures_total",
+                "TLS handshakes on the listener that failed, by reason",
+                "reason",
+            ),
             publications: counter(
                 "tokenim_publications_total",
                 "Messages published (channels and direct)",
@@ -302,7 +314,30 @@ impl Metrics {
         for limit in ["key", "ip", "auth_failures"] {
             m.api_rate_limited.with_label_values(&[limit]);
         }
+        for result in ["ok", "error"] {
+            m.tls_reloads.with_label_values(&[result]);
+        }
+        for reason in ["timeout", "error"] {
+            m.tls_handshake_failures.with_label_values(&[reason]);
+        }
         m
+    }
+
+    /// Counts a load of the TLS certificate after start: `ok` (now in
+    /// service) or `error` (the previous one stays).
+    pub fn tls_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.tls_reloads.with_label_values(&[result]).inc();
+    }
+
+    /// Counts a failed TLS handshake: `timeout` (not done within
+    /// `limits.handshake_timeout`) or `error` (the client hung up or
+    /// rejected the certificate, or did not speak TLS).
+    pub fn tls_handshake_failure(&self, timed_out: bool) {
+        let reason = if timed_out { "timeout" } else { "error" };
+        self.tls_handshake_failures
+            .with_label_values(&[reason])
+            .inc();
     }
 
     /// Counts a refused connection.

@@ -1,9 +1,11 @@
 //! [`Server`]: the accept loop and the HTTP layer under every connection.
 //!
-//! Each accepted socket is checked against the connection limits, then
-//! served by hyper (HTTP/1.1, headers within `limits.handshake_timeout`)
-//! through the axum router; a WebSocket upgrade hands the raw socket to a
-//! session task. The accept loop never waits on a client. On shutdown the
+//! Each accepted socket is checked against the connection limits, then,
+//! in its own task, shakes hands for TLS when `tls` is configured
+//! ([`crate::tls`]) and is served by hyper (HTTP/1.1; TLS and headers
+//! within `limits.handshake_timeout`) through the axum router; a WebSocket
+//! upgrade hands the connection's [`Stream`] to a session task. The accept
+//! loop never waits on a client. On shutdown the
 //! node tells every session to reconnect elsewhere (close 4000) and waits
 //! for them up to `drain_timeout`, still answering new connections one
 //! request each: `/readyz` 503, upgrades 503 (1900), `/metrics`.
@@ -25,6 +27,8 @@ use crate::config::Config;
 use crate::limiter::ConnInfo;
 use crate::metrics::Rejection;
 use crate::state::AppState;
+use crate::stream::Stream;
+use crate::tls::Tls;
 
 /// Largest HTTP request head accepted (request line and headers).
 const MAX_REQUEST_HEAD: usize = 16 << 10;
@@ -64,6 +68,10 @@ pub enum ServerError {
     /// The node's state could not be built (keys, Redis).
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// The TLS certificate or key could not be loaded, or SIGHUP not
+    /// listened for.
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 /// A bound, not yet running, gateway node.
@@ -74,6 +82,9 @@ pub struct Server {
     router: Router,
     /// The internal listener (`api.listen`) and what it serves.
     internal: Option<(TcpListener, Router)>,
+    tls: Option<Arc<Tls>>,
+    /// Reloads the certificate (SIGHUP, file change) while the node runs.
+    _reload: Option<tokio_util::task::AbortOnDropHandle<()>>,
 }
 
 impl Server {
@@ -92,11 +103,30 @@ impl Server {
             (Some(addr), Some(router)) => Some((bind(addr)?, router)),
             _ => None,
         };
+        let tls = match state.config.tls.clone() {
+            Some(config) => Some(Arc::new(
+                Tls::load(config).map_err(|e| ServerError::Tls(e.to_string()))?,
+            )),
+            None => None,
+        };
+        let reload = match &tls {
+            Some(tls) => {
+                let watch = Arc::clone(tls)
+                    .watch(state.metrics.clone())
+                    .map_err(|e| ServerError::Tls(format!("cannot listen for SIGHUP: {e}")))?;
+                Some(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+                    watch,
+                )))
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
             state,
             router,
             internal,
+            tls,
+            _reload: reload,
         })
     }
 
@@ -129,11 +159,14 @@ impl Server {
             state,
             router,
             internal,
+            tls,
+            _reload,
         } = self;
+        let tls = tls.as_ref();
         let mut listeners = vec![(Accept::new(listener), router)];
         listeners.extend(internal.map(|(l, r)| (Accept::new(l), r)));
-        accept_until(&mut listeners, &state, Phase::Serving, shutdown).await;
-        accept_until(&mut listeners, &state, Phase::Draining, drain(&state)).await;
+        accept_until(&mut listeners, &state, tls, Phase::Serving, shutdown).await;
+        accept_until(&mut listeners, &state, tls, Phase::Draining, drain(&state)).await;
     }
 }
 
@@ -142,6 +175,7 @@ impl Server {
 async fn accept_until(
     listeners: &mut [(Accept, Router)],
     state: &AppState,
+    tls: Option<&Arc<Tls>>,
     phase: Phase,
     until: impl Future<Output = ()>,
 ) {
@@ -154,7 +188,7 @@ async fn accept_until(
         );
         tokio::select! {
             () = &mut until => return,
-            (((stream, peer), router), _, _) = next => admit(stream, peer, state, router, phase),
+            (((stream, peer), router), _, _) = next => admit(stream, peer, state, router, tls, phase),
         }
     }
 }
@@ -202,8 +236,17 @@ enum Phase {
     Draining,
 }
 
-/// Checks a new connection against the limits and serves it (or refuses).
-fn admit(stream: TcpStream, peer: SocketAddr, state: &AppState, router: &Router, phase: Phase) {
+/// Checks a new connection against the limits and serves it (or refuses:
+/// with a short HTTP answer in plaintext, by closing on a TLS listener,
+/// whose client would not read plaintext).
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: &AppState,
+    router: &Router,
+    tls: Option<&Arc<Tls>>,
+    phase: Phase,
+) {
     state.metrics.connections_accepted.inc();
     // A proxy's connections count per client once its headers are read.
     let ip = (!state.proxies.trusts(peer.ip())).then_some(peer.ip());
@@ -214,7 +257,15 @@ fn admit(stream: TcpStream, peer: SocketAddr, state: &AppState, router: &Router,
                 peer,
                 permit: Arc::new(permit),
             };
-            let serve = serve_connection(stream, info, state.clone(), router.clone(), phase);
+            let (tls, task_state, router) = (tls.cloned(), state.clone(), router.clone());
+            let serve = async move {
+                let timeout = task_state.config.limits.handshake_timeout;
+                let deadline = tokio::time::Instant::now() + timeout;
+                let (tls, metrics) = (tls.as_deref(), &task_state.metrics);
+                if let Some(stream) = crate::tls::handshake(stream, tls, timeout, metrics).await {
+                    serve_connection(stream, deadline, info, task_state, router, phase).await;
+                }
+            };
             match phase {
                 Phase::Serving => drop(state.tracker.spawn(serve)),
                 Phase::Draining => drop(tokio::spawn(serve)),
@@ -222,14 +273,18 @@ fn admit(stream: TcpStream, peer: SocketAddr, state: &AppState, router: &Router,
         }
         Err(why) => {
             state.metrics.rejected(why);
-            tokio::spawn(refuse(stream, why));
+            if tls.is_none() {
+                tokio::spawn(refuse(stream, why));
+            }
         }
     }
 }
 
-/// Serves HTTP on one connection until it closes or upgrades.
+/// Serves HTTP on one connection until it closes or upgrades; the request
+/// head must arrive before `deadline`.
 async fn serve_connection(
-    stream: TcpStream,
+    stream: Stream,
+    deadline: tokio::time::Instant,
     info: ConnInfo,
     state: AppState,
     router: Router,
@@ -241,7 +296,11 @@ async fn serve_connection(
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(state.config.limits.handshake_timeout)
+        .header_read_timeout(
+            deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(Duration::from_millis(1)),
+        )
         .max_buf_size(MAX_REQUEST_HEAD)
         .keep_alive(phase == Phase::Serving)
         .serve_connection(TokioIo::new(stream), service)

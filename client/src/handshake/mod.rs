@@ -1,6 +1,6 @@
 //! The full client's HTTP upgrade: the request and the TCP connection
-//! from [`request`] (shared with the lean upgrade), then tungstenite's
-//! client handshake. A refused upgrade becomes [`Error::Http`] with the
+//! from [`request`] (shared with the lean upgrade), TLS for `wss://`
+//! ([`tls`]), then tungstenite's client handshake. A refused upgrade becomes [`Error::Http`] with the
 //! whole response body, even when the body arrives after the headers.
 
 use std::io;
@@ -10,14 +10,17 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::handshake::client::Response;
 use tokio_tungstenite::tungstenite::http;
 use tokio_tungstenite::tungstenite::http::header::CONTENT_LENGTH;
 use tokio_tungstenite::{WebSocketStream, client_async_with_config, tungstenite};
+use tokio_util::either::Either;
 
 use crate::{ConnectOptions, Error};
 
 pub(crate) mod request;
+mod tls;
 
 pub(crate) use request::{build_request, open_tcp, target};
 
@@ -27,11 +30,17 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Opens the connection and upgrades it. The caller bounds the time.
 pub(crate) async fn upgrade(options: &ConnectOptions) -> Result<WebSocketStream<Socket>, Error> {
     let request = build_request(options)?;
-    let (host, port) = target(request.uri())?;
-    let tcp = open_tcp(options, &host, port)
+    let target = target(request.uri())?;
+    let tcp = open_tcp(options, &target.host, target.port)
         .await
         .map_err(tungstenite::Error::from)?;
-    let (socket, given_back) = Socket::new(tcp);
+    let stream = if target.tls {
+        let tls = tls::connect(tcp, &target.host, options).await;
+        Either::Right(Box::new(tls.map_err(tungstenite::Error::Io)?))
+    } else {
+        Either::Left(tcp)
+    };
+    let (socket, given_back) = Socket::new(stream);
     match client_async_with_config(request, socket, Some(options.websocket)).await {
         Ok((mut ws, _response)) => {
             ws.get_mut().give_back = None;
@@ -45,7 +54,7 @@ pub(crate) async fn upgrade(options: &ConnectOptions) -> Result<WebSocketStream<
 /// Turns a refused upgrade into [`Error::Http`]. tungstenite keeps only the
 /// bytes that arrived with the headers; when `Content-Length` promises more,
 /// the rest is read from the socket the failed handshake gave back.
-async fn refused(response: Response, given_back: oneshot::Receiver<TcpStream>) -> Error {
+async fn refused(response: Response, given_back: oneshot::Receiver<Stream>) -> Error {
     let status = response.status().as_u16();
     let expected = content_length(response.headers()).map(|n| n.min(MAX_ERROR_BODY));
     let mut body = response.into_body().unwrap_or_default();
@@ -82,18 +91,22 @@ fn content_length(headers: &http::HeaderMap) -> Option<usize> {
         .ok()
 }
 
-/// The TCP stream under a connection. While the upgrade runs it can give
+/// A connection's byte stream: plaintext TCP, or TLS over TCP (boxed:
+/// rustls's state is large).
+pub(crate) type Stream = Either<TcpStream, Box<TlsStream<TcpStream>>>;
+
+/// The stream under a connection. While the upgrade runs it can give
 /// the stream back when dropped, so that the body of a refused upgrade can
 /// still be read; after a successful upgrade it is a plain pass-through.
 #[derive(Debug)]
 pub(crate) struct Socket {
     /// Always `Some` until dropped.
-    tcp: Option<TcpStream>,
-    give_back: Option<oneshot::Sender<TcpStream>>,
+    tcp: Option<Stream>,
+    give_back: Option<oneshot::Sender<Stream>>,
 }
 
 impl Socket {
-    fn new(tcp: TcpStream) -> (Self, oneshot::Receiver<TcpStream>) {
+    fn new(tcp: Stream) -> (Self, oneshot::Receiver<Stream>) {
         let (tx, rx) = oneshot::channel();
         let socket = Self {
             tcp: Some(tcp),
@@ -102,7 +115,7 @@ impl Socket {
         (socket, rx)
     }
 
-    fn tcp(self: Pin<&mut Self>) -> Pin<&mut TcpStream> {
+    fn tcp(self: Pin<&mut Self>) -> Pin<&mut Stream> {
         Pin::new(
             self.get_mut()
                 .tcp

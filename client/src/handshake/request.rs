@@ -48,17 +48,30 @@ pub(crate) fn build_request(options: &ConnectOptions) -> Result<Request, tungste
     Ok(request)
 }
 
-/// Host and port to dial; only `ws://` (no TLS in this client).
-pub(crate) fn target(uri: &Uri) -> Result<(String, u16), tungstenite::Error> {
-    match uri.scheme_str() {
-        Some("ws") => {}
-        Some("wss") => return Err(UrlError::TlsFeatureNotEnabled.into()),
+/// Where to connect: host, port, and whether to speak TLS first.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// `wss://`.
+    pub(crate) tls: bool,
+}
+
+/// The target of a `ws://` (port 80 by default) or `wss://` (443) URL.
+pub(crate) fn target(uri: &Uri) -> Result<Target, tungstenite::Error> {
+    let (tls, default_port) = match uri.scheme_str() {
+        Some("ws") => (false, 80),
+        Some("wss") => (true, 443),
         _ => return Err(UrlError::UnsupportedUrlScheme.into()),
-    }
+    };
     let host = uri.host().ok_or(UrlError::NoHostName)?;
     // `Uri::host` keeps the brackets of an IPv6 literal.
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok((host.to_owned(), uri.port_u16().unwrap_or(80)))
+    Ok(Target {
+        host: host.to_owned(),
+        port: uri.port_u16().unwrap_or(default_port),
+        tls,
+    })
 }
 
 /// `url` with `token=<percent-encoded token>` added to its query.
@@ -185,14 +198,23 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_ws_urls_are_dialled() {
+    fn ws_and_wss_urls_are_dialled() {
         let dial = |url: &str| target(&url.parse().unwrap());
-        assert_eq!(dial("ws://[::1]:7/ws").unwrap(), ("::1".to_owned(), 7));
+        let at = |host: &str, port, tls| Target {
+            host: host.to_owned(),
+            port,
+            tls,
+        };
+        assert_eq!(dial("ws://[::1]:7/ws").unwrap(), at("::1", 7, false));
         assert_eq!(
             dial("ws://localhost/ws").unwrap(),
-            ("localhost".to_owned(), 80)
+            at("localhost", 80, false)
         );
-        assert!(dial("wss://localhost/ws").is_err());
+        assert_eq!(
+            dial("wss://localhost/ws").unwrap(),
+            at("localhost", 443, true)
+        );
+        assert_eq!(dial("wss://h:8443/ws").unwrap(), at("h", 8443, true));
         assert!(dial("http://localhost/ws").is_err());
     }
 }

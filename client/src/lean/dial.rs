@@ -72,8 +72,13 @@ impl From<ConnError> for UpgradeError {
 pub async fn upgrade(options: &ConnectOptions, read_buffer: usize) -> Result<Conn, UpgradeError> {
     let handshake = |e: &dyn std::fmt::Display| UpgradeError::Handshake(e.to_string());
     let request = build_request(options).map_err(|e| handshake(&e))?;
-    let (host, port) = target(request.uri()).map_err(|e| handshake(&e))?;
-    let mut tcp = open_tcp(options, &host, port)
+    let target = target(request.uri()).map_err(|e| handshake(&e))?;
+    if target.tls {
+        return Err(UpgradeError::Handshake(
+            "wss:// is not supported by the lean transport (the load generator's); use ws://, or the full Client for TLS".into(),
+        ));
+    }
+    let mut tcp = open_tcp(options, &target.host, target.port)
         .await
         .map_err(|e| UpgradeError::Io {
             stage: e.stage,
@@ -191,5 +196,15 @@ mod tests {
             check_response(refused, key, &json),
             Err(UpgradeError::Http { status: 429 })
         ));
+    }
+
+    #[tokio::test]
+    async fn wss_is_refused_before_dialling() {
+        let options = ConnectOptions::new("wss://127.0.0.1:9/ws", Codec::Json, Auth::None);
+        let e = upgrade(&options, 512).await.unwrap_err().to_string();
+        assert!(
+            e.contains("wss:// is not supported by the lean transport"),
+            "{e}"
+        );
     }
 }

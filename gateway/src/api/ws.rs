@@ -6,7 +6,7 @@
 //! header or `?token=` query, if present, is valid (401), not revoked
 //! (401, `1112 token_revoked`) and not for a banned user (403, `1111
 //! user_banned`); see [`crate::access`]. Then it answers
-//! `101` and hands the raw TCP socket to a session task with tungstenite
+//! `101` and hands the raw connection (TCP, or TLS over TCP) to a session task with tungstenite
 //! configured from `limits`. Every refusal is counted by reason.
 
 use std::sync::Arc;
@@ -20,7 +20,6 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokenim_auth::TokenError;
 use tokenim_protocol::{Codec, ErrorCode};
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -32,6 +31,7 @@ use crate::limiter::ConnInfo;
 use crate::metrics::Rejection;
 use crate::session::{self, auth, conn::Conn};
 use crate::state::AppState;
+use crate::stream::Stream;
 
 /// Query parameters of the upgrade request.
 #[derive(Debug, Deserialize)]
@@ -130,8 +130,8 @@ pub async fn upgrade(
             Ok(upgraded) => upgraded,
             Err(e) => return tracing::debug!(error = %e, "upgrade did not complete"),
         };
-        let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
-            return tracing::error!("upgraded connection is not a TCP stream");
+        let Ok(parts) = upgraded.downcast::<TokioIo<Stream>>() else {
+            return tracing::error!("upgraded connection is not a tokenim stream");
         };
         let stream = parts.io.into_inner();
         let config = Some(task_state.ws_config);

@@ -14,11 +14,13 @@ pub struct Limits {
     /// `503` and closed. Default 100,000. The process's file limit also
     /// caps this: raise `ulimit -n` too.
     pub max_connections: usize,
-    /// Open TCP connections per client IP; more are answered `429`.
+    /// Open TCP connections per client IP; more are answered `429`
+    /// (on a TLS listener, over either limit: closed without an answer).
     /// Default 1,000.
     pub max_connections_per_ip: usize,
-    /// Time a new connection has to send its HTTP request headers; a slow
-    /// or silent socket is closed. Default `10s`.
+    /// Time a new connection has to send its HTTP request headers (with
+    /// `tls`, to finish the TLS handshake and then send them); a slow or
+    /// silent socket is closed. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
     /// Time a WebSocket has to authenticate (token in the upgrade request

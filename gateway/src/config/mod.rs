@@ -18,6 +18,7 @@ mod rate;
 pub mod redact;
 mod redis;
 mod store;
+mod tls;
 
 pub use self::api::ApiConfig;
 pub use self::audit::AuditConfig;
@@ -26,6 +27,7 @@ pub use self::limits::Limits;
 pub use self::rate::RateLimits;
 pub use self::redis::RedisConfig;
 pub use self::store::{StoreBackend, StoreConfig};
+pub use self::tls::TlsConfig;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -44,6 +46,9 @@ pub const DEV_SECRET: &str = "tokenim-development-secret-do-not-use-in-productio
 pub struct Config {
     /// Address for WebSocket and HTTP. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
+    /// TLS on `listen` (`wss://`, `https://`). Absent (the default):
+    /// plaintext.
+    pub tls: Option<TlsConfig>,
     /// Development mode: serves `/dev/token`, which mints a token for any
     /// user id, and the demo page, uses a built-in signing key when none
     /// is configured, and opens every channel to every user (see
@@ -101,6 +106,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls: None,
             dev_mode: None,
             dev_mode_public: false,
             user_role: None,
@@ -354,6 +360,9 @@ impl Config {
         if let Some(redis) = &self.redis {
             redis.validate()?;
         }
+        if let Some(tls) = &self.tls {
+            tls.validate()?;
+        }
         tokenim_auth::TokenVerifier::new(&self.effective_auth())
             .map_err(|e| invalid("auth.keys", e.to_string()))?;
         Ok(())
@@ -362,8 +371,9 @@ impl Config {
 
 /// The top-level settings, the only `TOKENIM_*` variables read as
 /// configuration.
-const SETTINGS: [&str; 16] = [
+const SETTINGS: [&str; 17] = [
     "listen",
+    "tls",
     "dev_mode",
     "dev_mode_public",
     "user_role",

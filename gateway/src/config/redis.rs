@@ -1,6 +1,7 @@
 //! [`RedisConfig`]: how a node reaches the Redis that joins it to the
 //! other nodes (fan-out, sequence numbers, presence).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -12,9 +13,14 @@ use super::{ConfigError, invalid, nonzero, positive};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// `redis://host:port[/db]` (no TLS yet). For a Redis Cluster, several seed nodes
-    /// separated by commas (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`).
+    /// `redis://host:port[/db]`, or `rediss://host:port[/db]` for TLS
+    /// (see `tls_ca`). For a Redis Cluster, several seed nodes separated by
+    /// commas (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`).
     pub url: String,
+    /// PEM file of the CA certificates that `rediss://` servers are
+    /// checked against, for a Redis with a private CA. Unset (the
+    /// default): the system's trusted roots. Only with `rediss://` URLs.
+    pub tls_ca: Option<PathBuf>,
     /// The Redis is a Redis Cluster (7+): sharded pub/sub (`SPUBLISH` /
     /// `SSUBSCRIBE`), so fan-out scales with the cluster's shards.
     /// Default `false`.
@@ -57,6 +63,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".into(),
+            tls_ca: None,
             cluster: false,
             prefix: "tokenim".into(),
             command_timeout: Duration::from_secs(2),
@@ -98,6 +105,15 @@ impl RedisConfig {
                 "redis.url",
                 "several URLs need redis.cluster = true",
             ));
+        }
+        if let Some(ca) = &self.tls_ca {
+            if !urls.iter().any(|u| u.starts_with("rediss://")) {
+                return Err(invalid(
+                    "redis.tls_ca",
+                    "set, but no redis.url is rediss:// (TLS)",
+                ));
+            }
+            super::tls::read_certs("redis.tls_ca", ca)?;
         }
         if self.prefix.is_empty() || self.prefix.contains(['{', '}', ' ']) {
             return Err(invalid(

@@ -2,7 +2,9 @@
 //! by every publisher on the node) and one dedicated RESP3 connection for
 //! subscriptions, whose messages arrive as pushes in a bounded queue. On a
 //! Redis Cluster both are cluster connections (the subscriber one holds a
-//! connection per shard it listens on).
+//! connection per shard it listens on). `rediss://` URLs speak TLS,
+//! checked against `redis.tls_ca` when it is set ([`client`],
+//! [`cluster_client`]).
 
 use std::time::Duration;
 
@@ -15,7 +17,10 @@ use redis::aio::{
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{AsyncConnectionConfig, FromRedisValue, ProtocolVersion, PushInfo, RedisResult, Value};
+use redis::{
+    AsyncConnectionConfig, FromRedisValue, ProtocolVersion, PushInfo, RedisResult, TlsCertificates,
+    Value,
+};
 use tokio::sync::mpsc;
 
 use crate::config::RedisConfig;
@@ -43,13 +48,13 @@ impl Commands {
     /// node starts (not ready) while Redis is down.
     pub(crate) async fn open(config: &RedisConfig) -> RedisResult<Self> {
         if config.cluster {
-            let client = ClusterClientBuilder::new(config.urls())
+            let client = cluster_client(config)?
                 .connection_timeout(config.command_timeout)
                 .response_timeout(config.command_timeout)
                 .build()?;
             Ok(Commands::Cluster(client.get_async_connection().await?))
         } else {
-            let client = redis::Client::open(config.urls()[0])?;
+            let client = client(config, config.urls()[0])?;
             let manager = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(config.command_timeout))
                 .set_response_timeout(Some(config.command_timeout))
@@ -91,6 +96,37 @@ impl Commands {
     }
 }
 
+/// A client of the single Redis at `url`, trusting `redis.tls_ca` (read
+/// at every connect, so a renewed CA file is picked up) when set.
+fn client(config: &RedisConfig, url: &str) -> RedisResult<redis::Client> {
+    match tls_ca(config)? {
+        Some(certs) => redis::Client::build_with_tls(url, certs),
+        None => redis::Client::open(url),
+    }
+}
+
+/// A builder of cluster clients for the seed URLs, trusting
+/// `redis.tls_ca` when set.
+fn cluster_client(config: &RedisConfig) -> RedisResult<ClusterClientBuilder> {
+    let builder = ClusterClientBuilder::new(config.urls());
+    Ok(match tls_ca(config)? {
+        Some(certs) => builder.certs(certs),
+        None => builder,
+    })
+}
+
+/// `redis.tls_ca` as the redis crate takes it; `None` when unset (the
+/// system's roots).
+fn tls_ca(config: &RedisConfig) -> RedisResult<Option<TlsCertificates>> {
+    let Some(path) = &config.tls_ca else {
+        return Ok(None);
+    };
+    Ok(Some(TlsCertificates {
+        client_tls: None,
+        root_cert: Some(std::fs::read(path)?),
+    }))
+}
+
 /// The subscriber connection.
 pub(crate) enum Subscriber {
     /// `SUBSCRIBE` on a single Redis.
@@ -108,7 +144,7 @@ impl Subscriber {
     /// Connects with RESP3, delivering pushes into `inbound`.
     pub(crate) async fn open(config: &RedisConfig, inbound: Inbound) -> RedisResult<Self> {
         if config.cluster {
-            let client = ClusterClientBuilder::new(config.urls())
+            let client = cluster_client(config)?
                 .use_protocol(ProtocolVersion::RESP3)
                 .connection_timeout(config.command_timeout)
                 .response_timeout(config.probe_timeout)
@@ -120,7 +156,7 @@ impl Subscriber {
         } else {
             let url = config.urls()[0];
             let sep = if url.contains('?') { '&' } else { '?' };
-            let client = redis::Client::open(format!("{url}{sep}protocol=resp3"))?;
+            let client = client(config, &format!("{url}{sep}protocol=resp3"))?;
             let options = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(config.command_timeout))
                 .set_response_timeout(Some(config.probe_timeout))

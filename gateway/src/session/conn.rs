@@ -14,13 +14,13 @@ use serde::Serialize;
 use tokenim_protocol::{
     ClientFrame, Codec, CommandId, DecodeError, Disconnect, DisconnectCode, Push,
 };
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::metrics::Metrics;
+use crate::stream::Stream;
 use crate::wire::{Framing, to_message};
 
 /// How long closing may take: the close frame written and the client's
@@ -28,7 +28,7 @@ use crate::wire::{Framing, to_message};
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The server side of an accepted WebSocket.
-pub type Ws = WebSocketStream<TcpStream>;
+pub type Ws = WebSocketStream<Stream>;
 
 /// What one read produced.
 #[derive(Debug)]

@@ -19,3 +19,4 @@ mod safe_defaults;
 mod scale_out;
 mod slow_consumer;
 mod store_contract;
+mod tls;

@@ -6,6 +6,7 @@
 pub(crate) mod balancer;
 pub(crate) mod http;
 pub(crate) mod redis;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -247,7 +248,17 @@ pub(crate) async fn http_get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let stream = TcpStream::connect(addr).await.unwrap();
+    http_get_on(stream, addr, path, headers).await
+}
+
+/// An HTTP/1.1 GET on `stream` (plaintext or TLS), `Host: addr`.
+pub(crate) async fn http_get_on(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let mut request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));

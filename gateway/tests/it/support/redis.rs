@@ -23,16 +23,25 @@ pub(crate) struct RedisServer {
     pub(crate) port: u16,
     dir: PathBuf,
     cluster: bool,
+    /// TLS only (`--port 0`): its certificate, key and CA files.
+    tls: Option<(super::tls::CertFiles, PathBuf)>,
     child: Option<Child>,
 }
 
 impl RedisServer {
     /// A standalone server without persistence.
     pub(crate) fn start() -> Self {
-        Self::spawn(false)
+        Self::spawn(false, None)
     }
 
-    fn spawn(cluster: bool) -> Self {
+    /// A standalone server speaking only TLS (`rediss://`), with the
+    /// certificate `files` signed by the CA in `ca`, not asking clients
+    /// for certificates.
+    pub(crate) fn start_tls(files: super::tls::CertFiles, ca: PathBuf) -> Self {
+        Self::spawn(false, Some((files, ca)))
+    }
+
+    fn spawn(cluster: bool, tls: Option<(super::tls::CertFiles, PathBuf)>) -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("tokenim-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -40,6 +49,7 @@ impl RedisServer {
             port,
             dir,
             cluster,
+            tls,
             child: None,
         };
         server.launch();
@@ -48,20 +58,23 @@ impl RedisServer {
 
     fn launch(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--port",
-            &self.port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(&self.dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some((files, ca)) => cmd
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&files.cert)
+                .arg("--tls-key-file")
+                .arg(&files.key)
+                .arg("--tls-ca-cert-file")
+                .arg(ca)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if self.cluster {
             // Full coverage off: the other shards keep serving while one
             // master is down (what README's scaling section advises).
@@ -87,13 +100,22 @@ impl RedisServer {
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Runs `redis-cli` against this server and returns its output.
     pub(crate) fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some((_, ca)) = &self.tls {
+            cmd.arg("--tls").arg("--cacert").arg(ca);
+        }
+        let out = cmd
             .args(args)
             .stderr(Stdio::null())
             .output()
@@ -163,7 +185,7 @@ pub(crate) struct RedisCluster {
 
 impl RedisCluster {
     pub(crate) fn start() -> Self {
-        let nodes: Vec<_> = (0..3).map(|_| RedisServer::spawn(true)).collect();
+        let nodes: Vec<_> = (0..3).map(|_| RedisServer::spawn(true, None)).collect();
         let addrs: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))

@@ -9,7 +9,8 @@
 #
 # Scenarios: idle10k idle19k storm broadcast100 broadcast1000
 # broadcast1000-nohistory redis1node redis2nodes redis2nodes-delay5ms
-# broadcast1000-delay5ms
+# broadcast1000-delay5ms idle19k-tls broadcast1000-tls (the last two over wss:// with a
+# throwaway test CA)
 # Results (one JSON file per run) go to target/bench/. Traffic stays on
 # loopback; each run is bounded by its --duration.
 set -euo pipefail
@@ -36,7 +37,11 @@ free_port() {
 
 wait_ready() {
   for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return 0
+    if [[ -n ${TLS_CA:-} ]]; then
+      curl -sf --cacert "$TLS_CA" "https://127.0.0.1:$1/readyz" >/dev/null && return 0
+    else
+      curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return 0
+    fi
     sleep 0.1
   done
   echo "node on port $1 never became ready" >&2
@@ -63,16 +68,37 @@ start_node() {
 
 # single NAME LOADTEST-ARGS...: RUNS runs against one fresh node each
 # (NODE_ENV, if set, holds extra ENV=VALUE settings for the node).
+# A throwaway CA and a certificate for 127.0.0.1 signed by it, for the
+# TLS scenarios (made once per run of this script, never committed).
+make_test_cert() {
+  local dir=$OUT/tls
+  mkdir -p "$dir"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj /CN=bench-ca -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+    -keyout "$dir/key.pem" -out "$dir/node.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$dir/ext.cnf"
+  openssl x509 -req -in "$dir/node.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days 1 -extfile "$dir/ext.cnf" -out "$dir/cert.pem" 2>/dev/null
+  TLS_MADE=$dir/ca.pem
+  TLS_ENV="TOKENIM_TLS__CERT=$dir/cert.pem TOKENIM_TLS__KEY=$dir/key.pem"
+}
+
 single() {
   local name=$1
   shift
   fresh "$name"
+  local scheme=ws tls_args=()
+  if [[ -n ${TLS_CA:-} ]]; then
+    scheme=wss
+    tls_args=(--tls-ca "$TLS_CA")
+  fi
   for i in $(seq "$RUNS"); do
     local port
     port=$(free_port)
     # shellcheck disable=SC2086
     start_node "$port" ${NODE_ENV:-}
-    "${GEN[@]}" "$@" --url "ws://127.0.0.1:$port/ws" "${SOURCES[@]}" --gateway-pid "$LAST_PID" \
+    "${GEN[@]}" "$@" --url "$scheme://127.0.0.1:$port/ws" "${tls_args[@]}" "${SOURCES[@]}" --gateway-pid "$LAST_PID" \
       --no-progress --json "$OUT/$name-$i.json" >"$OUT/$name-$i.txt" 2>&1
     cleanup
     echo "$name run $i done"
@@ -104,6 +130,12 @@ redis_nodes() {
   done
 }
 
+# Runs a scenario against TLS-serving nodes (wss://, trusting the test CA).
+with_tls() {
+  [[ -n ${TLS_MADE:-} ]] || make_test_cert
+  TLS_CA=$TLS_MADE NODE_ENV="${NODE_ENV:-} $TLS_ENV" "$@"
+}
+
 run() {
   case $1 in
     idle10k) single idle10k idle -n 10000 --rate 2000 --duration 20s --settle 3s ;;
@@ -116,6 +148,8 @@ run() {
     redis1node) redis_nodes redis1node 1 ;;
     redis2nodes) redis_nodes redis2nodes 2 ;;
     redis2nodes-delay5ms) NODE_ENV=TOKENIM_LIMITS__WRITE_DELAY=5ms redis_nodes redis2nodes-delay5ms 2 ;;
+    idle19k-tls) with_tls single idle19k-tls idle -n 19000 --rate 2000 --duration 25s --settle 3s ;;
+    broadcast1000-tls) with_tls single broadcast1000-tls broadcast -s 1000 -p 1 -r 1000 --duration 10s ;;
     broadcast1000-delay5ms)
       NODE_ENV=TOKENIM_LIMITS__WRITE_DELAY=5ms single broadcast1000-delay5ms broadcast -s 1000 -p 1 -r 1000 --duration 10s ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;

@@ -56,6 +56,7 @@ async fn pair(codec: Codec) -> (Conn, TcpStream) {
     let addr = listener.local_addr().expect("has an address");
     let client = TcpStream::connect(addr).await.expect("connects");
     let (server, _) = listener.accept().await.expect("accepts");
+    let client = tokio_util::either::Either::Left(client);
     (Conn::new(client, codec, 8 * 1024, b""), server)
 }
 

@@ -20,7 +20,7 @@ use tokio_util::either::Either;
 use crate::{ConnectOptions, Error};
 
 pub(crate) mod request;
-mod tls;
+pub(crate) mod tls;
 
 pub(crate) use request::{build_request, open_tcp, target};
 
@@ -93,7 +93,7 @@ fn content_length(headers: &http::HeaderMap) -> Option<usize> {
 
 /// A connection's byte stream: plaintext TCP, or TLS over TCP (boxed:
 /// rustls's state is large).
-pub(crate) type Stream = Either<TcpStream, Box<TlsStream<TcpStream>>>;
+pub type Stream = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
 /// The stream under a connection. While the upgrade runs it can give
 /// the stream back when dropped, so that the body of a refused upgrade can

@@ -1,5 +1,6 @@
-//! [`Conn`]: an upgraded WebSocket on a raw [`TcpStream`], read with one
-//! `read` into a reused buffer and parsed in place.
+//! [`Conn`]: an upgraded WebSocket on a raw [`TcpStream`] (or TLS over
+//! one, for `wss://`), read with one `read` into a reused buffer and
+//! parsed in place.
 //!
 //! The hot path is [`Conn::read_some`]: wait until the socket is
 //! readable, read once, and hand every complete data message to a
@@ -15,8 +16,10 @@ use std::io;
 use std::time::Duration;
 
 use tokenim_protocol::Codec;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::either::Either;
+
+pub use crate::handshake::Stream;
 
 use super::ws::{self, CloseCode, Control, Data, FrameError, Masks, OpCode};
 
@@ -64,7 +67,7 @@ enum Loc {
 /// One upgraded connection.
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     codec: Codec,
     buf: Box<[u8]>,
     start: usize,
@@ -84,11 +87,15 @@ pub struct Conn {
 impl Conn {
     /// Wraps an upgraded stream; `leftover` is what was read past the
     /// upgrade response. `read_buffer` bytes are allocated now.
-    pub fn new(stream: TcpStream, codec: Codec, read_buffer: usize, leftover: &[u8]) -> Conn {
+    pub fn new(stream: Stream, codec: Codec, read_buffer: usize, leftover: &[u8]) -> Conn {
         let size = read_buffer.max(leftover.len()).max(256);
         let mut buf = vec![0u8; size].into_boxed_slice();
         buf[..leftover.len()].copy_from_slice(leftover);
-        let seed = stream.local_addr().map_or(0, |a| {
+        let tcp = match &stream {
+            Either::Left(tcp) => tcp,
+            Either::Right(tls) => tls.get_ref().0,
+        };
+        let seed = tcp.local_addr().map_or(0, |a| {
             u64::from(a.port()) << 32 | u64::from(a.ip().is_loopback())
         });
         Conn {
@@ -142,16 +149,37 @@ impl Conn {
     /// written, the rest stays queued.
     pub async fn flush(&mut self) -> io::Result<()> {
         while self.out_sent < self.out.len() {
-            self.stream.writable().await?;
-            self.write_some()?;
+            match &mut self.stream {
+                Either::Left(tcp) => {
+                    tcp.writable().await?;
+                    self.write_some()?;
+                }
+                Either::Right(tls) => {
+                    match tls.write(&self.out[self.out_sent..]).await? {
+                        0 => return Err(io::ErrorKind::WriteZero.into()),
+                        n => self.out_sent += n,
+                    }
+                    if self.out_sent == self.out.len() {
+                        self.out.clear();
+                        self.out_sent = 0;
+                    }
+                }
+            }
+        }
+        if let Either::Right(tls) = &mut self.stream {
+            // What rustls holds encrypted goes out now.
+            tls.flush().await?;
         }
         Ok(())
     }
 
-    /// Writes what the socket takes now without waiting.
+    /// Writes what the plaintext socket takes now without waiting.
     fn write_some(&mut self) -> io::Result<()> {
+        let Either::Left(tcp) = &self.stream else {
+            return Ok(());
+        };
         while self.out_sent < self.out.len() {
-            match self.stream.try_write(&self.out[self.out_sent..]) {
+            match tcp.try_write(&self.out[self.out_sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.out_sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),

@@ -15,9 +15,10 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::handshake::machine::TryParse;
 use tokio_tungstenite::tungstenite::http::header::{SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL};
 
-use super::{Conn, ConnError};
+use super::{Conn, ConnError, Stream};
 use crate::handshake::{build_request, open_tcp, target};
 use crate::{Auth, ConnectOptions};
+use tokio_util::either::Either;
 
 /// Most bytes of upgrade response read before giving up on it.
 const MAX_RESPONSE: usize = 16 * 1024;
@@ -73,23 +74,30 @@ pub async fn upgrade(options: &ConnectOptions, read_buffer: usize) -> Result<Con
     let handshake = |e: &dyn std::fmt::Display| UpgradeError::Handshake(e.to_string());
     let request = build_request(options).map_err(|e| handshake(&e))?;
     let target = target(request.uri()).map_err(|e| handshake(&e))?;
-    if target.tls {
-        return Err(UpgradeError::Handshake(
-            "wss:// is not supported by the lean transport (the load generator's); use ws://, or the full Client for TLS".into(),
-        ));
-    }
-    let mut tcp = open_tcp(options, &target.host, target.port)
+    let tcp = open_tcp(options, &target.host, target.port)
         .await
         .map_err(|e| UpgradeError::Io {
             stage: e.stage,
             source: e.source,
         })?;
+    let mut tcp: Stream = if target.tls {
+        let tls = crate::handshake::tls::connect(tcp, &target.host, options)
+            .await
+            .map_err(|source| UpgradeError::Io {
+                stage: "tls",
+                source,
+            })?;
+        Either::Right(Box::new(tls))
+    } else {
+        Either::Left(tcp)
+    };
     let (bytes, key) = generate_request(request).map_err(|e| handshake(&e))?;
     let io = |source| UpgradeError::Io {
         stage: "upgrade",
         source,
     };
     tcp.write_all(&bytes).await.map_err(io)?;
+    tcp.flush().await.map_err(io)?;
     let mut response = Vec::with_capacity(1024);
     let header_len = loop {
         let mut chunk = [0u8; 1024];
@@ -199,11 +207,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn wss_is_refused_before_dialling() {
+    async fn wss_dials_tcp_first() {
         let options = ConnectOptions::new("wss://127.0.0.1:9/ws", Codec::Json, Auth::None);
-        let e = upgrade(&options, 512).await.unwrap_err().to_string();
+        let e = upgrade(&options, 512).await.unwrap_err();
         assert!(
-            e.contains("wss:// is not supported by the lean transport"),
+            matches!(
+                e,
+                UpgradeError::Io {
+                    stage: "connect",
+                    ..
+                }
+            ),
             "{e}"
         );
     }

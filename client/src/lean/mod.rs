@@ -48,5 +48,5 @@ pub mod dial;
 pub mod scan;
 pub mod ws;
 
-pub use conn::{Conn, ConnError, MAX_MESSAGE};
+pub use conn::{Conn, ConnError, MAX_MESSAGE, Stream};
 pub use dial::{UpgradeError, encode, next_reply, upgrade};

@@ -290,3 +290,59 @@ fn certificate_errors_refuse_start_naming_the_field() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn the_lean_transport_of_the_load_generator_speaks_wss() {
+    use tokenim_client::lean;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("lean CA");
+    let gateway = tls_gateway(&ca.issue(dir.path(), "node"), Duration::from_secs(60)).await;
+    let options = wss(&gateway, "lean", Some(&ca));
+    let mut conn = lean::upgrade(&options, 4096)
+        .await
+        .expect("lean wss upgrade");
+    // A command through TLS and its reply back, then a pushed message.
+    let subscribe = tokenim_protocol::Command::Subscribe {
+        channel: room(),
+        since: None,
+    };
+    conn.send(&lean::encode(Codec::Json, 2, subscribe))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(WAIT, lean::next_reply(&mut conn, 2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(reply.outcome, tokenim_protocol::Outcome::Result(_)),
+        "{reply:?}"
+    );
+    let bob = Client::connect(wss(&gateway, "bob", Some(&ca)))
+        .await
+        .unwrap();
+    let data = Data::from_value(&serde_json::json!({ "text": "over tls" })).unwrap();
+    let seq = bob.publish(&room(), data).await.unwrap();
+    let mut seen = None;
+    while seen.is_none() {
+        tokio::time::timeout(
+            WAIT,
+            conn.read_some(|m| {
+                if let Some(m) = lean::scan::message(Codec::Json, m) {
+                    seen = Some(m.seq);
+                }
+            }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    assert_eq!(seen, Some(seq));
+    // Without the CA the handshake fails at its TLS stage.
+    let e = lean::upgrade(&wss(&gateway, "x", None), 4096)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, lean::UpgradeError::Io { stage: "tls", .. }),
+        "{e}"
+    );
+}

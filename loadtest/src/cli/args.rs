@@ -19,6 +19,10 @@ pub struct Common {
     /// nodes (connection i goes to URL i mod count).
     #[arg(long = "url", default_value = "ws://127.0.0.1:8080/ws")]
     pub urls: Vec<String>,
+    /// A CA certificate (PEM file) to trust for `wss://` URLs besides the
+    /// webpki roots, e.g. the one that signed a test certificate.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
     /// What the URLs are: tokenim gateways, or Socket.IO 4 servers for a
     /// side-by-side comparison (`connect`, `idle` and `broadcast` only;
     /// JSON text over Engine.IO 4, no tokens; a URL without the

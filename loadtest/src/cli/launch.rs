@@ -129,6 +129,16 @@ pub(super) fn start(
             None
         }
     };
+    let tls_ca = match &common.tls_ca {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(pem) => Some(std::sync::Arc::from(pem)),
+            Err(e) => return usage(&format!("--tls-ca {}: {e}", path.display())),
+        },
+        None => None,
+    };
+    if common.target == TargetKind::Socketio && targets.iter().any(|t| t.tls) {
+        return usage("--target socketio speaks ws:// only");
+    }
     let setup = Setup {
         targets,
         sources,
@@ -140,6 +150,7 @@ pub(super) fn start(
         read_buffer: common.read_buffer.max(256),
         file_limit,
         kind: common.target,
+        tls_ca,
     };
     let control = Control {
         interrupt: tokio_util::sync::CancellationToken::new(),

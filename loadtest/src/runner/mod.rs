@@ -65,6 +65,8 @@ pub struct Setup {
     pub file_limit: Option<FileLimit>,
     /// tokenim (the default) or Socket.IO.
     pub kind: TargetKind,
+    /// A CA (PEM) trusted for `wss://` targets besides the webpki roots.
+    pub tls_ca: Option<std::sync::Arc<str>>,
 }
 
 impl Setup {
@@ -82,6 +84,7 @@ impl Setup {
             read_buffer: 8 * 1024,
             file_limit: None,
             kind: TargetKind::Tokenim,
+            tls_ca: None,
         })
     }
 
@@ -104,6 +107,7 @@ impl Setup {
             token: &token,
             read_buffer: self.read_buffer,
             kind: self.kind,
+            tls_ca: self.tls_ca.as_deref(),
         };
         tokio::time::timeout(self.connect_timeout, wire::dial(spec))
             .await

@@ -32,6 +32,9 @@ pub struct DialSpec<'a> {
     /// tokenim, or Socket.IO (no subprotocol, no token, the Engine.IO
     /// path and namespace handshake instead).
     pub kind: TargetKind,
+    /// A CA certificate (PEM) to trust for `wss://`, besides the webpki
+    /// roots.
+    pub tls_ca: Option<&'a str>,
 }
 
 /// A failed dial, classified so the report can count failures by reason.
@@ -146,11 +149,15 @@ fn options(spec: &DialSpec<'_>) -> ConnectOptions {
             },
         ),
     };
-    ConnectOptions::new(url, spec.codec, auth)
+    let options = ConnectOptions::new(url, spec.codec, auth)
         .addr(target.addr)
         .source(spec.source)
         .origin(target.origin())
-        .subprotocol(spec.kind == TargetKind::Tokenim)
+        .subprotocol(spec.kind == TargetKind::Tokenim);
+    match spec.tls_ca {
+        Some(pem) => options.tls_ca_pem(pem.to_owned()),
+        None => options,
+    }
 }
 
 /// Reads messages until the reply to command `id`, skipping pushes (join
@@ -187,6 +194,7 @@ mod tests {
             token: "t",
             read_buffer: 1024,
             kind: TargetKind::Tokenim,
+            tls_ca: None,
         };
         let o = options(&spec);
         assert_eq!(

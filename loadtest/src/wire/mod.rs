@@ -83,8 +83,10 @@ impl TargetKind {
 /// One gateway endpoint, resolved once at start.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The URL as given, e.g. `ws://127.0.0.1:8080/ws`.
+    /// The URL as given, e.g. `ws://127.0.0.1:8080/ws` (or `wss://`).
     pub url: String,
+    /// Whether the URL is `wss://` (TLS).
+    pub tls: bool,
     /// The address dialled.
     pub addr: SocketAddr,
     /// The `Host` header: the URL's `host[:port]`.
@@ -98,7 +100,7 @@ pub struct Target {
 /// Why a target or source address was refused before any traffic.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    /// The URL is not `ws://host[:port]/path`.
+    /// The URL is not `ws[s]://host[:port]/path`.
     #[error("{url}: {reason}")]
     BadUrl {
         /// The URL as given.
@@ -120,7 +122,7 @@ pub enum TargetError {
 }
 
 impl Target {
-    /// Parses and resolves a `ws://` URL. Unless `allow_remote`, every
+    /// Parses and resolves a `ws://` or `wss://` URL. Unless `allow_remote`, every
     /// address it resolves to must be loopback.
     pub fn parse(url: &str, allow_remote: bool) -> Result<Target, TargetError> {
         let bad = |reason: &str| TargetError::BadUrl {
@@ -129,11 +131,13 @@ impl Target {
         };
         let request = url.into_client_request().map_err(|e| bad(&e.to_string()))?;
         let uri = request.uri();
-        if uri.scheme_str() != Some("ws") {
-            return Err(bad("only ws:// URLs are supported (no TLS)"));
-        }
+        let tls = match uri.scheme_str() {
+            Some("ws") => false,
+            Some("wss") => true,
+            _ => return Err(bad("only ws:// and wss:// URLs are supported")),
+        };
         let host = uri.host().ok_or_else(|| bad("no host"))?;
-        let port = uri.port_u16().unwrap_or(80);
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let authority = uri
             .authority()
             .map(|a| a.as_str().to_owned())
@@ -153,12 +157,14 @@ impl Target {
             }
         }
         let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let scheme = if tls { "https" } else { "http" };
         Ok(Target {
             url: url.to_owned(),
+            tls,
             addr,
             host: authority.clone(),
             path,
-            origin: format!("http://{authority}"),
+            origin: format!("{scheme}://{authority}"),
         })
     }
 
@@ -185,7 +191,11 @@ mod tests {
         let e = Target::parse("ws://10.1.2.3:8080/ws", false).unwrap_err();
         assert!(matches!(e, TargetError::NotLoopback { .. }), "{e}");
         assert!(Target::parse("ws://10.1.2.3:8080/ws", true).is_ok());
-        assert!(Target::parse("wss://127.0.0.1/ws", false).is_err());
+        let t = Target::parse("wss://127.0.0.1/ws", false).unwrap();
+        assert!(t.tls);
+        assert_eq!(t.addr, "127.0.0.1:443".parse().unwrap());
+        assert_eq!(t.origin(), "https://127.0.0.1");
+        assert!(!Target::parse("ws://127.0.0.1/ws", false).unwrap().tls);
         assert!(Target::parse("http://127.0.0.1/ws", false).is_err());
     }
 }

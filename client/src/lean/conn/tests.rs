@@ -38,7 +38,15 @@ async fn pair(buffer: usize) -> (Conn, TcpStream) {
         .await
         .unwrap();
     let (server, _) = listener.accept().await.unwrap();
-    (Conn::new(client, Codec::Json, buffer, b""), server)
+    (
+        Conn::new(
+            tokio_util::either::Either::Left(client),
+            Codec::Json,
+            buffer,
+            b"",
+        ),
+        server,
+    )
 }
 
 /// Reads one client frame from the server side and unmasks it.

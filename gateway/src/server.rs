@@ -30,8 +30,11 @@ use crate::state::AppState;
 use crate::stream::Stream;
 use crate::tls::Tls;
 
-/// Largest HTTP request head accepted (request line and headers).
-const MAX_REQUEST_HEAD: usize = 16 << 10;
+/// Where hyper itself stops reading a request head (and answers an empty
+/// 431): past [`crate::api::MAX_REQUEST_HEAD`], which the router refuses
+/// with the error body, so that only a grossly oversized head goes
+/// without one.
+const MAX_HEAD_BUFFER: usize = 4 * crate::api::MAX_REQUEST_HEAD;
 /// Connections the kernel may hold for us before `accept` (capped by
 /// `net.core.somaxconn`). A connection storm overflows a small queue and
 /// its clients wait a whole SYN retransmission (1 s) to get in.
@@ -301,7 +304,7 @@ async fn serve_connection(
                 .saturating_duration_since(tokio::time::Instant::now())
                 .max(Duration::from_millis(1)),
         )
-        .max_buf_size(MAX_REQUEST_HEAD)
+        .max_buf_size(MAX_HEAD_BUFFER)
         .keep_alive(phase == Phase::Serving)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();

@@ -59,6 +59,13 @@ impl IntoResponse for ApiError {
         if let Some(secs) = retry {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
         }
+        if matches!(
+            self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        ) {
+            // What the client still sends is not read: the connection ends.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }

@@ -49,10 +49,39 @@ fn probes(router: Router<AppState>) -> Router<AppState> {
         .route("/readyz", get(health::readyz))
 }
 
-/// `router` answering unknown routes and methods with the error body.
+/// Largest HTTP request head accepted (request line and headers): a
+/// larger one is answered `431` with the error body.
+pub const MAX_REQUEST_HEAD: usize = 16 << 10;
+
+/// `router` answering unknown routes and methods with the error body, and
+/// refusing request heads over [`MAX_REQUEST_HEAD`].
 fn finish(router: Router<AppState>, state: AppState) -> Router {
     router
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
+        .layer(axum::middleware::from_fn(head_limit))
         .with_state(state)
+}
+
+/// Refuses a request whose head is over [`MAX_REQUEST_HEAD`] (431).
+async fn head_limit(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if line + headers > MAX_REQUEST_HEAD {
+        return error::ApiError::new(
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            tokenim_protocol::ErrorCode::BadRequest,
+            format!("the request head is over {} KiB", MAX_REQUEST_HEAD >> 10),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }

@@ -172,3 +172,24 @@ async fn unknown_routes_and_wrong_methods_get_the_error_body() {
         assert!(allow.contains(allowed), "{method} {path}: allow {allow:?}");
     }
 }
+
+#[tokio::test]
+async fn an_oversized_head_or_body_gets_the_error_body_and_connection_close() {
+    use crate::support::http::{Api, request};
+    let gw = TestGateway::with(|c| c.api.max_body_bytes = 1024).await;
+    let big = "a".repeat(20 << 10);
+    for path in ["/healthz", "/v1/keys", "/ws"] {
+        let r = request(gw.addr, "GET", path, &[("x-big", &big)], b"").await;
+        assert_eq!(r.status, 431, "{path}");
+        assert_eq!(r.json()["code"], 1000, "{path}: {}", r.text());
+        assert!(r.text().contains("16 KiB"), "{}", r.text());
+        assert_eq!(r.header("connection"), Some("close"));
+    }
+    let body = format!("[{}]", vec![r#"{"id":"x"}"#; 200].join(","));
+    let r = Api::new(&gw)
+        .send("POST", "/v1/users", "application/json", body.as_bytes())
+        .await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.json()["name"], "body_too_large", "{}", r.text());
+    assert_eq!(r.header("connection"), Some("close"));
+}

@@ -44,6 +44,10 @@ pub enum AuditAction {
     /// A user's roles changed (an upsert, or a user created with roles).
     #[serde(rename = "user.roles_changed")]
     UserRolesChanged,
+    /// Some fields of a user were changed (`PATCH /v1/users/{id}`); the
+    /// detail names them and gives the roles before and after.
+    #[serde(rename = "user.updated")]
+    UserUpdated,
     /// Every token of a user issued so far was revoked.
     #[serde(rename = "user.tokens_revoked")]
     TokensRevoked,
@@ -70,7 +74,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::KeyCreated,
         AuditAction::KeyRotated,
         AuditAction::KeyRevoked,
@@ -80,6 +84,7 @@ impl AuditAction {
         AuditAction::RoleSet,
         AuditAction::RoleDeleted,
         AuditAction::UserRolesChanged,
+        AuditAction::UserUpdated,
         AuditAction::TokensRevoked,
         AuditAction::UserBanned,
         AuditAction::UserUnbanned,
@@ -101,6 +106,7 @@ impl AuditAction {
             AuditAction::RoleSet => "role.set",
             AuditAction::RoleDeleted => "role.deleted",
             AuditAction::UserRolesChanged => "user.roles_changed",
+            AuditAction::UserUpdated => "user.updated",
             AuditAction::TokensRevoked => "user.tokens_revoked",
             AuditAction::UserBanned => "user.banned",
             AuditAction::UserUnbanned => "user.unbanned",

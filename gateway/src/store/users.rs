@@ -124,6 +124,42 @@ impl Store {
             .collect()
     }
 
+    /// A user's record and the bytes it is stored as (for
+    /// [`Store::replace_user`]).
+    pub async fn user_record(&self, id: &UserId) -> Result<Option<(Vec<u8>, User)>, StoreError> {
+        match self.kv.get(Table::Users, id.as_str()).await? {
+            Some(raw) => {
+                let user = decode(&raw)?;
+                Ok(Some((raw, user)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `user` in place of the record read as `old` (bytes from
+    /// [`Store::user_record`]); `false` when it changed meanwhile (read
+    /// again and retry). Moves the access version when the roles changed.
+    pub async fn replace_user(
+        &self,
+        old: Vec<u8>,
+        before: &User,
+        user: &User,
+    ) -> Result<bool, StoreError> {
+        let swapped = self
+            .kv
+            .compare_and_swap(
+                Table::Users,
+                user.id.as_str(),
+                Some(old),
+                Some(encode(user)),
+            )
+            .await?;
+        if swapped && before.roles != user.roles {
+            self.bump_access().await?;
+        }
+        Ok(swapped)
+    }
+
     /// Deletes a user and every membership it has. Returns whether it
     /// existed. (Revoking its tokens and closing its connections is the
     /// caller's part.)

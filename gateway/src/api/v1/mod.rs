@@ -51,7 +51,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/v1/keys/{id}/revoke", post(keys::revoke))
         .route("/v1/users", post(users::create).get(users::list))
-        .route("/v1/users/{id}", get(users::get).delete(users::delete))
+        .route(
+            "/v1/users/{id}",
+            get(users::get).patch(users::patch).delete(users::delete),
+        )
         .route("/v1/users/{id}/groups", get(users::groups))
         .route(
             "/v1/users/{id}/revoke-tokens",

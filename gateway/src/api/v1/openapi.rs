@@ -88,6 +88,7 @@ does nothing twice. Larger files go to the import jobs (`/v1/jobs/import/…`)."
         users::create,
         users::list,
         users::get,
+        users::patch,
         users::delete,
         users::groups,
         moderation::revoke_tokens,

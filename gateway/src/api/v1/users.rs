@@ -1,6 +1,7 @@
 //! `/v1/users`: create in batches (JSON array or CSV, `?mode=upsert`,
-//! `Idempotency-Key`), read one, many (`?ids=a,b`) or a page, list a
-//! user's groups, delete.
+//! `Idempotency-Key`), read one, many (`?ids=a,b`) or a page, change some
+//! fields of one (`PATCH`, a JSON merge patch), list a user's groups,
+//! delete.
 //!
 //! Deleting a user removes its record and memberships, revokes every
 //! token issued so far and closes its connections on every node. The id
@@ -103,6 +104,176 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::not_found(format_args!("user {id}")))?;
     Ok(Json(user))
+}
+
+/// The fields a merge patch of a user may hold.
+const PATCHABLE: [&str; 5] = ["id", "name", "avatar_url", "roles", "metadata"];
+
+/// Changes some fields of a user.
+#[utoipa::path(
+    patch,
+    path = "/v1/users/{id}",
+    operation_id = "patch_user",
+    tag = "users",
+    summary = "Changes some fields of a user",
+    description = "Scope: `users:write`. A JSON merge patch (RFC 7386, `Content-Type: \
+application/merge-patch+json` or `application/json`): the fields given replace the stored ones \
+and the others stay; `metadata` is merged key by key (`null` removes a key), `roles` replaces \
+the list (each role must exist), `avatar_url: null` removes the picture, `name: null` resets \
+the name to the id. `id` may be given only unchanged. The result is checked as a created user \
+is; nothing is stored when a field is refused. Audited as `user.updated` (the fields changed, \
+and the roles before and after).",
+    params(("id" = schemas::UserId, Path, description = "The user's id.")),
+    request_body(content = Object, content_type = "application/merge-patch+json", description = "The fields to change."),
+    responses(
+        (status = 200, description = "The user as stored now.", body = User),
+        (status = 400, description = "Not a valid user id (`invalid_user`), not an object (`invalid_body`), an unknown or changed field or a refused value (`invalid_field`, naming it).", body = schemas::ErrorBody),
+        (status = 404, description = "No such user (`not_found`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<User>, ApiError> {
+    caller.require(&state, Scope::UsersWrite).await?;
+    let id = user_id(&id)?;
+    let bad = |code, message: String| ApiError::new(StatusCode::BAD_REQUEST, code, message);
+    let patch: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| bad(ErrorCode::InvalidBody, format!("not JSON: {e}")))?;
+    let Some(fields) = patch.as_object() else {
+        return Err(bad(
+            ErrorCode::InvalidBody,
+            "a merge patch of a user is a JSON object".into(),
+        ));
+    };
+    if let Some(field) = fields.keys().find(|k| !PATCHABLE.contains(&k.as_str())) {
+        return Err(bad(
+            ErrorCode::InvalidField,
+            format!(
+                "field `{field}`: unknown (a user has {})",
+                PATCHABLE.join(", ")
+            ),
+        ));
+    }
+    if fields
+        .get("id")
+        .is_some_and(|v| v.as_str() != Some(id.as_str()))
+    {
+        return Err(bad(
+            ErrorCode::InvalidField,
+            "field `id`: a user's id cannot be changed".into(),
+        ));
+    }
+    let (before, after) = loop {
+        let (raw, old) = state
+            .store
+            .user_record(&id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format_args!("user {id}")))?;
+        let user = patched(&state, &old, &patch).await?;
+        if old.same_content(&user) {
+            return Ok(Json(old));
+        }
+        if state.store.replace_user(raw, &old, &user).await? {
+            break (old, user);
+        }
+    };
+    state.access.refresh().await?;
+    let changed: Vec<&str> = PATCHABLE[1..]
+        .iter()
+        .copied()
+        .filter(|f| fields.contains_key(*f))
+        .collect();
+    let detail = serde_json::json!({
+        "changed": changed,
+        "roles_before": before.roles,
+        "roles": after.roles,
+    });
+    caller
+        .audit(&state, AuditAction::UserUpdated, id.as_str(), detail)
+        .await?;
+    Ok(Json(after))
+}
+
+/// `old` with `patch` merged in, checked as a new user would be (and its
+/// roles must exist); its creation time kept.
+async fn patched(
+    state: &AppState,
+    old: &User,
+    patch: &serde_json::Value,
+) -> Result<User, ApiError> {
+    let mut doc = serde_json::json!({
+        "id": old.id,
+        "name": old.name,
+        "avatar_url": old.avatar_url,
+        "roles": old.roles,
+        "metadata": old.metadata,
+    });
+    merge_patch(&mut doc, patch);
+    if doc["name"].is_null() {
+        doc["name"] = old.id.as_str().into();
+    }
+    if doc["roles"].is_null() {
+        doc["roles"] = serde_json::json!([]);
+    }
+    let body = serde_json::to_vec(&[doc]).unwrap_or_default();
+    let now = crate::clock::unix_millis();
+    let limits = batch::limits(state);
+    let items = crate::import::parse_users(&body, crate::import::Format::Json, 1, &limits, now)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidBody,
+                e.to_string(),
+            )
+        })?;
+    let item = items
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, "no user"))?;
+    let mut user = item
+        .result
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message))?;
+    let policy = state.store.policy().await?;
+    if let Some(role) = user.roles.iter().find(|r| policy.role(r).is_none()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidField,
+            format!(
+                "role {:?} does not exist: define it first (PUT /v1/roles/{role})",
+                role.as_str()
+            ),
+        ));
+    }
+    user.created_at = old.created_at;
+    Ok(user)
+}
+
+/// RFC 7386: `patch` merged into `target` (objects key by key, `null`
+/// removing a key, anything else replacing).
+fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    let Some(fields) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = serde_json::Value::Object(serde_json::Map::new());
+    }
+    let map = target.as_object_mut().expect("made an object");
+    for (key, value) in fields {
+        if value.is_null() {
+            map.remove(key);
+        } else {
+            merge_patch(
+                map.entry(key.clone()).or_insert(serde_json::Value::Null),
+                value,
+            );
+        }
+    }
 }
 
 /// `GET /v1/users`: `?ids=a,b,c` (at most `api.max_batch_items`), or a

@@ -382,3 +382,82 @@ async fn a_user_given_a_role_that_does_not_exist_is_refused_with_its_name() {
         .await
         .expect_error(404, ErrorCode::NotFound);
 }
+
+#[tokio::test]
+async fn a_merge_patch_changes_only_the_fields_given() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    define_roles(&api, &["teacher", "head"]).await;
+    let alice = json!([{
+        "id": "alice", "name": "Alice", "roles": ["teacher"],
+        "avatar_url": "https://img/a.png", "metadata": {"a": 1, "b": 2}
+    }]);
+    api.post_json("/v1/users", &alice).await.expect(200);
+    let patch = |body: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            api.send(
+                "PATCH",
+                "/v1/users/alice",
+                "application/merge-patch+json",
+                body.to_string().as_bytes(),
+            )
+            .await
+        }
+    };
+    let user = patch(json!({"name": "Alice B", "metadata": {"b": null, "c": 3}}))
+        .await
+        .expect(200);
+    assert_eq!(user["name"], "Alice B");
+    assert_eq!(user["metadata"], json!({"a": 1, "c": 3}));
+    assert_eq!(user["roles"], json!(["teacher"]), "untouched fields stay");
+    assert_eq!(user["avatar_url"], "https://img/a.png");
+    let user = patch(json!({"roles": ["teacher", "head"], "avatar_url": null}))
+        .await
+        .expect(200);
+    assert_eq!(user["roles"], json!(["teacher", "head"]));
+    assert!(user.get("avatar_url").is_none(), "{user}");
+
+    // Refusals name the field and store nothing.
+    for (body, status, code, names) in [
+        (
+            json!({"roles": ["principal"]}),
+            400,
+            ErrorCode::InvalidField,
+            "principal",
+        ),
+        (json!({"id": "bob"}), 400, ErrorCode::InvalidField, "id"),
+        (
+            json!({"email": "a@b"}),
+            400,
+            ErrorCode::InvalidField,
+            "email",
+        ),
+        (
+            json!({"avatar_url": "ftp://x"}),
+            400,
+            ErrorCode::InvalidField,
+            "avatar_url",
+        ),
+        (json!(["name"]), 400, ErrorCode::InvalidBody, "object"),
+    ] {
+        let message = patch(body.clone()).await.expect_error(status, code);
+        assert!(message.contains(names), "{body}: {message}");
+    }
+    let stored = api.get("/v1/users/alice").await.expect(200);
+    assert_eq!(stored, user, "nothing refused was stored");
+    api.send("PATCH", "/v1/users/ghost", "application/json", b"{}")
+        .await
+        .expect_error(404, ErrorCode::NotFound);
+
+    // Audited with the fields changed and the roles before and after.
+    let log = api
+        .get("/v1/audit?action=user.updated&target=alice")
+        .await
+        .expect(200);
+    let records = log["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{log}");
+    assert_eq!(records[0]["detail"]["changed"], json!(["name", "metadata"]));
+    assert_eq!(records[1]["detail"]["roles_before"], json!(["teacher"]));
+    assert_eq!(records[1]["detail"]["roles"], json!(["teacher", "head"]));
+}

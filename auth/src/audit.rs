@@ -70,11 +70,35 @@ pub enum AuditAction {
     /// why).
     #[serde(rename = "auth.failed")]
     AuthFailed,
+    /// A batch of users was stored (`POST /v1/users`): mode, counts and the ids changed (at most 100).
+    #[serde(rename = "users.batch")]
+    UsersBatch,
+    /// A batch of groups was stored (`POST /v1/groups`): mode, counts and the ids changed (at most 100).
+    #[serde(rename = "groups.batch")]
+    GroupsBatch,
+    /// Users were added to a group's members.
+    #[serde(rename = "group.members_added")]
+    MembersAdded,
+    /// Users were removed from a group's members.
+    #[serde(rename = "group.members_removed")]
+    MembersRemoved,
+    /// An import job was accepted (its kind, mode and size).
+    #[serde(rename = "job.started")]
+    JobStarted,
+    /// An import job ended (its state and counts).
+    #[serde(rename = "job.finished")]
+    JobFinished,
+    /// A user token was minted through the API (for whom, its lifetime and claims).
+    #[serde(rename = "token.minted")]
+    TokenMinted,
+    /// The server API published (`POST /v1/publish`): its targets and results.
+    #[serde(rename = "message.published")]
+    MessagePublished,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 25] = [
         AuditAction::KeyCreated,
         AuditAction::KeyRotated,
         AuditAction::KeyRevoked,
@@ -92,6 +116,14 @@ impl AuditAction {
         AuditAction::UserDeleted,
         AuditAction::GroupDeleted,
         AuditAction::AuthFailed,
+        AuditAction::UsersBatch,
+        AuditAction::GroupsBatch,
+        AuditAction::MembersAdded,
+        AuditAction::MembersRemoved,
+        AuditAction::JobStarted,
+        AuditAction::JobFinished,
+        AuditAction::TokenMinted,
+        AuditAction::MessagePublished,
     ];
 
     /// The action's name, e.g. `key.created`.
@@ -114,6 +146,14 @@ impl AuditAction {
             AuditAction::UserDeleted => "user.deleted",
             AuditAction::GroupDeleted => "group.deleted",
             AuditAction::AuthFailed => "auth.failed",
+            AuditAction::UsersBatch => "users.batch",
+            AuditAction::GroupsBatch => "groups.batch",
+            AuditAction::MembersAdded => "group.members_added",
+            AuditAction::MembersRemoved => "group.members_removed",
+            AuditAction::JobStarted => "job.started",
+            AuditAction::JobFinished => "job.finished",
+            AuditAction::TokenMinted => "token.minted",
+            AuditAction::MessagePublished => "message.published",
         }
     }
 

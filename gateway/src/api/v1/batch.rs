@@ -110,19 +110,46 @@ pub async fn handle(
             limits(state),
             crate::clock::unix_millis(),
         );
-        let results = match kind {
+        let (results, action) = match kind {
             Kind::Users => {
                 let items = crate::import::parse_users(&bytes, format, max, &limits, now)?;
-                store_users(state, caller, items, upsert).await?
+                let results = store_users(state, caller, items, upsert).await?;
+                (results, AuditAction::UsersBatch)
             }
             Kind::Groups => {
                 let items = crate::import::parse_groups(&bytes, format, max, &limits, now)?;
-                store_groups(state, items, upsert).await?
+                let results = store_groups(state, items, upsert).await?;
+                (results, AuditAction::GroupsBatch)
             }
         };
+        let detail = summary(&results, mode);
+        caller.audit(state, action, "batch", detail).await?;
         Ok(BatchResponse::new(results).outcome())
     };
     super::idempotency::once(state, caller, headers, &request, work).await
+}
+
+/// Ids named in a batch's audit record at most.
+const AUDITED_IDS: usize = 100;
+
+/// What a batch's audit record says: its mode, how many items ended how,
+/// and the ids it changed (the first [`AUDITED_IDS`]).
+fn summary(results: &[ItemResult], mode: Mode) -> serde_json::Value {
+    let count = |status| results.iter().filter(|r| r.status == status).count();
+    let changed: Vec<&str> = results
+        .iter()
+        .filter(|r| matches!(r.status, ItemStatus::Created | ItemStatus::Updated))
+        .filter_map(|r| r.id.as_deref())
+        .take(AUDITED_IDS)
+        .collect();
+    serde_json::json!({
+        "mode": mode,
+        "created": count(ItemStatus::Created),
+        "updated": count(ItemStatus::Updated),
+        "exists": count(ItemStatus::Exists),
+        "failed": count(ItemStatus::Error),
+        "changed": changed,
+    })
 }
 
 /// Reads a body of at most `api.max_body_bytes`.

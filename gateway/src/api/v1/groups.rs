@@ -258,6 +258,12 @@ pub async fn add_members(
         .add_members(&id, &users, crate::clock::unix_millis())
         .await?;
     state.access.refresh().await?;
+    if added > 0 {
+        let detail = serde_json::json!({ "users": users, "added": added });
+        caller
+            .audit(&state, AuditAction::MembersAdded, id.as_str(), detail)
+            .await?;
+    }
     Ok(Json(MembersChange {
         changed: added,
         unchanged: users.len() - added,
@@ -295,6 +301,12 @@ pub async fn remove_members(
     let users = checked(&state, body.users)?;
     let removed = state.store.remove_members(&id, &users).await?;
     state.access.refresh().await?;
+    if removed > 0 {
+        let detail = serde_json::json!({ "users": users, "removed": removed });
+        caller
+            .audit(&state, AuditAction::MembersRemoved, id.as_str(), detail)
+            .await?;
+    }
     Ok(Json(MembersChange {
         changed: removed,
         unchanged: users.len() - removed,

@@ -168,6 +168,15 @@ async fn start(
         error: None,
     };
     state.store.put_job(&job).await?;
+    let detail = serde_json::json!({ "kind": job.kind, "upsert": job.upsert, "bytes": job.bytes });
+    caller
+        .audit(
+            &state,
+            tokenim_auth::AuditAction::JobStarted,
+            &job.id,
+            detail,
+        )
+        .await?;
     let running = job.clone();
     tokio::spawn(async move {
         let _slot = slot;
@@ -330,6 +339,24 @@ async fn run(
     }
     if let Err(e) = state.store.put_job(&job).await {
         tracing::warn!(job = %job.id, error = %e, "job's end not recorded");
+    }
+    let detail = serde_json::json!({
+        "state": job.state,
+        "processed": job.processed,
+        "created": job.created,
+        "updated": job.updated,
+        "exists": job.exists,
+        "failed": job.failed,
+        "error": job.error,
+    });
+    let ended = caller.audit(
+        &state,
+        tokenim_auth::AuditAction::JobFinished,
+        &job.id,
+        detail,
+    );
+    if let Err(e) = ended.await {
+        tracing::warn!(job = %job.id, error = ?e, "job's end not audited");
     }
     tracing::info!(job = %job.id, processed = job.processed, failed = job.failed, state = ?job.state, "import job ended");
 }

@@ -136,6 +136,11 @@ pub async fn mint(
         .map_or(0, |r| r.before)
         .max(crate::clock::unix_secs());
     let auth = &state.config.auth;
+    let detail = serde_json::json!({
+        "ttl_secs": ttl.as_secs().max(1),
+        "channels": body.channels,
+        "publish": body.publish,
+    });
     let request = MintRequest {
         audience: auth.audience.clone(),
         issuer: auth.issuer.clone(),
@@ -150,6 +155,9 @@ pub async fn mint(
             e.to_string(),
         )
     })?;
+    caller
+        .audit(&state, AuditAction::TokenMinted, body.user.as_str(), detail)
+        .await?;
     Ok(Json(Minted {
         token,
         user: body.user,

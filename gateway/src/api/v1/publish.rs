@@ -7,7 +7,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use tokenim_auth::{Permission, Principal, Scope};
+use tokenim_auth::{AuditAction, Permission, Principal, Scope};
 use tokenim_protocol::{ChannelName, Data, ErrorBody, ErrorCode, Seq, UserId};
 
 use super::caller::Caller;
@@ -151,5 +151,19 @@ pub async fn publish(
         };
         results.push(delivery);
     }
+    let delivered: Vec<&str> = results
+        .iter()
+        .filter(|d| d.error.is_none())
+        .map(|d| d.channel.as_str())
+        .collect();
+    let detail = serde_json::json!({
+        "targets": results.len(),
+        "delivered": delivered,
+        "failed": results.len() - delivered.len(),
+        "msg_id": body.msg_id,
+    });
+    caller
+        .audit(&state, AuditAction::MessagePublished, "publish", detail)
+        .await?;
     Ok(Json(Published { results }))
 }

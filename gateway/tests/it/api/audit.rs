@@ -182,3 +182,98 @@ async fn the_audit_log_records_each_action_in_order_and_filters_it() {
     assert_eq!(walked, actions(&all));
     assert_eq!(pages, 5);
 }
+
+/// The records of `action` in the log, oldest first.
+async fn records_of(api: &Api, action: &str) -> Vec<Value> {
+    let page = api
+        .get(&format!("/v1/audit?action={action}&limit=1000"))
+        .await
+        .expect(200);
+    page["records"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn every_change_through_the_api_is_audited_with_what_it_did() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    let batch = json!([{"id": "amy"}, {"id": "ben"}, {"id": "bad id"}]);
+    api.post_json("/v1/users", &batch).await.expect(200);
+    let users = records_of(&api, "users.batch").await;
+    assert_eq!(users.len(), 1, "{users:?}");
+    let d = &users[0]["detail"];
+    assert_eq!(
+        (&d["mode"], &d["created"], &d["failed"], &d["changed"]),
+        (
+            &json!("create"),
+            &json!(2),
+            &json!(1),
+            &json!(["amy", "ben"])
+        )
+    );
+    assert_eq!(users[0]["actor"], ADMIN_KEY_ID);
+
+    api.post_json("/v1/groups", &json!([{"id": "g1"}]))
+        .await
+        .expect(200);
+    assert_eq!(records_of(&api, "groups.batch").await.len(), 1);
+    api.post_json("/v1/groups/g1/members", &json!({"users": ["amy", "ben"]}))
+        .await
+        .expect(200);
+    api.post_json("/v1/groups/g1/members/remove", &json!({"users": ["ben"]}))
+        .await
+        .expect(200);
+    let added = records_of(&api, "group.members_added").await;
+    assert_eq!(added[0]["target"], "g1");
+    assert_eq!(added[0]["detail"]["added"], 2);
+    let removed = records_of(&api, "group.members_removed").await;
+    assert_eq!(removed[0]["detail"]["users"], json!(["ben"]));
+
+    api.post_json(
+        "/v1/tokens",
+        &json!({"user": "amy", "ttl": "10m", "channels": ["rooms.*"]}),
+    )
+    .await
+    .expect(200);
+    let minted = records_of(&api, "token.minted").await;
+    assert_eq!(minted[0]["target"], "amy");
+    assert_eq!(minted[0]["detail"]["ttl_secs"], 600);
+    assert_eq!(minted[0]["detail"]["channels"], json!(["rooms.*"]));
+    assert!(
+        !minted[0].to_string().contains("eyJ"),
+        "no token in the log"
+    );
+
+    api.post_json("/v1/publish", &json!({"channels": ["rooms.a"], "data": 1}))
+        .await
+        .expect(200);
+    let published = records_of(&api, "message.published").await;
+    assert_eq!(published[0]["detail"]["delivered"], json!(["rooms.a"]));
+
+    let job = api
+        .send(
+            "POST",
+            "/v1/jobs/import/users",
+            "text/csv",
+            b"id\ncid\n,x\n",
+        )
+        .await
+        .expect(202);
+    let id = job["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let finished = loop {
+        let finished = records_of(&api, "job.finished").await;
+        if !finished.is_empty() {
+            break finished;
+        }
+        assert!(std::time::Instant::now() < deadline, "no job.finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let started = records_of(&api, "job.started").await;
+    assert_eq!(started[0]["target"], id.as_str());
+    assert_eq!(finished[0]["target"], id.as_str());
+    let d = &finished[0]["detail"];
+    assert_eq!(
+        (&d["state"], &d["processed"], &d["created"], &d["failed"]),
+        (&json!("done"), &json!(2), &json!(1), &json!(1))
+    );
+}

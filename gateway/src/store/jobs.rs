@@ -92,6 +92,16 @@ impl Store {
             .transpose()
     }
 
+    /// A page of jobs by id, after `after`.
+    pub async fn jobs(&self, after: Option<&str>, limit: usize) -> Result<Vec<Job>, StoreError> {
+        self.kv
+            .scan(Table::Jobs, "", after, limit.min(MAX_PAGE))
+            .await?
+            .iter()
+            .map(|(_, v)| decode(v))
+            .collect()
+    }
+
     /// Records failed items of a job.
     pub async fn add_job_failures(
         &self,

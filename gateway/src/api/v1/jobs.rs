@@ -16,6 +16,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use futures_util::StreamExt;
+use serde::Deserialize;
 use tokenim_auth::Scope;
 use tokenim_protocol::{ErrorBody, ErrorCode};
 use tokio::io::AsyncWriteExt;
@@ -393,12 +394,18 @@ async fn record(
 pub const STALLED_AFTER_MS: u64 = 60_000;
 
 async fn existing(state: &AppState, caller: &Caller, id: &str) -> Result<Job, ApiError> {
-    let mut job = state
+    let job = state
         .store
         .job(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format_args!("job {id:?}")))?;
     caller.require(state, scope(job.kind)).await?;
+    settled(state, job).await
+}
+
+/// `job`, marked failed (and stored so) if it is unfinished but its node
+/// stopped updating it.
+async fn settled(state: &AppState, mut job: Job) -> Result<Job, ApiError> {
     let now = crate::clock::unix_millis();
     let unfinished = matches!(job.state, JobState::Queued | JobState::Running);
     if unfinished && now.saturating_sub(job.updated_at) > STALLED_AFTER_MS {
@@ -411,6 +418,91 @@ async fn existing(state: &AppState, caller: &Caller, id: &str) -> Result<Job, Ap
         state.store.put_job(&job).await?;
     }
     Ok(job)
+}
+
+/// `GET /v1/jobs`: filters and a page.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JobsQuery {
+    /// Only jobs in this state.
+    state: Option<JobState>,
+    /// Only jobs of this kind.
+    kind: Option<JobKind>,
+    /// The `next` of the previous page.
+    after: Option<String>,
+    /// Page size: default 100, at least 1, lowered to 1,000 if larger.
+    #[serde(default, deserialize_with = "super::page_size")]
+    #[param(minimum = 1)]
+    limit: Option<usize>,
+}
+
+/// Jobs read (and filtered) at most per page: a filter that matches
+/// little returns a short page with a cursor to go on from.
+const MAX_JOBS_SCANNED: usize = 10_000;
+
+/// Lists import jobs.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs",
+    operation_id = "list_jobs",
+    tag = "jobs",
+    summary = "Lists import jobs",
+    description = "Scope: `users:write` to see user imports, `groups:write` to see group imports \
+(a key sees the kinds its scopes allow; with neither, 403). By id; filter by `state` and `kind`. \
+At most 10,000 jobs are read per page: a filter that matches little may give a short page with \
+a `next` to go on from.",
+    params(JobsQuery),
+    responses(
+        (status = 200, description = "A page of jobs.", body = schemas::JobPage),
+        (status = 400, description = "A bad query parameter (`bad_request`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(query): Params<JobsQuery>,
+) -> Result<Json<Listing<Job>>, ApiError> {
+    let visible: Vec<JobKind> = [JobKind::Users, JobKind::Groups]
+        .into_iter()
+        .filter(|k| caller.key.scopes.contains(&scope(*k)))
+        .collect();
+    if visible.is_empty() {
+        caller.require(&state, Scope::UsersWrite).await?;
+    }
+    let limit = query.limit.unwrap_or(100).min(1_000);
+    let mut after = query.after.clone();
+    let (mut items, mut scanned) = (Vec::new(), 0);
+    let next = loop {
+        let page = state.store.jobs(after.as_deref(), 500).await?;
+        let Some(last) = page.last().map(|j| j.id.clone()) else {
+            break None;
+        };
+        for job in page {
+            scanned += 1;
+            let id = job.id.clone();
+            let wanted = visible.contains(&job.kind) && query.kind.is_none_or(|k| k == job.kind);
+            if wanted {
+                let job = settled(&state, job).await?;
+                if query.state.is_none_or(|s| s == job.state) {
+                    items.push(job);
+                    if items.len() == limit {
+                        return Ok(Json(Listing {
+                            items,
+                            next: Some(id),
+                        }));
+                    }
+                }
+            }
+        }
+        if scanned >= MAX_JOBS_SCANNED {
+            break Some(last);
+        }
+        after = Some(last);
+    };
+    Ok(Json(Listing { items, next }))
 }
 
 /// A job's progress.

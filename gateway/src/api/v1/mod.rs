@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/audit", get(audit::query))
         .route("/v1/jobs/import/users", post(jobs::import_users))
         .route("/v1/jobs/import/groups", post(jobs::import_groups))
+        .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/failures", get(jobs::failures))
         .route("/v1/openapi.json", get(openapi))

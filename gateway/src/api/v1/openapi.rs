@@ -113,6 +113,7 @@ does nothing twice. Larger files go to the import jobs (`/v1/jobs/import/…`)."
         audit::query,
         jobs::import_users,
         jobs::import_groups,
+        jobs::list,
         jobs::get,
         jobs::failures,
         super::openapi,

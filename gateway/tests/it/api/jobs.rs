@@ -426,3 +426,54 @@ async fn a_stray_quote_fails_the_import_at_its_line_and_nothing_after_it_is_clai
             .expect_error(404, ErrorCode::NotFound);
     }
 }
+
+#[tokio::test]
+async fn jobs_are_listed_by_state_and_kind_for_the_scopes_a_key_holds() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    let mut ids = Vec::new();
+    for body in [&b"id\nl1\n"[..], b"id\nl2\n"] {
+        let job = api
+            .send("POST", "/v1/jobs/import/users", "text/csv", body)
+            .await
+            .expect(202);
+        let id = job["id"].as_str().unwrap().to_owned();
+        wait_for_job(&api, &id).await;
+        ids.push(id);
+    }
+    ids.sort();
+    let listed = |q: &'static str, api: Api| async move {
+        let page = api.get(&format!("/v1/jobs{q}")).await.expect(200);
+        let mut ids: Vec<String> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        (ids, page["next"].as_str().map(str::to_owned))
+    };
+    assert_eq!(listed("", api.clone()).await.0, ids);
+    assert_eq!(listed("?state=done&kind=users", api.clone()).await.0, ids);
+    assert!(listed("?state=running", api.clone()).await.0.is_empty());
+    assert!(listed("?kind=groups", api.clone()).await.0.is_empty());
+    // Pages of one, by id.
+    let (first, next) = listed("?limit=1", api.clone()).await;
+    assert_eq!(first, [ids[0].clone()]);
+    let page = api
+        .get(&format!("/v1/jobs?limit=1&after={}", next.unwrap()))
+        .await
+        .expect(200);
+    assert_eq!(page["items"][0]["id"], ids[1].as_str());
+    // A key sees only the kinds its scopes allow.
+    let (id, secret) = super::create_key(&api, "groups", &["groups:write"]).await;
+    assert!(listed("", api.with_key(&id, &secret)).await.0.is_empty());
+    let (id, secret) = super::create_key(&api, "reader", &["users:read"]).await;
+    api.with_key(&id, &secret)
+        .get("/v1/jobs")
+        .await
+        .expect_error(403, ErrorCode::MissingScope);
+    api.get("/v1/jobs?state=bogus")
+        .await
+        .expect_error(400, ErrorCode::BadRequest);
+}

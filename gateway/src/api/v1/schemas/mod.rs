@@ -8,7 +8,7 @@ mod pages;
 pub mod responses;
 
 pub(crate) use self::pages::page;
-pub use self::pages::{GroupPage, IdPage, ItemResultPage, UserPage};
+pub use self::pages::{GroupPage, IdPage, ItemResultPage, JobPage, UserPage};
 pub use self::responses::{ApiKeyErrors, BatchErrors, JsonBodyErrors};
 pub use crate::schema::{
     ApiKeyId, AuditAction, AuditRecord, ChannelName, ChannelPattern, ErrorBody, Grant, GroupInput,

@@ -45,3 +45,8 @@ page! {
     /// A page of an import job's refused items.
     ItemResultPage of crate::store::ItemResult
 }
+
+page! {
+    /// A page of import jobs.
+    JobPage of crate::store::jobs::Job
+}

@@ -122,6 +122,9 @@ error_codes! {
     /// (HTTP API) The key is the last working one that holds `keys:admin`:
     /// revoking it would lock every operator out.
     LastAdminKey = 1113, "last_admin_key";
+    /// (HTTP API) The key was rotated and its previous secret still
+    /// works: rotating again now would end that secret at once.
+    RotationInProgress = 1114, "rotation_in_progress";
     /// The connection is already subscribed to this channel.
     AlreadySubscribed = 1200, "already_subscribed";
     /// The connection is not subscribed to this channel.

@@ -83,8 +83,8 @@ pub struct KeyWithSecret {
 pub struct CreateKey {
     /// What the key is for: 1 to 128 bytes without control characters.
     name: String,
-    /// What the key may call.
-    #[schema(value_type = BTreeSet<schemas::Scope>)]
+    /// What the key may call: at least one scope.
+    #[schema(value_type = BTreeSet<schemas::Scope>, min_items = 1)]
     scopes: BTreeSet<Scope>,
     /// Lifetime, e.g. `90d`; absent: never expires.
     #[serde(default, with = "humantime_serde")]
@@ -112,7 +112,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     request_body = CreateKey,
     responses(
         (status = 201, description = "The key, with its secret.", body = KeyWithSecret),
-        (status = 400, description = "Malformed JSON (`invalid_body`) or a bad `name` (`invalid_field`).", body = schemas::ErrorBody),
+        (status = 400, description = "Malformed JSON (`invalid_body`), a bad `name` or no `scopes` (`invalid_field`).", body = schemas::ErrorBody),
         schemas::JsonBodyErrors,
         schemas::ApiKeyErrors,
     ),
@@ -126,6 +126,12 @@ pub async fn create(
     caller.require(&state, Scope::KeysAdmin).await?;
     let req = body.0;
     check_name(&req.name)?;
+    if req.scopes.is_empty() {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidField,
+            "field `scopes`: a key needs at least one scope",
+        ));
+    }
     let now = crate::clock::unix_millis();
     let expires_at = req.expires_in.map(|d| now + d.as_millis() as u64);
     let (key, secret) = ApiKey::create(&req.name, req.scopes, expires_at, now);
@@ -229,14 +235,14 @@ pub struct Rotate {
     path = "/v1/keys/{id}/rotate",
     operation_id = "rotate_key",
     tag = "keys",
-    description = "Scope: `keys:admin`. The old secret keeps working for `overlap`; the new one is shown only in this answer. The body is optional.",
+    description = "Scope: `keys:admin`. The old secret keeps working for `overlap`; the new one is shown only in this answer. The body is optional. While a previous secret still works, another rotation is refused (`rotation_in_progress`) unless `overlap` is `0s`, which ends the previous secret on purpose.",
     params(("id" = schemas::ApiKeyId, Path, description = "The key's id.")),
     request_body = Option<Rotate>,
     responses(
         (status = 200, description = "The key, with its new secret.", body = KeyWithSecret),
         (status = 400, description = "A bad body (`invalid_body`).", body = schemas::ErrorBody),
         (status = 404, description = "No such key (`not_found`).", body = schemas::ErrorBody),
-        (status = 409, description = "The key is revoked (`api_key_revoked`).", body = schemas::ErrorBody),
+        (status = 409, description = "The key is revoked (`api_key_revoked`), or its previous secret still works (`rotation_in_progress`).", body = schemas::ErrorBody),
         schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
@@ -253,19 +259,39 @@ pub async fn rotate(
         .overlap
         .unwrap_or(state.config.api.rotation_overlap);
     let now = crate::clock::unix_millis();
-    let (key, secret) = state
+    // A second rotation inside the overlap would end the first old secret
+    // at once: refused unless asked for with an overlap of 0.
+    let (key, outcome) = state
         .store
         .update_key(&id, |k| {
-            (k.revoked_at.is_none()).then(|| k.rotate(overlap.as_millis() as u64, now))
+            if k.revoked_at.is_some() {
+                return Err(None);
+            }
+            match &k.previous {
+                Some(p) if now < p.valid_until && !overlap.is_zero() => Err(Some(p.valid_until)),
+                _ => Ok(k.rotate(overlap.as_millis() as u64, now)),
+            }
         })
         .await?
         .ok_or_else(|| ApiError::not_found(format_args!("key {id}")))?;
-    let Some(secret) = secret else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            ErrorCode::ApiKeyRevoked,
-            "a revoked key cannot be rotated",
-        ));
+    let secret = match outcome {
+        Ok(secret) => secret,
+        Err(None) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::ApiKeyRevoked,
+                "a revoked key cannot be rotated",
+            ));
+        }
+        Err(Some(until)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::RotationInProgress,
+                format!(
+                    "the previous secret of key {id} works until {until} (ms since the epoch); rotating again now would end it at once: wait, or rotate with \"overlap\": \"0s\" to end it on purpose"
+                ),
+            ));
+        }
     };
     caller
         .audit(

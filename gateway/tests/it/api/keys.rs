@@ -275,3 +275,47 @@ async fn the_configured_admin_key_is_restored_on_start_and_the_audit_log_says_so
         .expect(200);
     assert_eq!(log["records"].as_array().unwrap().len(), 1, "{log}");
 }
+
+#[tokio::test]
+async fn a_key_needs_a_scope_and_a_second_rotation_may_not_end_the_first_old_secret_unasked() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    let message = api
+        .post_json("/v1/keys", &json!({"name": "nothing", "scopes": []}))
+        .await
+        .expect_error(400, ErrorCode::InvalidField);
+    assert!(message.contains("scopes"), "{message}");
+
+    let (id, first) = super::create_key(&api, "backend", &["users:read"]).await;
+    let rotated = api
+        .post_json(&format!("/v1/keys/{id}/rotate"), &json!({"overlap": "1h"}))
+        .await
+        .expect(200);
+    let second = rotated["secret"].as_str().unwrap().to_owned();
+    let message = api
+        .post_json(&format!("/v1/keys/{id}/rotate"), &json!({"overlap": "1h"}))
+        .await
+        .expect_error(409, ErrorCode::RotationInProgress);
+    assert!(message.contains("overlap"), "{message}");
+    // Both secrets still work: nothing changed.
+    for secret in [&first, &second] {
+        api.with_key(&id, secret)
+            .get("/v1/users?ids=x")
+            .await
+            .expect(200);
+    }
+    // Asked for on purpose (overlap 0): the old secret ends now.
+    let third = api
+        .post_json(&format!("/v1/keys/{id}/rotate"), &json!({"overlap": "0s"}))
+        .await
+        .expect(200);
+    let third = third["secret"].as_str().unwrap();
+    api.with_key(&id, &first)
+        .get("/v1/users?ids=x")
+        .await
+        .expect_error(401, ErrorCode::WrongSecret);
+    api.with_key(&id, third)
+        .get("/v1/users?ids=x")
+        .await
+        .expect(200);
+}

@@ -131,7 +131,7 @@ impl FailureLog {
             };
             let fresh = window.record();
             let closed = windows.insert(key.clone(), window);
-            (key, fresh, closed.and_then(unflushed))
+            (key, fresh, closed.and_then(|mut w| unflushed(&mut w)))
         };
         if let Some((id, record)) = closed {
             self.rewrite(id, record).await;
@@ -153,7 +153,7 @@ impl FailureLog {
         let minute = now_ms / 60_000;
         let due: Vec<(u64, AuditRecord)> = {
             let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-            let due = windows.values_mut().filter_map(unflushed_mut).collect();
+            let due = windows.values_mut().filter_map(unflushed).collect();
             windows.retain(|_, w| w.minute >= minute || w.id.is_none());
             due
         };
@@ -178,13 +178,8 @@ impl FailureLog {
     }
 }
 
-/// The record to write for a closed window whose count grew.
-fn unflushed(mut w: Window) -> Option<(u64, AuditRecord)> {
-    unflushed_mut(&mut w)
-}
-
 /// The record to write for a window whose count grew; marks it written.
-fn unflushed_mut(w: &mut Window) -> Option<(u64, AuditRecord)> {
+fn unflushed(w: &mut Window) -> Option<(u64, AuditRecord)> {
     let id = w.id?;
     if w.count == w.written {
         return None;

@@ -241,16 +241,16 @@ pub async fn store_users(
     let (valid, mut results) = split(items);
     // Every role a user is given must exist.
     let policy = state.store.policy().await?;
-    let (valid, unknown): (Vec<_>, Vec<_>) = valid
-        .into_iter()
-        .partition(|(_, _, u)| u.roles.iter().all(|r| policy.role(r).is_some()));
-    for (index, id, user) in unknown {
-        let role = user.roles.iter().find(|r| policy.role(r).is_none());
-        let role = role.map(|r| r.as_str()).unwrap_or_default();
-        let message =
-            format!("role {role:?} does not exist: define it first (PUT /v1/roles/{role})");
-        results.push(result(index, id, Err((ErrorCode::InvalidField, message))));
+    let mut checked = Vec::with_capacity(valid.len());
+    for (index, id, user) in valid {
+        match unknown_role(&policy, &user) {
+            Some(message) => {
+                results.push(result(index, id, Err((ErrorCode::InvalidField, message))));
+            }
+            None => checked.push((index, id, user)),
+        }
     }
+    let valid = checked;
     let (places, users): (Vec<_>, Vec<User>) =
         valid.into_iter().map(|(i, id, u)| ((i, id), u)).unzip();
     let statuses = state.store.create_users(users.clone(), upsert).await?;
@@ -275,6 +275,16 @@ pub async fn store_users(
     state.access.refresh().await?;
     results.sort_by_key(|r| r.index);
     Ok(results)
+}
+
+/// Why `user` may not be stored as it is: the first of its roles that
+/// `policy` does not define, said as an `invalid_field` message.
+pub fn unknown_role(policy: &tokenim_auth::Policy, user: &User) -> Option<String> {
+    let role = user.roles.iter().find(|r| policy.role(r).is_none())?;
+    let role = role.as_str();
+    Some(format!(
+        "role {role:?} does not exist: define it first (PUT /v1/roles/{role})"
+    ))
 }
 
 /// Stores parsed groups; a result per item, in input order.

@@ -239,15 +239,8 @@ async fn patched(
         .result
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message))?;
     let policy = state.store.policy().await?;
-    if let Some(role) = user.roles.iter().find(|r| policy.role(r).is_none()) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidField,
-            format!(
-                "role {:?} does not exist: define it first (PUT /v1/roles/{role})",
-                role.as_str()
-            ),
-        ));
+    if let Some(message) = batch::unknown_role(&policy, &user) {
+        return Err(ApiError::bad_request(ErrorCode::InvalidField, message));
     }
     user.created_at = old.created_at;
     Ok(user)

@@ -50,9 +50,16 @@ pub enum Scope {
     /// Read users, their groups.
     #[serde(rename = "users:read")]
     UsersRead,
-    /// Create, update, delete users; run import jobs.
+    /// Create and update users (roles aside); run user import jobs.
     #[serde(rename = "users:write")]
     UsersWrite,
+    /// Delete users.
+    #[serde(rename = "users:delete")]
+    UsersDelete,
+    /// Give and take users' roles (in a batch, a patch or
+    /// `/v1/roles/{name}/members`).
+    #[serde(rename = "users:roles")]
+    UsersRoles,
     /// Read groups and members.
     #[serde(rename = "groups:read")]
     GroupsRead,
@@ -77,13 +84,18 @@ pub enum Scope {
     /// Read the audit log.
     #[serde(rename = "audit:read")]
     AuditRead,
+    /// Read import jobs of every kind and their failures.
+    #[serde(rename = "jobs:read")]
+    JobsRead,
 }
 
 impl Scope {
     /// Every scope (what the bootstrap admin key holds).
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 13] = [
         Scope::UsersRead,
         Scope::UsersWrite,
+        Scope::UsersDelete,
+        Scope::UsersRoles,
         Scope::GroupsRead,
         Scope::GroupsWrite,
         Scope::MessagesPublish,
@@ -92,6 +104,7 @@ impl Scope {
         Scope::KeysAdmin,
         Scope::RolesAdmin,
         Scope::AuditRead,
+        Scope::JobsRead,
     ];
 
     /// The scope's name, e.g. `users:write`.
@@ -99,6 +112,8 @@ impl Scope {
         match self {
             Scope::UsersRead => "users:read",
             Scope::UsersWrite => "users:write",
+            Scope::UsersDelete => "users:delete",
+            Scope::UsersRoles => "users:roles",
             Scope::GroupsRead => "groups:read",
             Scope::GroupsWrite => "groups:write",
             Scope::MessagesPublish => "messages:publish",
@@ -107,6 +122,7 @@ impl Scope {
             Scope::KeysAdmin => "keys:admin",
             Scope::RolesAdmin => "roles:admin",
             Scope::AuditRead => "audit:read",
+            Scope::JobsRead => "jobs:read",
         }
     }
 }

@@ -66,6 +66,14 @@ pub enum AuditAction {
     /// A group was deleted.
     #[serde(rename = "group.deleted")]
     GroupDeleted,
+    /// Some fields of a group were changed (`PATCH /v1/groups/{id}`); the
+    /// detail names them and gives the owner before and after.
+    #[serde(rename = "group.updated")]
+    GroupUpdated,
+    /// An API key's name, scopes or expiry were changed; the detail gives
+    /// them before and after.
+    #[serde(rename = "key.updated")]
+    KeyUpdated,
     /// A request to the HTTP API failed authentication (the detail says
     /// why).
     #[serde(rename = "auth.failed")]
@@ -98,7 +106,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 25] = [
+    pub const ALL: [AuditAction; 27] = [
         AuditAction::KeyCreated,
         AuditAction::KeyRotated,
         AuditAction::KeyRevoked,
@@ -115,6 +123,8 @@ impl AuditAction {
         AuditAction::UserDisconnected,
         AuditAction::UserDeleted,
         AuditAction::GroupDeleted,
+        AuditAction::GroupUpdated,
+        AuditAction::KeyUpdated,
         AuditAction::AuthFailed,
         AuditAction::UsersBatch,
         AuditAction::GroupsBatch,
@@ -145,6 +155,8 @@ impl AuditAction {
             AuditAction::UserDisconnected => "user.disconnected",
             AuditAction::UserDeleted => "user.deleted",
             AuditAction::GroupDeleted => "group.deleted",
+            AuditAction::GroupUpdated => "group.updated",
+            AuditAction::KeyUpdated => "key.updated",
             AuditAction::AuthFailed => "auth.failed",
             AuditAction::UsersBatch => "users.batch",
             AuditAction::GroupsBatch => "groups.batch",

@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokenim_gateway::store::kv::{EmbeddedKv, Kv};
-use tokenim_gateway::store::{Store, User};
+use tokenim_gateway::store::{OnExisting, Store, User};
 use tokenim_protocol::UserId;
 
 fn user_access(c: &mut Criterion) {
@@ -32,7 +32,7 @@ fn user_access(c: &mut Criterion) {
         })
         .collect();
     for chunk in users.chunks(1_000) {
-        rt.block_on(store.create_users(chunk.to_vec(), false))
+        rt.block_on(store.create_users(chunk.to_vec(), OnExisting::Keep))
             .unwrap();
     }
     let known = UserId::new("user5000").unwrap();

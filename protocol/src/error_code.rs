@@ -138,6 +138,10 @@ error_codes! {
     TooManyJobs = 1204, "too_many_jobs";
     /// The request body is larger than the server accepts.
     BodyTooLarge = 1205, "body_too_large";
+    /// The record kept changing while the request was applied to it
+    /// (other writers at the same moment); nothing of this item was
+    /// stored. Retry it.
+    Conflict = 1206, "conflict";
     /// Messages after the requested position are no longer in the
     /// channel's history (too old, or too many since). Fetch what remains
     /// with `history`; some messages are lost to this client.

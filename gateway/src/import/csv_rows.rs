@@ -12,7 +12,7 @@ use std::fmt::Display;
 use csv::ByteRecord;
 use tokenim_protocol::ErrorCode;
 
-use super::item::RecordInput;
+use super::item::{Given, RecordInput};
 use super::{BodyError, ItemError, echo_id};
 
 /// Where each of the five known columns sits in a row.
@@ -66,12 +66,12 @@ impl Columns {
         })
     }
 
-    /// Reads a data row: its id as written (when readable) and the input,
-    /// or why the row cannot be read.
+    /// Reads a data row: its id as written (when readable), the cells it
+    /// filled and the input, or why the row cannot be read.
     pub(crate) fn read<I: RecordInput>(
         &self,
         row: &ByteRecord,
-    ) -> (Option<String>, Result<I, ItemError>) {
+    ) -> (Option<String>, Given, Result<I, ItemError>) {
         let id = self.positions[0]
             .and_then(|p| row.get(p))
             .and_then(|raw| std::str::from_utf8(raw).ok())
@@ -87,7 +87,7 @@ impl Columns {
                     self.width
                 ),
             );
-            return (id, Err(e));
+            return (id, Given::default(), Err(e));
         }
         let mut cells = [None; 5];
         for (i, position) in self.positions.iter().enumerate() {
@@ -102,11 +102,11 @@ impl Columns {
                         ErrorCode::InvalidField,
                         format!("column `{}` is not valid UTF-8", I::COLUMNS[i]),
                     );
-                    return (id, Err(e));
+                    return (id, Given::default(), Err(e));
                 }
             }
         }
-        (id, I::from_cells(cells))
+        (id, Given::of_cells(&cells), I::from_cells(cells))
     }
 }
 
@@ -153,7 +153,7 @@ mod tests {
     fn rows_read_cells_lists_and_metadata() {
         let c = header(&["id", "roles", "metadata", "name"]).unwrap();
         let row = ByteRecord::from(vec!["alice", " admin ; ;mod", r#"{"a":1}"#, ""]);
-        let (id, input) = c.read::<UserInput>(&row);
+        let (id, _, input) = c.read::<UserInput>(&row);
         assert_eq!(id.as_deref(), Some("alice"));
         let input = input.unwrap();
         assert_eq!(input.name, None);
@@ -178,7 +178,7 @@ mod tests {
             (vec!["a", "", "{"], "field `metadata`: not valid JSON"),
         ];
         for (fields, want) in cases {
-            let (_, input) = c.read::<UserInput>(&ByteRecord::from(fields.clone()));
+            let (_, _, input) = c.read::<UserInput>(&ByteRecord::from(fields.clone()));
             let e = input.unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidField);
             assert!(e.message.contains(want), "{fields:?}: {}", e.message);

@@ -186,13 +186,13 @@ mod tests {
 
     fn user(value: Value) -> Result<User, ItemError> {
         from_json::<UserInput>(value)
-            .1
+            .2
             .and_then(|i| i.validate(7, &RecordLimits::default()))
     }
 
     fn group(value: Value, limits: &RecordLimits) -> Result<NewGroup, ItemError> {
         from_json::<GroupInput>(value)
-            .1
+            .2
             .and_then(|i| i.validate(7, limits))
     }
 

@@ -73,21 +73,78 @@ impl RecordInput for GroupInput {
     }
 }
 
-/// One item as read: where it is, its id as written, and the input or why
-/// it cannot be read.
+/// Which of an item's fields ([`RecordInput::COLUMNS`]) it gave, and which
+/// of those it gave as `null`: what a batch in `mode=merge` changes. A CSV
+/// cell left empty is not given; a JSON field is given when its key is
+/// there, whatever its value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Given {
+    present: u8,
+    null: u8,
+}
+
+impl Given {
+    /// Every field given, none `null` (a record written whole).
+    pub const ALL: Given = Given {
+        present: 0b1_1111,
+        null: 0,
+    };
+
+    /// The fields of a JSON object that are among `columns`.
+    pub fn of_object(map: &serde_json::Map<String, Value>, columns: &[&str; 5]) -> Given {
+        let mut given = Given::default();
+        for (i, column) in columns.iter().enumerate() {
+            if let Some(value) = map.get(*column) {
+                given.present |= 1 << i;
+                if value.is_null() {
+                    given.null |= 1 << i;
+                }
+            }
+        }
+        given
+    }
+
+    /// The CSV cells that are not empty.
+    pub fn of_cells(cells: &[Option<&str>; 5]) -> Given {
+        let mut given = Given::default();
+        for (i, cell) in cells.iter().enumerate() {
+            if cell.is_some() {
+                given.present |= 1 << i;
+            }
+        }
+        given
+    }
+
+    /// Whether column `i` (of [`RecordInput::COLUMNS`]) was given.
+    pub fn has(self, i: usize) -> bool {
+        self.present & (1 << i) != 0
+    }
+
+    /// Whether column `i` was given as `null`.
+    pub fn is_null(self, i: usize) -> bool {
+        self.null & (1 << i) != 0
+    }
+}
+
+/// One item as read: where it is, its id as written, the fields it gave,
+/// and the input or why it cannot be read.
 pub(crate) struct Next<I> {
     /// Where the item is, e.g. "row 3 (line 5)" or "line 7".
     pub(crate) at: String,
     /// Its id as written, when readable.
     pub(crate) id: Option<String>,
+    /// The fields it gave.
+    pub(crate) given: Given,
     /// The input, not yet validated.
     pub(crate) input: Result<I, ItemError>,
 }
 
-/// Reads one JSON item: its id as written (when a string) and the input,
-/// or why it cannot be read (not an object, a wrong field type, an unknown
-/// field).
-pub(crate) fn from_json<I: RecordInput>(value: Value) -> (Option<String>, Result<I, ItemError>) {
+/// Reads one JSON item: its id as written (when a string), the fields it
+/// gave and the input, or why it cannot be read (not an object, a wrong
+/// field type, an unknown field).
+pub(crate) fn from_json<I: RecordInput>(
+    value: Value,
+) -> (Option<String>, Given, Result<I, ItemError>) {
     let Value::Object(map) = value else {
         let found = match value {
             Value::Null => "null",
@@ -101,12 +158,13 @@ pub(crate) fn from_json<I: RecordInput>(value: Value) -> (Option<String>, Result
             ErrorCode::InvalidField,
             format!("item is {found}, expected a JSON object"),
         );
-        return (None, Err(e));
+        return (None, Given::default(), Err(e));
     };
     let id = map.get("id").and_then(Value::as_str).map(echo_id);
+    let given = Given::of_object(&map, &I::COLUMNS);
     let input = I::deserialize(Value::Object(map))
         .map_err(|e| ItemError::new(ErrorCode::InvalidField, e.to_string()));
-    (id, input)
+    (id, given, input)
 }
 
 #[cfg(test)]
@@ -117,10 +175,22 @@ mod tests {
 
     #[test]
     fn ids_are_echoed_even_when_the_item_is_bad() {
-        let (id, input) = from_json::<UserInput>(json!({"id": "alice", "name": 1}));
+        let (id, _, input) = from_json::<UserInput>(json!({"id": "alice", "name": 1}));
         assert_eq!(id.as_deref(), Some("alice"));
         assert!(input.is_err());
         assert_eq!(from_json::<UserInput>(json!({"id": 1})).0, None);
+    }
+
+    #[test]
+    fn given_fields_are_the_keys_present_or_the_cells_filled() {
+        let (_, given, _) =
+            from_json::<UserInput>(json!({"id": "a", "roles": ["x"], "avatar_url": null}));
+        let has: Vec<bool> = (0..5).map(|i| given.has(i)).collect();
+        assert_eq!(has, [true, false, true, true, false]);
+        assert!(given.is_null(2) && !given.is_null(3));
+        let given = Given::of_cells(&[Some("a"), None, None, Some("x"), None]);
+        assert!(given.has(0) && !given.has(1) && given.has(3) && !given.is_null(3));
+        assert!((0..5).all(|i| Given::ALL.has(i) && !Given::ALL.is_null(i)));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokenim_protocol::ErrorCode;
 
 use super::ItemError;
-use super::item::{Next, RecordInput, from_json};
+use super::item::{Given, Next, RecordInput, from_json};
 
 /// Longest JSON line read, in bytes (8 MiB): far above any valid record.
 pub const MAX_LINE_BYTES: usize = 8 << 20;
@@ -47,6 +47,7 @@ impl<R: Read> Lines<R> {
                 return Ok(Some(Next {
                     at,
                     id: None,
+                    given: Given::default(),
                     input: Err(e),
                 }));
             }
@@ -58,14 +59,20 @@ impl<R: Read> Lines<R> {
             if text.is_empty() {
                 continue;
             }
-            let (id, input) = match serde_json::from_slice::<Value>(text) {
+            let (id, given, input) = match serde_json::from_slice::<Value>(text) {
                 Ok(value) => from_json::<I>(value),
                 Err(e) => (
                     None,
+                    Given::default(),
                     Err(ItemError::new(ErrorCode::InvalidField, not_json(&e))),
                 ),
             };
-            return Ok(Some(Next { at, id, input }));
+            return Ok(Some(Next {
+                at,
+                id,
+                given,
+                input,
+            }));
         }
     }
 

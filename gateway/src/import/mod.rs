@@ -23,6 +23,8 @@
 //! * [`stream`]: [`ItemStream`], item by item over any reader (CSV, JSON
 //!   lines), with constant memory.
 //! * [`lines`]: JSON lines with a bounded line buffer.
+//! * [`merge`]: a stored record with only the fields an item gave
+//!   changed ([`Given`]).
 //! * [`parse`]: [`parse_users`], [`parse_groups`]: a whole request body
 //!   (JSON array, CSV, JSON lines), bounded by an item count.
 //!
@@ -42,13 +44,14 @@ pub mod fields;
 pub mod input;
 pub mod item;
 pub mod lines;
+pub mod merge;
 pub mod parse;
 pub mod stream;
 
 use tokenim_protocol::{ErrorBody, ErrorCode};
 
 pub use self::input::{GroupInput, RecordLimits, UserInput};
-pub use self::item::RecordInput;
+pub use self::item::{Given, RecordInput};
 pub use self::parse::{parse_groups, parse_items, parse_users};
 pub use self::stream::{GroupStream, ItemStream, UserStream};
 
@@ -178,6 +181,8 @@ pub struct ParsedItem<T> {
     /// The item's `id` as written, when it is a readable string (cut to
     /// 128 bytes), even when it is not a valid id.
     pub id: Option<String>,
+    /// The fields the item gave (what `mode=merge` changes).
+    pub given: Given,
     /// The validated record, or why the item was refused.
     pub result: Result<T, ItemError>,
 }

@@ -139,11 +139,12 @@ impl<'de, I: RecordInput> Visitor<'de> for Elements<'_, I> {
                 self.too_many.set(true);
                 return Err(de::Error::custom("too many items"));
             }
-            let (id, input) = from_json::<I>(value);
+            let (id, given, input) = from_json::<I>(value);
             let result = input.and_then(|i| i.into_record(self.now_ms, self.limits));
             let mut item = ParsedItem {
                 index: items.len(),
                 id,
+                given,
                 result,
             };
             seen.check(&mut item);

@@ -137,9 +137,14 @@ impl<R: Read, I: RecordInput> ItemStream<R, I> {
                     return Ok(None);
                 };
                 let line = *line;
-                let (id, input) = columns.read::<I>(row);
+                let (id, given, input) = columns.read::<I>(row);
                 let at = format!("row {index} (line {line})");
-                Ok(Some(Next { at, id, input }))
+                Ok(Some(Next {
+                    at,
+                    id,
+                    given,
+                    input,
+                }))
             }
             Source::Lines(lines) => Ok(lines.next_item()?),
             Source::Done => Ok(None),
@@ -151,7 +156,12 @@ impl<R: Read, I: RecordInput> Iterator for ItemStream<R, I> {
     type Item = Result<ParsedItem<I::Record>, BodyError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let Next { at, id, input } = match self.next_input() {
+        let Next {
+            at,
+            id,
+            given,
+            input,
+        } = match self.next_input() {
             Ok(Some(next)) => next,
             Ok(None) => {
                 self.source = Source::Done;
@@ -167,7 +177,12 @@ impl<R: Read, I: RecordInput> Iterator for ItemStream<R, I> {
         let result = input
             .and_then(|i| i.into_record(self.now_ms, &self.limits))
             .map_err(|e| e.at(&at));
-        let mut item = ParsedItem { index, id, result };
+        let mut item = ParsedItem {
+            index,
+            id,
+            given,
+            result,
+        };
         if let Some(seen) = &mut self.seen {
             seen.check(&mut item);
         }

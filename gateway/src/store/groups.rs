@@ -5,12 +5,10 @@
 use tokenim_protocol::{ErrorCode, UserId};
 
 use super::kv::{NewItem, Op, SEP, Table};
+use super::merge::{OnExisting, Outcome};
 use super::records::{Group, GroupId, ItemStatus, NewGroup};
 use super::users::MAX_PAGE;
 use super::{Store, StoreError, decode, encode};
-
-/// What happened to one group of a batch, or why it was refused.
-pub type GroupOutcome = Result<ItemStatus, (ErrorCode, String)>;
 
 /// A membership as stored (its value; the key says who and where).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -45,20 +43,21 @@ impl Store {
 
     /// Stores valid, distinct groups with their members. A group whose
     /// owner or a member is not a known user is refused
-    /// (`unknown_member`). Create-only: an existing group is left as it
-    /// is. Upsert: its name, owner and metadata are replaced and the listed
-    /// members added (none removed).
+    /// (`unknown_member`). An existing group is left as it is
+    /// ([`OnExisting::Keep`]), has its name, owner and metadata replaced
+    /// (`Replace`) or merged (`Merge`); in both its listed members are
+    /// added (none removed).
     pub async fn create_groups(
         &self,
         groups: Vec<NewGroup>,
-        upsert: bool,
+        existing: OnExisting<'_, Group>,
         now: u64,
-    ) -> Result<Vec<GroupOutcome>, StoreError> {
+    ) -> Result<Vec<Outcome>, StoreError> {
         let mut everyone: Vec<UserId> = groups.iter().flat_map(|g| g.members.clone()).collect();
         everyone.sort();
         everyone.dedup();
         let unknown = self.unknown_users(&everyone).await?;
-        let mut outcomes: Vec<Option<GroupOutcome>> = vec![None; groups.len()];
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; groups.len()];
         let mut items = Vec::new();
         let mut candidates = Vec::new();
         for (i, g) in groups.iter().enumerate() {
@@ -89,16 +88,29 @@ impl Store {
                 ItemStatus::Exists
             }));
         }
-        if upsert {
-            for &i in &candidates {
-                if outcomes[i] == Some(Ok(ItemStatus::Exists))
-                    && self.update_group(&groups[i], now).await?
-                {
-                    outcomes[i] = Some(Ok(ItemStatus::Updated));
+        for &i in &candidates {
+            if outcomes[i] != Some(Ok(ItemStatus::Exists)) {
+                continue;
+            }
+            let added = match &existing {
+                OnExisting::Keep => continue,
+                OnExisting::Replace => self.update_group(&groups[i], now).await?,
+                OnExisting::Merge(merge) => {
+                    let id = &groups[i].group.id;
+                    let added = self.add_members(id, &groups[i].members, now).await?;
+                    let merged = self.merge_group(id, |old| merge(i, old)).await?;
+                    outcomes[i] = Some(match merged.outcome() {
+                        Ok(ItemStatus::Exists) if added > 0 => Ok(ItemStatus::Updated),
+                        outcome => outcome,
+                    });
+                    continue;
                 }
+            };
+            if added {
+                outcomes[i] = Some(Ok(ItemStatus::Updated));
             }
         }
-        let outcomes: Vec<GroupOutcome> = outcomes
+        let outcomes: Vec<Outcome> = outcomes
             .into_iter()
             .map(|o| o.expect("every group has an outcome"))
             .collect();

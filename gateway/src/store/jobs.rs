@@ -41,8 +41,9 @@ pub struct Job {
     pub id: String,
     /// What it imports.
     pub kind: JobKind,
-    /// Upsert mode.
-    pub upsert: bool,
+    /// What it does with items that exist (`create`, `upsert`, `merge`).
+    #[serde(default)]
+    pub mode: super::merge::Mode,
     /// Where it is.
     pub state: JobState,
     /// Bytes of the uploaded file.
@@ -53,7 +54,7 @@ pub struct Job {
     pub created: u64,
     /// Items that existed already (unchanged).
     pub exists: u64,
-    /// Items updated (upsert).
+    /// Items updated (upsert, merge).
     pub updated: u64,
     /// Items refused (see the job's failures).
     pub failed: u64,

@@ -11,6 +11,8 @@
 //! * [`kv`]: [`Kv`], the backends and their contract.
 //! * [`records`]: [`User`], [`Group`], per-item batch results.
 //! * [`users`], [`groups`]: batch creation, lookups, pages, memberships.
+//! * [`merge`]: what a batch does with records that exist, and
+//!   read-merge-write of one record.
 //! * [`keys`]: API keys.
 //! * [`policy`]: the policy document, bans, token revocations, the
 //!   access version nodes poll.
@@ -24,11 +26,13 @@ pub mod idempotency;
 pub mod jobs;
 pub mod keys;
 pub mod kv;
+pub mod merge;
 pub mod policy;
 pub mod records;
 pub mod users;
 
 pub use self::kv::{Kv, StoreError};
+pub use self::merge::{Merged, OnExisting, Outcome};
 pub use self::records::{Group, GroupId, ItemResult, ItemStatus, Metadata, NewGroup, User};
 
 /// A stored value (JSON: readable with `redis-cli`, and tolerant of

@@ -1,8 +1,10 @@
-//! Users: batch creation (create-only or upsert), lookups, pages, deletion.
+//! Users: batch creation (create, upsert or merge), lookups, pages,
+//! deletion.
 
 use tokenim_protocol::UserId;
 
 use super::kv::{NewItem, Op, SEP, Table};
+use super::merge::{OnExisting, Outcome};
 use super::records::{GroupId, ItemStatus, User};
 use super::{Store, StoreError, decode, encode};
 
@@ -10,15 +12,14 @@ use super::{Store, StoreError, decode, encode};
 pub const MAX_PAGE: usize = 1_000;
 
 impl Store {
-    /// Stores valid, distinct users. Create-only: a user that exists is
-    /// left as it is (`exists`). Upsert: it is replaced (`updated`), or
-    /// left (`exists`) when nothing differs. Returns a status per user, in
-    /// order; `created_at` of an updated user is kept.
+    /// Stores valid, distinct users; what happens to a user that exists
+    /// is `existing`'s choice ([`OnExisting`]). Returns an outcome per
+    /// user, in order; `created_at` of an updated user is kept.
     pub async fn create_users(
         &self,
         users: Vec<User>,
-        upsert: bool,
-    ) -> Result<Vec<ItemStatus>, StoreError> {
+        existing: OnExisting<'_, User>,
+    ) -> Result<Vec<Outcome>, StoreError> {
         let items = users
             .iter()
             .map(|u| NewItem {
@@ -28,63 +29,75 @@ impl Store {
             })
             .collect();
         let inserted = self.kv.insert_new(Table::Users, items).await?;
-        let mut statuses: Vec<ItemStatus> = inserted
+        let mut outcomes: Vec<Outcome> = inserted
             .iter()
             .map(|&new| {
-                if new {
+                Ok(if new {
                     ItemStatus::Created
                 } else {
                     ItemStatus::Exists
-                }
+                })
             })
             .collect();
-        if !upsert {
-            self.bump_if_roles(&users, &statuses).await?;
-            return Ok(statuses);
+        let mut roles_moved = users
+            .iter()
+            .zip(&inserted)
+            .any(|(u, &new)| new && !u.roles.is_empty());
+        let stored: Vec<usize> = (0..users.len()).filter(|&i| !inserted[i]).collect();
+        match existing {
+            OnExisting::Keep => {}
+            OnExisting::Replace => {
+                roles_moved |= self.replace_users(&users, &stored, &mut outcomes).await?;
+            }
+            OnExisting::Merge(merge) => {
+                for &i in &stored {
+                    let merged = self.merge_user(&users[i].id, |old| merge(i, old)).await?;
+                    outcomes[i] = merged.outcome();
+                }
+            }
         }
-        let existing: Vec<usize> = (0..users.len()).filter(|&i| !inserted[i]).collect();
-        let keys = existing
+        if roles_moved {
+            self.bump_access().await?;
+        }
+        Ok(outcomes)
+    }
+
+    /// Upsert of the users at `stored` (which exist); whether one that
+    /// holds roles changed.
+    async fn replace_users(
+        &self,
+        users: &[User],
+        stored: &[usize],
+        outcomes: &mut [Outcome],
+    ) -> Result<bool, StoreError> {
+        let keys = stored
             .iter()
             .map(|&i| (Table::Users, users[i].id.as_str().to_owned()))
             .collect();
-        let stored = self.kv.get_multi(keys).await?;
+        let found = self.kv.get_multi(keys).await?;
         let mut ops = Vec::new();
-        for (&i, old) in existing.iter().zip(stored) {
+        let mut roles_moved = false;
+        for (&i, old) in stored.iter().zip(found) {
             let mut user = users[i].clone();
-            if let Some(old) = old.map(|b| decode::<User>(&b)).transpose()? {
+            let old = old.map(|b| decode::<User>(&b)).transpose()?;
+            if let Some(old) = &old {
                 if old.same_content(&user) {
                     continue;
                 }
                 user.created_at = old.created_at;
             }
+            roles_moved |= old.map_or(!user.roles.is_empty(), |old| old.roles != user.roles);
             ops.push(Op::Put(
                 Table::Users,
                 user.id.as_str().to_owned(),
                 encode(&user),
             ));
-            statuses[i] = ItemStatus::Updated;
+            outcomes[i] = Ok(ItemStatus::Updated);
         }
         if !ops.is_empty() {
             self.kv.write(ops).await?;
         }
-        self.bump_if_roles(&users, &statuses).await?;
-        Ok(statuses)
-    }
-
-    /// Moves the access version when a created or updated user holds
-    /// roles (what sessions know of their users changed).
-    async fn bump_if_roles(
-        &self,
-        users: &[User],
-        statuses: &[ItemStatus],
-    ) -> Result<(), StoreError> {
-        let changed = users.iter().zip(statuses).any(|(u, s)| {
-            !u.roles.is_empty() && matches!(s, ItemStatus::Created | ItemStatus::Updated)
-        });
-        if changed {
-            self.bump_access().await?;
-        }
-        Ok(())
+        Ok(roles_moved)
     }
 
     /// One user.
@@ -122,42 +135,6 @@ impl Store {
             .iter()
             .map(|(_, v)| decode(v))
             .collect()
-    }
-
-    /// A user's record and the bytes it is stored as (for
-    /// [`Store::replace_user`]).
-    pub async fn user_record(&self, id: &UserId) -> Result<Option<(Vec<u8>, User)>, StoreError> {
-        match self.kv.get(Table::Users, id.as_str()).await? {
-            Some(raw) => {
-                let user = decode(&raw)?;
-                Ok(Some((raw, user)))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Stores `user` in place of the record read as `old` (bytes from
-    /// [`Store::user_record`]); `false` when it changed meanwhile (read
-    /// again and retry). Moves the access version when the roles changed.
-    pub async fn replace_user(
-        &self,
-        old: Vec<u8>,
-        before: &User,
-        user: &User,
-    ) -> Result<bool, StoreError> {
-        let swapped = self
-            .kv
-            .compare_and_swap(
-                Table::Users,
-                user.id.as_str(),
-                Some(old),
-                Some(encode(user)),
-            )
-            .await?;
-        if swapped && before.roles != user.roles {
-            self.bump_access().await?;
-        }
-        Ok(swapped)
     }
 
     /// Deletes a user and every membership it has. Returns whether it

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokenim_auth::{Grant, MintRequest, Permission, RoleName, Subject};
 use tokenim_client::{Auth, Client, Error};
 use tokenim_gateway::store::policy::Ban;
-use tokenim_gateway::store::{Group, ItemStatus, NewGroup, User};
+use tokenim_gateway::store::{Group, ItemStatus, NewGroup, OnExisting, User};
 use tokenim_gateway::unix_secs;
 use tokenim_protocol::{
     ChannelName, Codec, Command, Data, DisconnectCode, ErrorCode, Push, UserId,
@@ -65,7 +65,10 @@ async fn put_user(gw: &TestGateway, id: &str, roles: &[&str]) {
         updated_at: 0,
     };
     let store = &gw.state.store;
-    store.create_users(vec![record], true).await.unwrap();
+    store
+        .create_users(vec![record], OnExisting::Replace)
+        .await
+        .unwrap();
     store.bump_access().await.unwrap();
     gw.state.access.refresh().await.unwrap();
 }
@@ -260,7 +263,10 @@ async fn only_group_members_may_use_a_group_channel() {
         group: team,
         members: vec![user("alice")],
     };
-    let created = store.create_groups(vec![new], false, 0).await.unwrap();
+    let created = store
+        .create_groups(vec![new], OnExisting::Keep, 0)
+        .await
+        .unwrap();
     assert_eq!(created, vec![Ok(ItemStatus::Created)]);
     let grant = Grant {
         subject: Subject::User(user("mod")),

@@ -1,31 +1,19 @@
 //! What the batch endpoints share: the body (bounded), its format, the
-//! create/upsert mode, storing parsed items and the per-item response.
+//! create/upsert/merge mode, storing parsed items and the per-item response.
 //! Import jobs store their items through the same functions.
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
-use tokenim_auth::{AuditAction, AuditRecord};
+use tokenim_auth::{AuditAction, AuditRecord, Scope};
 use tokenim_protocol::ErrorCode;
 
 use super::caller::Caller;
 use crate::api::error::ApiError;
-use crate::import::{Format, ParsedItem, RecordLimits};
+use crate::import::{Format, Given, ParsedItem, RecordLimits};
 use crate::state::AppState;
-use crate::store::groups::GroupOutcome;
-use crate::store::{ItemResult, ItemStatus, NewGroup, StoreError, User};
-
-/// `?mode=create` (the default: existing items are left alone) or
-/// `?mode=upsert` (existing items are updated).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Create only.
-    #[default]
-    Create,
-    /// Create or update.
-    Upsert,
-}
+pub use crate::store::merge::Mode;
+use crate::store::{Group, ItemResult, ItemStatus, NewGroup, StoreError, User};
 
 /// The query of a batch request.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -33,7 +21,10 @@ pub enum Mode {
 #[into_params(parameter_in = Query)]
 pub struct BatchQuery {
     /// `create` (the default: existing items are left alone and reported
-    /// `exists`) or `upsert` (existing items are updated).
+    /// `exists`), `upsert` (an existing item is replaced whole: a field
+    /// left out gets its default) or `merge` (an existing item gets only
+    /// the fields given: a JSON key present, a CSV cell not empty;
+    /// `metadata` merged key by key, `null` removing a key).
     #[serde(default)]
     #[param(inline)]
     pub mode: Mode,
@@ -46,7 +37,7 @@ pub struct BatchResponse {
     pub created: usize,
     /// Items that existed and were left unchanged.
     pub exists: usize,
-    /// Items updated (upsert).
+    /// Items updated (upsert, merge).
     pub updated: usize,
     /// Items refused: retry exactly these, fixed.
     pub failed: usize,
@@ -95,13 +86,13 @@ pub async fn handle(
     kind: Kind,
 ) -> Result<axum::response::Response, ApiError> {
     let scope = match kind {
-        Kind::Users => tokenim_auth::Scope::UsersWrite,
-        Kind::Groups => tokenim_auth::Scope::GroupsWrite,
+        Kind::Users => Scope::UsersWrite,
+        Kind::Groups => Scope::GroupsWrite,
     };
     caller.require(state, scope).await?;
+    require_mode(state, caller, kind, mode).await?;
     let bytes = read_body(state, body).await?;
     let format = format(headers)?;
-    let upsert = mode == Mode::Upsert;
     let shape = format!("POST {kind:?} {mode:?} {format:?}");
     let request = [shape.as_bytes(), &bytes];
     let work = async {
@@ -113,12 +104,12 @@ pub async fn handle(
         let (results, action) = match kind {
             Kind::Users => {
                 let items = crate::import::parse_users(&bytes, format, max, &limits, now)?;
-                let results = store_users(state, caller, items, upsert).await?;
+                let results = store_users(state, caller, items, mode).await?;
                 (results, AuditAction::UsersBatch)
             }
             Kind::Groups => {
                 let items = crate::import::parse_groups(&bytes, format, max, &limits, now)?;
-                let results = store_groups(state, items, upsert).await?;
+                let results = store_groups(state, items, mode).await?;
                 (results, AuditAction::GroupsBatch)
             }
         };
@@ -128,6 +119,23 @@ pub async fn handle(
     };
     super::idempotency::once(state, caller, headers, &request, work).await
 }
+
+/// What a mode needs beyond the kind's scope: an upsert of users replaces
+/// their roles, so it needs `users:roles`.
+pub async fn require_mode(
+    state: &AppState,
+    caller: &Caller,
+    kind: Kind,
+    mode: Mode,
+) -> Result<(), ApiError> {
+    if kind == Kind::Users && mode == Mode::Upsert {
+        caller.require(state, Scope::UsersRoles).await?;
+    }
+    Ok(())
+}
+
+/// Where `roles` is in `UserInput::COLUMNS`.
+const ROLES: usize = 3;
 
 /// Ids named in a batch's audit record at most.
 const AUDITED_IDS: usize = 100;
@@ -213,8 +221,8 @@ fn result(
 
 type ErrorCodeMsg = (ErrorCode, String);
 
-/// A valid record with its position and id as written.
-type Placed<T> = (usize, Option<String>, T);
+/// A valid record with its position, id as written and fields given.
+type Placed<T> = (usize, Option<String>, Given, T);
 
 /// Splits parsed items into the valid records (with their positions) and
 /// the refused ones' results.
@@ -223,7 +231,7 @@ fn split<T>(items: Vec<ParsedItem<T>>) -> (Vec<Placed<T>>, Vec<ItemResult>) {
     let mut refused = Vec::new();
     for item in items {
         match item.result {
-            Ok(record) => valid.push((item.index, item.id, record)),
+            Ok(record) => valid.push((item.index, item.id, item.given, record)),
             Err(e) => refused.push(result(item.index, item.id, Err((e.code, e.message)))),
         }
     }
@@ -236,28 +244,50 @@ pub async fn store_users(
     state: &AppState,
     caller: &Caller,
     items: Vec<ParsedItem<User>>,
-    upsert: bool,
+    mode: Mode,
 ) -> Result<Vec<ItemResult>, StoreError> {
     let (valid, mut results) = split(items);
-    // Every role a user is given must exist.
+    // Roles are given only with `users:roles`, and must exist.
+    let may_give_roles = caller.key.scopes.contains(&Scope::UsersRoles);
     let policy = state.store.policy().await?;
     let mut checked = Vec::with_capacity(valid.len());
-    for (index, id, user) in valid {
-        match unknown_role(&policy, &user) {
-            Some(message) => {
-                results.push(result(index, id, Err((ErrorCode::InvalidField, message))));
-            }
-            None => checked.push((index, id, user)),
+    for (index, id, given, user) in valid {
+        let gives_roles = match mode {
+            Mode::Merge => given.has(ROLES),
+            Mode::Create | Mode::Upsert => !user.roles.is_empty(),
+        };
+        let refusal = if gives_roles && !may_give_roles {
+            Some((
+                ErrorCode::MissingScope,
+                "giving roles needs the `users:roles` scope".to_owned(),
+            ))
+        } else {
+            unknown_role(&policy, &user).map(|m| (ErrorCode::InvalidField, m))
+        };
+        match refusal {
+            Some(refusal) => results.push(result(index, id, Err(refusal))),
+            None => checked.push((index, id, given, user)),
         }
     }
     let valid = checked;
-    let (places, users): (Vec<_>, Vec<User>) =
-        valid.into_iter().map(|(i, id, u)| ((i, id), u)).unzip();
-    let statuses = state.store.create_users(users.clone(), upsert).await?;
+    let (places, users): (Vec<_>, Vec<(User, Given)>) = valid
+        .into_iter()
+        .map(|(i, id, given, u)| ((i, id), (u, given)))
+        .unzip();
+    let (users, given): (Vec<User>, Vec<Given>) = users.into_iter().unzip();
+    let limits = limits(state);
+    let merge = |i: usize, old: &User| {
+        crate::import::merge::merge_user(old, &users[i], given[i], &limits)
+            .map_err(|e| (e.code, e.message))
+    };
+    let outcomes = state
+        .store
+        .create_users(users.clone(), mode.existing(&merge))
+        .await?;
     let now = crate::clock::unix_millis();
     let mut audits = Vec::new();
-    for (((index, id), user), status) in places.into_iter().zip(&users).zip(statuses) {
-        let changed = matches!(status, ItemStatus::Created | ItemStatus::Updated);
+    for (((index, id), user), outcome) in places.into_iter().zip(&users).zip(outcomes) {
+        let changed = matches!(outcome, Ok(ItemStatus::Created | ItemStatus::Updated));
         if changed && !user.roles.is_empty() {
             let mut r = AuditRecord::new(
                 now,
@@ -269,7 +299,7 @@ pub async fn store_users(
             r.detail = serde_json::json!({ "roles": user.roles });
             audits.push(r);
         }
-        results.push(result(index, id, Ok(status)));
+        results.push(result(index, id, outcome));
     }
     state.store.audit_many(audits).await?;
     state.access.refresh().await?;
@@ -291,14 +321,26 @@ pub fn unknown_role(policy: &tokenim_auth::Policy, user: &User) -> Option<String
 pub async fn store_groups(
     state: &AppState,
     items: Vec<ParsedItem<NewGroup>>,
-    upsert: bool,
+    mode: Mode,
 ) -> Result<Vec<ItemResult>, StoreError> {
     let (valid, mut results) = split(items);
-    let (places, groups): (Vec<_>, Vec<NewGroup>) =
-        valid.into_iter().map(|(i, id, g)| ((i, id), g)).unzip();
-    let outcomes: Vec<GroupOutcome> = state
+    let (places, groups): (Vec<_>, Vec<(NewGroup, Given)>) = valid
+        .into_iter()
+        .map(|(i, id, given, g)| ((i, id), (g, given)))
+        .unzip();
+    let (groups, given): (Vec<NewGroup>, Vec<Given>) = groups.into_iter().unzip();
+    let limits = limits(state);
+    let merge = |i: usize, old: &Group| {
+        crate::import::merge::merge_group(old, &groups[i].group, given[i], &limits)
+            .map_err(|e| (e.code, e.message))
+    };
+    let outcomes = state
         .store
-        .create_groups(groups, upsert, crate::clock::unix_millis())
+        .create_groups(
+            groups.clone(),
+            mode.existing(&merge),
+            crate::clock::unix_millis(),
+        )
         .await?;
     for ((index, id), outcome) in places.into_iter().zip(outcomes) {
         results.push(result(index, id, outcome));

@@ -1,5 +1,6 @@
-//! `/v1/groups`: create in batches (JSON array or CSV, `?mode=upsert`,
-//! `Idempotency-Key`), read one or a page, page through members, add and
+//! `/v1/groups`: create in batches (JSON array or CSV, `?mode=upsert` or
+//! `merge`, `Idempotency-Key`), read one or a page, change some fields of
+//! one (`PATCH`, a JSON merge patch), page through members, add and
 //! remove members in batches, delete. A group's channel is
 //! `groups.<id>`: only members (and holders of `manage_group`) may use it.
 //!
@@ -17,8 +18,11 @@ use tokenim_protocol::{ErrorCode, UserId};
 
 use super::batch::{self, BatchQuery, BatchResponse};
 use super::caller::Caller;
+use super::patch::{self, Patched};
 use super::{JsonBody, Listing, Page, Params, schemas};
 use crate::api::error::ApiError;
+use crate::import::merge::{merge_group, read_patch};
+use crate::import::{GroupInput, RecordInput};
 use crate::state::AppState;
 use crate::store::{Group, GroupId};
 
@@ -115,6 +119,83 @@ pub async fn get(
     Ok(Json(existing(&state, &group_id(&id)?).await?))
 }
 
+/// Changes some fields of a group.
+#[utoipa::path(
+    patch,
+    path = "/v1/groups/{id}",
+    operation_id = "patch_group",
+    tag = "groups",
+    summary = "Changes some fields of a group",
+    description = "Scope: `groups:write`. A JSON merge patch (RFC 7386, `Content-Type: \
+application/merge-patch+json` or `application/json`) of `name`, `owner` and `metadata`: the \
+fields given replace the stored ones and the others stay; `metadata` is merged key by key \
+(`null` removes a key), `owner: null` removes the owner (who stays a member), `name: null` \
+resets the name to the id. A new owner must be a known user and becomes a member. `id` may be \
+given only unchanged; members change through `/v1/groups/{id}/members`. The same merge as \
+`POST /v1/groups?mode=merge`. Audited as `group.updated`.",
+    params(("id" = schemas::UserId, Path, description = "The group's id.")),
+    request_body(content = Object, content_type = "application/merge-patch+json", description = "The fields to change."),
+    responses(
+        (status = 200, description = "The group as stored now.", body = Group),
+        (status = 400, description = "Not a valid group id (`invalid_group`), not an object (`invalid_body`), an unknown or changed field or a refused value (`invalid_field`), an owner who is not a known user (`unknown_member`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such group (`not_found`).", body = schemas::ErrorBody),
+        (status = 409, description = "The group kept changing while the patch was applied (`conflict`): retry.", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Group>, ApiError> {
+    caller.require(&state, Scope::GroupsWrite).await?;
+    let id = group_id(&id)?;
+    let limits = batch::limits(&state);
+    let now = crate::clock::unix_millis();
+    let (new, given) =
+        read_patch::<GroupInput>(id.as_str(), &body, &limits, now).map_err(patch::refused)?;
+    if given.has(MEMBERS) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidField,
+            format!("field `members`: add and remove members with /v1/groups/{id}/members"),
+        ));
+    }
+    let owner = new.group.owner.as_slice();
+    if !state.store.unknown_users(owner).await?.is_empty() {
+        return Err(ApiError::bad_request(
+            ErrorCode::UnknownMember,
+            format!("{} is not a known user; create the user first", owner[0]),
+        ));
+    }
+    let merged = state
+        .store
+        .merge_group(&id, |old| {
+            merge_group(old, &new.group, given, &limits).map_err(|e| (e.code, e.message))
+        })
+        .await?;
+    let (before, after) = match patch::outcome(merged, format_args!("group {id}"))? {
+        Patched::Unchanged(group) => return Ok(Json(group)),
+        Patched::Changed(before, after) => (before, after),
+    };
+    // The owner is always a member.
+    state.store.add_members(&id, owner, now).await?;
+    state.access.refresh().await?;
+    let detail = serde_json::json!({
+        "changed": patch::changed_fields(&GroupInput::COLUMNS, given),
+        "owner_before": before.owner,
+        "owner": after.owner,
+    });
+    caller
+        .audit(&state, AuditAction::GroupUpdated, id.as_str(), detail)
+        .await?;
+    Ok(Json(after))
+}
+
+/// Where `members` is in [`GroupInput::COLUMNS`].
+const MEMBERS: usize = 3;
+
 /// A page of groups.
 #[utoipa::path(
     get,
@@ -187,19 +268,20 @@ pub async fn members(
 pub struct MembersBody {
     /// The users (at most `api.max_batch_items`; repeats count once).
     #[schema(value_type = Vec<schemas::UserId>)]
-    users: Vec<UserId>,
+    pub users: Vec<UserId>,
 }
 
 /// What a membership change did.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MembersChange {
     /// Users that became (or stopped being) members.
-    changed: usize,
+    pub changed: usize,
     /// Users that already were (or were not) members.
-    unchanged: usize,
+    pub unchanged: usize,
 }
 
-fn checked(state: &AppState, mut users: Vec<UserId>) -> Result<Vec<UserId>, ApiError> {
+/// `users` without repeats, at most `api.max_batch_items` (413).
+pub fn checked(state: &AppState, mut users: Vec<UserId>) -> Result<Vec<UserId>, ApiError> {
     let max = state.config.api.max_batch_items;
     if users.len() > max {
         return Err(ApiError::new(
@@ -211,6 +293,20 @@ fn checked(state: &AppState, mut users: Vec<UserId>) -> Result<Vec<UserId>, ApiE
     users.sort();
     users.dedup();
     Ok(users)
+}
+
+/// 400 `unknown_member` naming the ones of `users` that are not known
+/// users.
+pub async fn require_known(state: &AppState, users: &[UserId]) -> Result<(), ApiError> {
+    let unknown = state.store.unknown_users(users).await?;
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = unknown.iter().map(UserId::as_str).collect();
+    Err(ApiError::bad_request(
+        ErrorCode::UnknownMember,
+        format!("not known users: {}; nothing was changed", names.join(", ")),
+    ))
 }
 
 /// Adds members (every user must exist: otherwise nothing is added and
@@ -245,14 +341,7 @@ pub async fn add_members(
     let id = group_id(&id)?;
     existing(&state, &id).await?;
     let users = checked(&state, body.users)?;
-    let unknown = state.store.unknown_users(&users).await?;
-    if !unknown.is_empty() {
-        let names: Vec<&str> = unknown.iter().map(UserId::as_str).collect();
-        return Err(ApiError::bad_request(
-            ErrorCode::UnknownMember,
-            format!("not known users: {}; nothing was added", names.join(", ")),
-        ));
-    }
+    require_known(&state, &users).await?;
     let added = state
         .store
         .add_members(&id, &users, crate::clock::unix_millis())

@@ -7,7 +7,7 @@
 //! /v1/jobs/{id}/failures`). A node runs at most `api.max_jobs` at once.
 //!
 //! An id repeated within one file is not refused as a duplicate: its
-//! second occurrence reports `exists` (or `updated` in upsert mode).
+//! second occurrence reports `exists` (or `updated` in upsert or merge mode).
 
 use std::io::BufReader;
 
@@ -22,7 +22,7 @@ use tokenim_protocol::{ErrorBody, ErrorCode};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use super::batch::{self, BatchQuery, Mode};
+use super::batch::{self, BatchQuery};
 use super::caller::Caller;
 use super::{Listing, Page, Params, schemas};
 use crate::api::error::ApiError;
@@ -37,12 +37,13 @@ use crate::store::{ItemResult, ItemStatus, NewGroup, User};
     path = "/v1/jobs/import/users",
     operation_id = "import_users",
     tag = "jobs",
-    description = "Scope: `users:write`. Streams a CSV file (a header row naming some of \
+    description = "Scope: `users:write`, and `users:roles` for `?mode=upsert` and for rows that \
+give roles (without it such a row fails with `missing_scope`). Streams a CSV file (a header row naming some of \
 `id,name,avatar_url,roles,metadata`, `id` required) or JSON lines of any size up to `api.max_import_bytes` to \
 a temporary file and answers `202` with the job; the node then imports it in the background, \
 `api.max_batch_items` at a time. Follow it with `GET /v1/jobs/{id}` and read refused items \
 from `GET /v1/jobs/{id}/failures`. An id repeated within the file reports `exists` (or \
-`updated` in upsert mode) the second time.",
+`updated` in upsert or merge mode) the second time.",
     params(BatchQuery),
     request_body(
         description = "The file: CSV, or one JSON object per line.",
@@ -82,7 +83,7 @@ pub async fn import_users(
 a temporary file and answers `202` with the job; the node then imports it in the background, \
 `api.max_batch_items` at a time. Follow it with `GET /v1/jobs/{id}` and read refused items \
 from `GET /v1/jobs/{id}/failures`. An id repeated within the file reports `exists` (or \
-`updated` in upsert mode) the second time.",
+`updated` in upsert or merge mode) the second time.",
     params(BatchQuery),
     request_body(
         description = "The file: CSV, or one JSON object per line.",
@@ -118,6 +119,13 @@ fn scope(kind: JobKind) -> Scope {
     }
 }
 
+/// Whether the caller may read jobs of `kind`: with `jobs:read`, or the
+/// scope that starts them.
+fn may_read(caller: &Caller, kind: JobKind) -> bool {
+    let scopes = &caller.key.scopes;
+    scopes.contains(&Scope::JobsRead) || scopes.contains(&scope(kind))
+}
+
 async fn start(
     State(state): State<AppState>,
     caller: Caller,
@@ -127,6 +135,11 @@ async fn start(
     kind: JobKind,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
     caller.require(&state, scope(kind)).await?;
+    let batch_kind = match kind {
+        JobKind::Users => batch::Kind::Users,
+        JobKind::Groups => batch::Kind::Groups,
+    };
+    batch::require_mode(&state, &caller, batch_kind, query.mode).await?;
     let format = batch::format(&headers)?;
     if format == Format::Json {
         return Err(ApiError::new(
@@ -155,7 +168,7 @@ async fn start(
                 .trim_start_matches("ak_")
         ),
         kind,
-        upsert: query.mode == Mode::Upsert,
+        mode: query.mode,
         state: JobState::Queued,
         bytes,
         processed: 0,
@@ -169,7 +182,7 @@ async fn start(
         error: None,
     };
     state.store.put_job(&job).await?;
-    let detail = serde_json::json!({ "kind": job.kind, "upsert": job.upsert, "bytes": job.bytes });
+    let detail = serde_json::json!({ "kind": job.kind, "mode": job.mode, "bytes": job.bytes });
     caller
         .audit(
             &state,
@@ -307,8 +320,8 @@ async fn run(
     let mut outcome = Ok(());
     while let Some(next) = rx.recv().await {
         let stored = match next {
-            Ok(Batch::Users(items)) => batch::store_users(&state, &caller, items, job.upsert).await,
-            Ok(Batch::Groups(items)) => batch::store_groups(&state, items, job.upsert).await,
+            Ok(Batch::Users(items)) => batch::store_users(&state, &caller, items, job.mode).await,
+            Ok(Batch::Groups(items)) => batch::store_groups(&state, items, job.mode).await,
             Err(e) => {
                 outcome = Err(e);
                 break;
@@ -399,7 +412,9 @@ async fn existing(state: &AppState, caller: &Caller, id: &str) -> Result<Job, Ap
         .job(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format_args!("job {id:?}")))?;
-    caller.require(state, scope(job.kind)).await?;
+    if !may_read(caller, job.kind) {
+        caller.require(state, Scope::JobsRead).await?;
+    }
     settled(state, job).await
 }
 
@@ -448,8 +463,8 @@ const MAX_JOBS_SCANNED: usize = 10_000;
     operation_id = "list_jobs",
     tag = "jobs",
     summary = "Lists import jobs",
-    description = "Scope: `users:write` to see user imports, `groups:write` to see group imports \
-(a key sees the kinds its scopes allow; with neither, 403). By id; filter by `state` and `kind`. \
+    description = "Scope: `jobs:read` to see every import, or `users:write` to see user imports \
+and `groups:write` to see group imports (a key sees the kinds its scopes allow; with none, 403). By id; filter by `state` and `kind`. \
 At most 10,000 jobs are read per page: a filter that matches little may give a short page with \
 a `next` to go on from.",
     params(JobsQuery),
@@ -467,10 +482,10 @@ pub async fn list(
 ) -> Result<Json<Listing<Job>>, ApiError> {
     let visible: Vec<JobKind> = [JobKind::Users, JobKind::Groups]
         .into_iter()
-        .filter(|k| caller.key.scopes.contains(&scope(*k)))
+        .filter(|&k| may_read(&caller, k))
         .collect();
     if visible.is_empty() {
-        caller.require(&state, Scope::UsersWrite).await?;
+        caller.require(&state, Scope::JobsRead).await?;
     }
     let limit = query.limit.unwrap_or(100).min(1_000);
     let mut after = query.after.clone();
@@ -511,7 +526,7 @@ pub async fn list(
     path = "/v1/jobs/{id}",
     operation_id = "get_job",
     tag = "jobs",
-    description = "Scope: `users:write` for a user import, `groups:write` for a group import. \
+    description = "Scope: `jobs:read`, or `users:write` for a user import, `groups:write` for a group import. \
 Readable from any node.",
     params(("id" = String, Path, description = "The job's id.")),
     responses(
@@ -537,7 +552,7 @@ pub async fn get(
     operation_id = "list_job_failures",
     tag = "jobs",
     summary = "A page of a job's refused items",
-    description = "Scope: `users:write` for a user import, `groups:write` for a group import. The \
+    description = "Scope: `jobs:read`, or `users:write` for a user import, `groups:write` for a group import. The \
 refused items in input order; `after` is an item index.",
     params(("id" = String, Path, description = "The job's id."), Page),
     responses(

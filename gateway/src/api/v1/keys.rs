@@ -307,6 +307,158 @@ pub async fn rotate(
     }))
 }
 
+/// 409 `last_admin_key` when `target` is the last working key that holds
+/// `keys:admin` (`what` says what it therefore keeps).
+async fn not_the_last_admin(
+    state: &AppState,
+    target: &ApiKey,
+    now: u64,
+    what: &str,
+) -> Result<(), ApiError> {
+    if target.is_live(now)
+        && target.scopes.contains(&Scope::KeysAdmin)
+        && !state.store.another_admin_key(&target.id, now).await?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::LastAdminKey,
+            format!(
+                "this is the last working key that holds keys:admin: {what}; create another first"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `PATCH /v1/keys/{id}`: the fields to change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKey {
+    /// A new name: 1 to 128 bytes without control characters.
+    #[serde(default)]
+    #[schema(nullable = false)]
+    name: Option<String>,
+    /// The new scopes (replacing the old ones): at least one.
+    #[serde(default)]
+    #[schema(value_type = Option<BTreeSet<schemas::Scope>>, nullable = false, min_items = 1)]
+    scopes: Option<BTreeSet<Scope>>,
+    /// A new lifetime from now, e.g. `30d`; `null`: never expires.
+    #[serde(default, deserialize_with = "some_duration")]
+    #[schema(value_type = Option<String>, examples("30d"))]
+    expires_in: Option<Option<Duration>>,
+}
+
+/// `Some(None)` for `null`, `Some(Some(d))` for a duration (the field
+/// absent is `None`, by `default`).
+fn some_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Duration>>, D::Error> {
+    humantime_serde::deserialize(d).map(Some)
+}
+
+/// Changes a key's name, scopes or expiry.
+#[utoipa::path(
+    patch,
+    path = "/v1/keys/{id}",
+    operation_id = "update_key",
+    tag = "keys",
+    summary = "Changes a key's name, scopes or expiry",
+    description = "Scope: `keys:admin`. The fields given replace the stored ones: `scopes` the whole \
+set (at least one), `expires_in` a lifetime counted from now (`null`: never expires). The secret \
+stays. Requests with the key see the change at once, on every node. The last working key that \
+holds `keys:admin` keeps it and its lifetime (`409 last_admin_key`). Audited as `key.updated` \
+with the fields before and after. A key configured as `api.admin_key` gets its configured scopes \
+back at the next start.",
+    params(("id" = schemas::ApiKeyId, Path, description = "The key's id.")),
+    request_body = UpdateKey,
+    responses(
+        (status = 200, description = "The key as stored now.", body = KeyView),
+        (status = 400, description = "Malformed JSON or an unknown field (`invalid_body`), a bad `name` or no `scopes` (`invalid_field`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such key (`not_found`).", body = schemas::ErrorBody),
+        (status = 409, description = "The key is revoked (`api_key_revoked`), or the change would leave no working `keys:admin` key (`last_admin_key`).", body = schemas::ErrorBody),
+        schemas::JsonBodyErrors,
+        schemas::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    super::JsonBody(req): super::JsonBody<UpdateKey>,
+) -> Result<Json<KeyView>, ApiError> {
+    caller.require(&state, Scope::KeysAdmin).await?;
+    let id = key_id(&id)?;
+    if let Some(name) = &req.name {
+        check_name(name)?;
+    }
+    if req.scopes.as_ref().is_some_and(BTreeSet::is_empty) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidField,
+            "field `scopes`: a key needs at least one scope",
+        ));
+    }
+    let now = crate::clock::unix_millis();
+    let target = state
+        .store
+        .key(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format_args!("key {id}")))?;
+    let drops_admin = req
+        .scopes
+        .as_ref()
+        .is_some_and(|s| !s.contains(&Scope::KeysAdmin))
+        || matches!(req.expires_in, Some(Some(_)));
+    if drops_admin {
+        not_the_last_admin(
+            &state,
+            &target,
+            now,
+            "it keeps keys:admin and never expires",
+        )
+        .await?;
+    }
+    let (key, before) = state
+        .store
+        .update_key(&id, |k| {
+            if k.revoked_at.is_some() {
+                return None;
+            }
+            let before = serde_json::json!({
+                "name": k.name, "scopes": k.scopes, "expires_at": k.expires_at,
+            });
+            if let Some(name) = &req.name {
+                k.name.clone_from(name);
+            }
+            if let Some(scopes) = &req.scopes {
+                k.scopes.clone_from(scopes);
+            }
+            if let Some(expires_in) = req.expires_in {
+                k.expires_at = expires_in.map(|d| now + d.as_millis() as u64);
+            }
+            Some(before)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found(format_args!("key {id}")))?;
+    let Some(before) = before else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::ApiKeyRevoked,
+            "a revoked key cannot be changed",
+        ));
+    };
+    let after = serde_json::json!({
+        "name": key.name, "scopes": key.scopes, "expires_at": key.expires_at,
+    });
+    if before != after {
+        let detail = serde_json::json!({ "before": before, "after": after });
+        caller
+            .audit(&state, AuditAction::KeyUpdated, key.id.as_str(), detail)
+            .await?;
+    }
+    Ok(Json((&key).into()))
+}
+
 /// Revokes a key, at once and on every node.
 #[utoipa::path(
     post,
@@ -336,16 +488,7 @@ pub async fn revoke(
         .key(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format_args!("key {id}")))?;
-    if target.is_live(now)
-        && target.scopes.contains(&Scope::KeysAdmin)
-        && !state.store.another_admin_key(&id, now).await?
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            ErrorCode::LastAdminKey,
-            "this is the last working key that holds keys:admin; create another before revoking it",
-        ));
-    }
+    not_the_last_admin(&state, &target, now, "it cannot be revoked").await?;
     let (key, ()) = state
         .store
         .update_key(&id, |k| k.revoke(now))

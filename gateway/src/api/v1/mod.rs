@@ -4,13 +4,14 @@
 //! | routes | module | scope |
 //! |---|---|---|
 //! | `/v1/keys…` | [`keys`] | `keys:admin` |
-//! | `/v1/users…` | [`users`] | `users:read`, `users:write` |
+//! | `/v1/users…` | [`users`] | `users:read`, `users:write`, `users:delete`, `users:roles` |
+//! | `/v1/roles/{name}/users…` | [`role_holders`] | `users:roles` |
 //! | `/v1/groups…` | [`groups`] | `groups:read`, `groups:write` |
 //! | `/v1/tokens`, `/v1/users/{id}/ban…` | [`moderation`] | `tokens:mint`, `users:moderate` |
 //! | `/v1/publish` | [`publish`] | `messages:publish` |
 //! | `/v1/roles…`, `/v1/grants…` | [`policy`] | `roles:admin` |
 //! | `/v1/audit` | [`audit`] | `audit:read` |
-//! | `/v1/jobs…` | [`jobs`] | `users:write`, `groups:write` |
+//! | `/v1/jobs…` | [`jobs`] | `users:write`, `groups:write`, `jobs:read` |
 //! | `/v1/openapi.json` | [`openapi`] | none |
 //!
 //! Every error is `{"code","name","message"}` with a stable code. Every
@@ -26,9 +27,11 @@ pub mod jobs;
 pub mod keys;
 pub mod moderation;
 pub mod openapi;
+pub mod patch;
 pub mod policy;
 pub mod publish;
 pub mod rate_limit;
+pub mod role_holders;
 pub mod schemas;
 pub mod users;
 
@@ -47,7 +50,10 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/keys", post(keys::create).get(keys::list))
-        .route("/v1/keys/{id}", get(keys::get).delete(keys::revoke))
+        .route(
+            "/v1/keys/{id}",
+            get(keys::get).patch(keys::update).delete(keys::revoke),
+        )
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/v1/keys/{id}/revoke", post(keys::revoke))
         .route("/v1/users", post(users::create).get(users::list))
@@ -67,7 +73,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/v1/tokens", post(moderation::mint))
         .route("/v1/groups", post(groups::create).get(groups::list))
-        .route("/v1/groups/{id}", get(groups::get).delete(groups::delete))
+        .route(
+            "/v1/groups/{id}",
+            get(groups::get).patch(groups::patch).delete(groups::delete),
+        )
         .route(
             "/v1/groups/{id}/members",
             get(groups::members).post(groups::add_members),
@@ -82,6 +91,8 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/v1/roles/{name}",
             put(policy::set_role).delete(policy::delete_role),
         )
+        .route("/v1/roles/{name}/users", post(role_holders::add))
+        .route("/v1/roles/{name}/users/remove", post(role_holders::remove))
         .route("/v1/grants", get(policy::grants).post(policy::grant))
         .route("/v1/grants/revoke", post(policy::revoke))
         .route("/v1/audit", get(audit::query))

@@ -19,7 +19,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::schemas::{ApiKeyErrors, ApiKeyId, ErrorBody, responses};
-use super::{audit, groups, jobs, keys, moderation, policy, publish, users};
+use super::{audit, groups, jobs, keys, moderation, policy, publish, role_holders, users};
 
 /// The name of the security scheme every authenticated operation names.
 pub const SECURITY_SCHEME: &str = "api_key";
@@ -47,7 +47,9 @@ without it is answered 403 `missing_scope`.
 | scope | allows |
 |---|---|
 | `users:read` | reading users |
-| `users:write` | creating, updating and deleting users; user import jobs |
+| `users:write` | creating and updating users (their roles aside); user import jobs |
+| `users:delete` | deleting users |
+| `users:roles` | giving and taking users' roles (in a batch or upsert, a patch, `/v1/roles/{name}/users`) |
 | `groups:read` | reading groups, their members, and a user's groups |
 | `groups:write` | creating, updating and deleting groups; adding and removing members; group import jobs |
 | `messages:publish` | publishing to channels and sending to users, as the server |
@@ -56,6 +58,7 @@ without it is answered 403 `missing_scope`.
 | `keys:admin` | creating, listing, rotating and revoking API keys |
 | `roles:admin` | defining roles; granting and revoking permissions |
 | `audit:read` | reading the audit log |
+| `jobs:read` | reading import jobs of every kind and their failures |
 
 ## Errors
 
@@ -70,7 +73,9 @@ for less); 1900–1999: the server failed (retry with backoff).
 
 `POST /v1/users` and `POST /v1/groups` take a JSON array, a CSV file or JSON \
 lines, of at most `api.max_batch_items` items, and answer with one result per \
-item in input order: a refused item does not stop the others. With an \
+item in input order: a refused item does not stop the others. `?mode=create` \
+(the default) leaves existing records alone, `upsert` replaces them whole, \
+`merge` changes only the fields each item gives. With an \
 `Idempotency-Key` header a retried request gets the first answer again and \
 does nothing twice. Larger files go to the import jobs (`/v1/jobs/import/…`).";
 
@@ -82,6 +87,7 @@ does nothing twice. Larger files go to the import jobs (`/v1/jobs/import/…`)."
         keys::create,
         keys::list,
         keys::get,
+        keys::update,
         delete_key,
         keys::rotate,
         keys::revoke,
@@ -99,6 +105,7 @@ does nothing twice. Larger files go to the import jobs (`/v1/jobs/import/…`)."
         groups::create,
         groups::list,
         groups::get,
+        groups::patch,
         groups::delete,
         groups::members,
         groups::add_members,
@@ -107,6 +114,8 @@ does nothing twice. Larger files go to the import jobs (`/v1/jobs/import/…`)."
         policy::roles,
         policy::set_role,
         policy::delete_role,
+        role_holders::add,
+        role_holders::remove,
         policy::grants,
         policy::grant,
         policy::revoke,

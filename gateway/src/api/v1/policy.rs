@@ -55,7 +55,8 @@ pub async fn roles(State(state): State<AppState>, caller: Caller) -> Result<Json
     }))
 }
 
-fn role_name(name: &str) -> Result<RoleName, ApiError> {
+/// A role name from a path (400 `invalid_field` when it is not one).
+pub fn role_name(name: &str) -> Result<RoleName, ApiError> {
     RoleName::new(name).map_err(|e| ApiError::bad_request(ErrorCode::InvalidField, e.to_string()))
 }
 

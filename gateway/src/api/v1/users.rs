@@ -1,4 +1,5 @@
-//! `/v1/users`: create in batches (JSON array or CSV, `?mode=upsert`,
+//! `/v1/users`: create in batches (JSON array or CSV, `?mode=upsert` or
+//! `merge`,
 //! `Idempotency-Key`), read one, many (`?ids=a,b`) or a page, change some
 //! fields of one (`PATCH`, a JSON merge patch), list a user's groups,
 //! delete.
@@ -18,8 +19,11 @@ use tokenim_protocol::{ErrorCode, UserId};
 
 use super::batch::{self, BatchQuery, BatchResponse};
 use super::caller::Caller;
+use super::patch::{self, Patched};
 use super::{Listing, Page, Params, schemas, user_id};
 use crate::api::error::ApiError;
+use crate::import::merge::{merge_user, read_patch};
+use crate::import::{RecordInput, UserInput};
 use crate::state::AppState;
 use crate::store::User;
 
@@ -29,7 +33,9 @@ use crate::store::User;
     path = "/v1/users",
     operation_id = "create_users",
     tag = "users",
-    description = "Scope: `users:write`. Creates (or, with `?mode=upsert`, creates or updates) up to \
+    description = "Scope: `users:write`, and `users:roles` for `?mode=upsert` and for items that \
+give roles (without it such an item is refused with `missing_scope`). Creates (or, with \
+`?mode=upsert`, creates or replaces; with `?mode=merge`, creates or changes the fields given) up to \
 `api.max_batch_items` users from a JSON array, a CSV file (a header row naming some of \
 `id,name,avatar_url,roles,metadata`, `id` required) or JSON lines, at most `api.max_body_bytes`. \
 Each item has its result, in input order: a refused item (`status: error`) does not stop the \
@@ -106,8 +112,8 @@ pub async fn get(
     Ok(Json(user))
 }
 
-/// The fields a merge patch of a user may hold.
-const PATCHABLE: [&str; 5] = ["id", "name", "avatar_url", "roles", "metadata"];
+/// Where `roles` is in [`UserInput::COLUMNS`].
+const ROLES: usize = 3;
 
 /// Changes some fields of a user.
 #[utoipa::path(
@@ -116,19 +122,20 @@ const PATCHABLE: [&str; 5] = ["id", "name", "avatar_url", "roles", "metadata"];
     operation_id = "patch_user",
     tag = "users",
     summary = "Changes some fields of a user",
-    description = "Scope: `users:write`. A JSON merge patch (RFC 7386, `Content-Type: \
+    description = "Scope: `users:write`, and `users:roles` to change `roles`. A JSON merge patch (RFC 7386, `Content-Type: \
 application/merge-patch+json` or `application/json`): the fields given replace the stored ones \
 and the others stay; `metadata` is merged key by key (`null` removes a key), `roles` replaces \
 the list (each role must exist), `avatar_url: null` removes the picture, `name: null` resets \
 the name to the id. `id` may be given only unchanged. The result is checked as a created user \
-is; nothing is stored when a field is refused. Audited as `user.updated` (the fields changed, \
-and the roles before and after).",
+is; nothing is stored when a field is refused. The same merge as `POST /v1/users?mode=merge`. \
+Audited as `user.updated` (the fields changed, and the roles before and after).",
     params(("id" = schemas::UserId, Path, description = "The user's id.")),
     request_body(content = Object, content_type = "application/merge-patch+json", description = "The fields to change."),
     responses(
         (status = 200, description = "The user as stored now.", body = User),
         (status = 400, description = "Not a valid user id (`invalid_user`), not an object (`invalid_body`), an unknown or changed field or a refused value (`invalid_field`, naming it).", body = schemas::ErrorBody),
         (status = 404, description = "No such user (`not_found`).", body = schemas::ErrorBody),
+        (status = 409, description = "The user kept changing while the patch was applied (`conflict`): retry.", body = schemas::ErrorBody),
         schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
@@ -141,55 +148,30 @@ pub async fn patch(
 ) -> Result<Json<User>, ApiError> {
     caller.require(&state, Scope::UsersWrite).await?;
     let id = user_id(&id)?;
-    let bad = |code, message: String| ApiError::new(StatusCode::BAD_REQUEST, code, message);
-    let patch: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| bad(ErrorCode::InvalidBody, format!("not JSON: {e}")))?;
-    let Some(fields) = patch.as_object() else {
-        return Err(bad(
-            ErrorCode::InvalidBody,
-            "a merge patch of a user is a JSON object".into(),
-        ));
-    };
-    if let Some(field) = fields.keys().find(|k| !PATCHABLE.contains(&k.as_str())) {
-        return Err(bad(
-            ErrorCode::InvalidField,
-            format!(
-                "field `{field}`: unknown (a user has {})",
-                PATCHABLE.join(", ")
-            ),
-        ));
+    let limits = batch::limits(&state);
+    let now = crate::clock::unix_millis();
+    let (new, given) =
+        read_patch::<UserInput>(id.as_str(), &body, &limits, now).map_err(patch::refused)?;
+    if given.has(ROLES) {
+        caller.require(&state, Scope::UsersRoles).await?;
     }
-    if fields
-        .get("id")
-        .is_some_and(|v| v.as_str() != Some(id.as_str()))
-    {
-        return Err(bad(
-            ErrorCode::InvalidField,
-            "field `id`: a user's id cannot be changed".into(),
-        ));
+    let policy = state.store.policy().await?;
+    if let Some(message) = batch::unknown_role(&policy, &new) {
+        return Err(ApiError::bad_request(ErrorCode::InvalidField, message));
     }
-    let (before, after) = loop {
-        let (raw, old) = state
-            .store
-            .user_record(&id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format_args!("user {id}")))?;
-        let user = patched(&state, &old, &patch).await?;
-        if old.same_content(&user) {
-            return Ok(Json(old));
-        }
-        if state.store.replace_user(raw, &old, &user).await? {
-            break (old, user);
-        }
+    let merged = state
+        .store
+        .merge_user(&id, |old| {
+            merge_user(old, &new, given, &limits).map_err(|e| (e.code, e.message))
+        })
+        .await?;
+    let (before, after) = match patch::outcome(merged, format_args!("user {id}"))? {
+        Patched::Unchanged(user) => return Ok(Json(user)),
+        Patched::Changed(before, after) => (before, after),
     };
     state.access.refresh().await?;
-    let changed: Vec<&str> = PATCHABLE[1..]
-        .iter()
-        .copied()
-        .filter(|f| fields.contains_key(*f))
-        .collect();
     let detail = serde_json::json!({
-        "changed": changed,
+        "changed": patch::changed_fields(&UserInput::COLUMNS, given),
         "roles_before": before.roles,
         "roles": after.roles,
     });
@@ -197,76 +179,6 @@ pub async fn patch(
         .audit(&state, AuditAction::UserUpdated, id.as_str(), detail)
         .await?;
     Ok(Json(after))
-}
-
-/// `old` with `patch` merged in, checked as a new user would be (and its
-/// roles must exist); its creation time kept.
-async fn patched(
-    state: &AppState,
-    old: &User,
-    patch: &serde_json::Value,
-) -> Result<User, ApiError> {
-    let mut doc = serde_json::json!({
-        "id": old.id,
-        "name": old.name,
-        "avatar_url": old.avatar_url,
-        "roles": old.roles,
-        "metadata": old.metadata,
-    });
-    merge_patch(&mut doc, patch);
-    if doc["name"].is_null() {
-        doc["name"] = old.id.as_str().into();
-    }
-    if doc["roles"].is_null() {
-        doc["roles"] = serde_json::json!([]);
-    }
-    let body = serde_json::to_vec(&[doc]).unwrap_or_default();
-    let now = crate::clock::unix_millis();
-    let limits = batch::limits(state);
-    let items = crate::import::parse_users(&body, crate::import::Format::Json, 1, &limits, now)
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidBody,
-                e.to_string(),
-            )
-        })?;
-    let item = items
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, "no user"))?;
-    let mut user = item
-        .result
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message))?;
-    let policy = state.store.policy().await?;
-    if let Some(message) = batch::unknown_role(&policy, &user) {
-        return Err(ApiError::bad_request(ErrorCode::InvalidField, message));
-    }
-    user.created_at = old.created_at;
-    Ok(user)
-}
-
-/// RFC 7386: `patch` merged into `target` (objects key by key, `null`
-/// removing a key, anything else replacing).
-fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
-    let Some(fields) = patch.as_object() else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = serde_json::Value::Object(serde_json::Map::new());
-    }
-    let map = target.as_object_mut().expect("made an object");
-    for (key, value) in fields {
-        if value.is_null() {
-            map.remove(key);
-        } else {
-            merge_patch(
-                map.entry(key.clone()).or_insert(serde_json::Value::Null),
-                value,
-            );
-        }
-    }
 }
 
 /// `GET /v1/users`: `?ids=a,b,c` (at most `api.max_batch_items`), or a
@@ -406,7 +318,7 @@ pub async fn groups(
     operation_id = "delete_user",
     tag = "users",
     summary = "Deletes a user",
-    description = "Scope: `users:write`. Removes the user's record and memberships, revokes every \
+    description = "Scope: `users:delete`. Removes the user's record and memberships, revokes every \
 token issued to it so far and closes its connections on every node. The id may be created \
 again; tokens minted before the deletion stay revoked.",
     params(("id" = schemas::UserId, Path, description = "The user's id.")),
@@ -423,7 +335,7 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(&state, Scope::UsersWrite).await?;
+    caller.require(&state, Scope::UsersDelete).await?;
     let id = user_id(&id)?;
     if !state.store.delete_user(&id).await? {
         return Err(ApiError::not_found(format_args!("user {id}")));

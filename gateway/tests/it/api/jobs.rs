@@ -351,7 +351,7 @@ async fn a_job_whose_node_stopped_is_reported_failed() {
     let orphan = Job {
         id: "job_orphan".into(),
         kind: JobKind::Users,
-        upsert: false,
+        mode: Default::default(),
         state: JobState::Running,
         bytes: 10,
         processed: 5,
@@ -471,6 +471,33 @@ async fn jobs_are_listed_by_state_and_kind_for_the_scopes_a_key_holds() {
     let (id, secret) = super::create_key(&api, "reader", &["users:read"]).await;
     api.with_key(&id, &secret)
         .get("/v1/jobs")
+        .await
+        .expect_error(403, ErrorCode::MissingScope);
+    api.with_key(&id, &secret)
+        .get(&format!("/v1/jobs/{}", ids[0]))
+        .await
+        .expect_error(403, ErrorCode::MissingScope);
+    // `jobs:read` sees every job without being able to start one.
+    let (id, secret) = super::create_key(&api, "monitor", &["jobs:read"]).await;
+    let monitor = api.with_key(&id, &secret);
+    assert_eq!(listed("", monitor.clone()).await.0, ids);
+    monitor
+        .get(&format!("/v1/jobs/{}", ids[0]))
+        .await
+        .expect(200);
+    monitor
+        .get(&format!("/v1/jobs/{}/failures", ids[0]))
+        .await
+        .expect(200);
+    monitor
+        .send(
+            "POST",
+            "/v1/jobs/import/users",
+            "text/csv",
+            b"id
+x
+",
+        )
         .await
         .expect_error(403, ErrorCode::MissingScope);
     api.get("/v1/jobs?state=bogus")

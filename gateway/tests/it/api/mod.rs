@@ -13,10 +13,12 @@ mod idempotency;
 mod jobs;
 mod keys;
 mod limits;
+mod merge;
 mod moderation;
 mod policy;
 mod publish;
 mod restart;
+mod scopes;
 mod users_batch;
 mod users_query;
 
@@ -36,6 +38,15 @@ pub(crate) async fn create_users(api: &Api, ids: &[&str]) {
     let items: Vec<Value> = ids.iter().map(|id| json!({ "id": id })).collect();
     let body = api.post_json("/v1/users", &json!(items)).await.expect(200);
     assert_eq!(body["created"], ids.len(), "{body}");
+}
+
+/// Defines roles `roles` (with no permissions).
+pub(crate) async fn define_roles(api: &Api, roles: &[&str]) {
+    for role in roles {
+        api.put_json(&format!("/v1/roles/{role}"), &json!({"permissions": []}))
+            .await
+            .expect(200);
+    }
 }
 
 /// Creates an API key with `scopes`; returns its id and secret.

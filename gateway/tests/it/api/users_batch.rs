@@ -5,7 +5,7 @@
 use serde_json::json;
 use tokenim_protocol::ErrorCode;
 
-use super::{item, item_results};
+use super::{define_roles, item, item_results};
 use crate::support::TestGateway;
 use crate::support::http::Api;
 
@@ -348,14 +348,6 @@ async fn a_csv_batch_with_an_unclosed_quote_is_refused_whole_and_stores_nothing(
 }
 
 /// Defines each of `roles` (with no permissions).
-async fn define_roles(api: &Api, roles: &[&str]) {
-    for role in roles {
-        api.put_json(&format!("/v1/roles/{role}"), &json!({"permissions": []}))
-            .await
-            .expect(200);
-    }
-}
-
 #[tokio::test]
 async fn a_user_given_a_role_that_does_not_exist_is_refused_with_its_name() {
     let gw = TestGateway::spawn().await;

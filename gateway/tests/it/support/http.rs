@@ -307,6 +307,18 @@ impl Api {
         .await
     }
 
+    /// A `PATCH` with a JSON merge patch.
+    pub(crate) async fn patch_json(&self, path: &str, body: &Value) -> Response {
+        let body = body.to_string();
+        self.send(
+            "PATCH",
+            path,
+            "application/merge-patch+json",
+            body.as_bytes(),
+        )
+        .await
+    }
+
     pub(crate) async fn put_json(&self, path: &str, body: &Value) -> Response {
         self.send("PUT", path, "application/json", body.to_string().as_bytes())
             .await

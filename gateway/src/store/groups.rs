@@ -254,6 +254,25 @@ impl Store {
             .await
     }
 
+    /// How many groups there are.
+    pub async fn count_groups(&self) -> Result<u64, StoreError> {
+        self.kv.count(Table::Groups, "").await
+    }
+
+    /// How many members `group` has.
+    pub async fn count_members(&self, group: &GroupId) -> Result<u64, StoreError> {
+        self.kv
+            .count(Table::Members, &format!("{group}{SEP}"))
+            .await
+    }
+
+    /// How many groups `user` belongs to.
+    pub async fn count_groups_of(&self, user: &UserId) -> Result<u64, StoreError> {
+        self.kv
+            .count(Table::UserGroups, &format!("{user}{SEP}"))
+            .await
+    }
+
     /// Whether `user` is a member of `group`.
     pub async fn is_member(&self, group: &GroupId, user: &UserId) -> Result<bool, StoreError> {
         Ok(self

@@ -69,6 +69,11 @@ impl Store {
         }
     }
 
+    /// How many keys there are (revoked ones included).
+    pub async fn count_keys(&self) -> Result<u64, StoreError> {
+        self.kv.count(Table::Keys, "").await
+    }
+
     /// A page of keys by id.
     pub async fn list_keys(
         &self,

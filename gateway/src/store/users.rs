@@ -123,18 +123,70 @@ impl Store {
             .collect()
     }
 
-    /// A page of users by id, after the cursor `after`.
+    /// A page of users by id whose ids start with `prefix`, after the
+    /// cursor `after`.
     pub async fn list_users(
         &self,
+        prefix: &str,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<User>, StoreError> {
         self.kv
-            .scan(Table::Users, "", after, limit.min(MAX_PAGE))
+            .scan(Table::Users, prefix, after, limit.min(MAX_PAGE))
             .await?
             .iter()
             .map(|(_, v)| decode(v))
             .collect()
+    }
+
+    /// Up to `limit` users whose ids start with `prefix`, after `after`,
+    /// that `keep` accepts, reading at most about `max_scanned` users;
+    /// and where to go on from (`None` when every user was read). A
+    /// filter that matches little may give a short page and a cursor.
+    pub async fn find_users(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        max_scanned: usize,
+        keep: impl Fn(&User) -> bool,
+    ) -> Result<(Vec<User>, Option<String>), StoreError> {
+        let limit = limit.min(MAX_PAGE);
+        let (mut found, mut scanned) = (Vec::new(), 0);
+        let mut cursor = after.map(str::to_owned);
+        loop {
+            let page = self
+                .kv
+                .scan(Table::Users, prefix, cursor.as_deref(), MAX_PAGE)
+                .await?;
+            let full = page.len() == MAX_PAGE;
+            let Some(last) = page.last().map(|(k, _)| k.clone()) else {
+                return Ok((found, None));
+            };
+            for (key, value) in page {
+                scanned += 1;
+                let user: User = decode(&value)?;
+                if keep(&user) {
+                    found.push(user);
+                    if found.len() == limit {
+                        return Ok((found, Some(key)));
+                    }
+                }
+            }
+            if !full {
+                return Ok((found, None));
+            }
+            if scanned >= max_scanned {
+                return Ok((found, Some(last)));
+            }
+            cursor = Some(last);
+        }
+    }
+
+    /// How many users there are whose ids start with `prefix` (`""`: all,
+    /// without reading them).
+    pub async fn count_users(&self, prefix: &str) -> Result<u64, StoreError> {
+        self.kv.count(Table::Users, prefix).await
     }
 
     /// Deletes a user and every membership it has. Returns whether it

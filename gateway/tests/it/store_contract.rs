@@ -57,6 +57,7 @@ async fn contract(kv: &Kv) {
     write(kv).await;
     compare_and_swap(kv).await;
     scan(kv).await;
+    count(kv).await;
     incr(kv).await;
     binary_values(kv).await;
 }
@@ -292,6 +293,29 @@ async fn scan(kv: &Kv) {
         seen.extend(page.into_iter().map(|(k, _)| k));
     }
     assert_eq!(seen, want);
+}
+
+async fn count(kv: &Kv) {
+    let t = Table::Revocations;
+    assert_eq!(kv.count(t, "").await.unwrap(), 0, "an empty table");
+    let keys = ["a", "a/1", "a/2", "ab/1", "b/1"];
+    kv.write(keys.iter().map(|k| put(t, k, b"v")).collect())
+        .await
+        .unwrap();
+    assert_eq!(kv.count(t, "").await.unwrap(), 5);
+    assert_eq!(kv.count(t, "a/").await.unwrap(), 2);
+    assert_eq!(kv.count(t, "a").await.unwrap(), 4);
+    assert_eq!(kv.count(t, "c").await.unwrap(), 0);
+    // Overwriting is not adding; deleting is removing.
+    kv.write(vec![
+        put(t, "a/1", b"w"),
+        Op::Delete(t, "b/1".into()),
+        Op::Delete(t, "zz".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(kv.count(t, "").await.unwrap(), 4);
+    assert_eq!(kv.count(Table::Bans, "").await.unwrap(), 0, "tables apart");
 }
 
 async fn incr(kv: &Kv) {

@@ -202,7 +202,7 @@ const MEMBERS: usize = 3;
     path = "/v1/groups",
     operation_id = "list_groups",
     tag = "groups",
-    description = "Scope: `groups:read`. Groups in id order.",
+    description = "Scope: `groups:read`. Groups in id order, with `count`, how many there are.",
     params(Page),
     responses(
         (status = 200, description = "A page of groups.", body = schemas::GroupPage),
@@ -221,9 +221,10 @@ pub async fn list(
         .store
         .list_groups(page.after.as_deref(), page.limit())
         .await?;
-    Ok(Json(Listing::new(groups, page.limit(), |g| {
-        g.id.to_string()
-    })))
+    let count = state.store.count_groups().await?;
+    Ok(Json(
+        Listing::new(groups, page.limit(), |g| g.id.to_string()).counted(count),
+    ))
 }
 
 /// A page of a group's members.
@@ -232,7 +233,7 @@ pub async fn list(
     path = "/v1/groups/{id}/members",
     operation_id = "list_group_members",
     tag = "groups",
-    description = "Scope: `groups:read`. Member ids in id order.",
+    description = "Scope: `groups:read`. Member ids in id order, with `count`, how many members the group has.",
     params(("id" = schemas::UserId, Path, description = "The group's id."), Page),
     responses(
         (status = 200, description = "A page of member ids.", body = schemas::IdPage),
@@ -255,11 +256,10 @@ pub async fn members(
         .store
         .members(&id, page.after.as_deref(), page.limit())
         .await?;
-    Ok(Json(Listing::new(
-        members,
-        page.limit(),
-        ToString::to_string,
-    )))
+    let count = state.store.count_members(&id).await?;
+    Ok(Json(
+        Listing::new(members, page.limit(), ToString::to_string).counted(count),
+    ))
 }
 
 /// `{"users": [...]}`: members to add or remove.

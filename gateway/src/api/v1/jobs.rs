@@ -504,10 +504,7 @@ pub async fn list(
                 if query.state.is_none_or(|s| s == job.state) {
                     items.push(job);
                     if items.len() == limit {
-                        return Ok(Json(Listing {
-                            items,
-                            next: Some(id),
-                        }));
+                        return Ok(Json(Listing::page(items, Some(id))));
                     }
                 }
             }
@@ -517,7 +514,7 @@ pub async fn list(
         }
         after = Some(last);
     };
-    Ok(Json(Listing { items, next }))
+    Ok(Json(Listing::page(items, next)))
 }
 
 /// A job's progress.

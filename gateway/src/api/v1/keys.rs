@@ -159,7 +159,7 @@ pub async fn create(
     path = "/v1/keys",
     operation_id = "list_keys",
     tag = "keys",
-    description = "Scope: `keys:admin`. A page of keys in id order, revoked ones included.",
+    description = "Scope: `keys:admin`. A page of keys in id order, revoked ones included, with `count`, how many there are.",
     params(Page),
     responses(
         (status = 200, description = "A page of keys.", body = KeyPage),
@@ -178,11 +178,15 @@ pub async fn list(
         .store
         .list_keys(page.after.as_deref(), page.limit())
         .await?;
-    Ok(Json(super::Listing::new(
-        keys.iter().map(KeyView::from).collect(),
-        page.limit(),
-        |k| k.id.to_string(),
-    )))
+    let count = state.store.count_keys().await?;
+    Ok(Json(
+        super::Listing::new(
+            keys.iter().map(KeyView::from).collect(),
+            page.limit(),
+            |k| k.id.to_string(),
+        )
+        .counted(count),
+    ))
 }
 
 fn key_id(id: &str) -> Result<ApiKeyId, ApiError> {

@@ -218,6 +218,10 @@ pub struct Listing<T> {
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// How many items the whole listing holds (every page); absent where
+    /// counting would read every item (a filtered listing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 impl<T> Listing<T> {
@@ -227,6 +231,23 @@ impl<T> Listing<T> {
         let next = (items.len() == limit)
             .then(|| items.last().map(cursor))
             .flatten();
-        Self { items, next }
+        Self::page(items, next)
+    }
+
+    /// A page with `next` as found.
+    pub fn page(items: Vec<T>, next: Option<String>) -> Self {
+        Self {
+            items,
+            next,
+            count: None,
+        }
+    }
+
+    /// The page with the listing's total.
+    pub fn counted(self, count: u64) -> Self {
+        Self {
+            count: Some(count),
+            ..self
+        }
     }
 }

@@ -182,13 +182,14 @@ pub async fn patch(
 }
 
 /// `GET /v1/users`: `?ids=a,b,c` (at most `api.max_batch_items`), or a
-/// page `?after=&limit=`.
+/// page `?after=&limit=`, narrowed by `prefix`, `name` and a metadata
+/// field.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Comma-separated ids (at most `api.max_batch_items`): the answer has
-    /// the users found and the ids missing. `after` and `limit` are then
+    /// the users found and the ids missing. The other parameters are then
     /// ignored.
     ids: Option<String>,
     /// The `next` of the previous page.
@@ -197,6 +198,56 @@ pub struct ListQuery {
     #[serde(default, deserialize_with = "super::page_size")]
     #[param(minimum = 1)]
     limit: Option<usize>,
+    /// Only users whose id starts with this.
+    prefix: Option<String>,
+    /// Only users whose name contains this, letter case aside.
+    #[param(min_length = 1)]
+    name: Option<String>,
+    /// With `metadata_value`: only users whose metadata has this
+    /// top-level key…
+    #[param(min_length = 1)]
+    metadata_key: Option<String>,
+    /// …with this value (a string as it is, a number or `true`/`false`
+    /// as written in JSON).
+    metadata_value: Option<String>,
+}
+
+/// Users read at most per page of a search by `name` or metadata: a
+/// search that matches little returns a short page with a `next` to go on
+/// from.
+pub const MAX_USERS_SCANNED: usize = 10_000;
+
+impl ListQuery {
+    /// The search by name and metadata, if one was asked (400 when only
+    /// half of the metadata pair is given).
+    fn search(&self) -> Result<Option<impl Fn(&User) -> bool + use<>>, ApiError> {
+        let field = match (&self.metadata_key, &self.metadata_value) {
+            (Some(k), Some(v)) => Some((k.clone(), v.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(ApiError::bad_request(
+                    ErrorCode::BadRequest,
+                    "metadata_key and metadata_value go together",
+                ));
+            }
+        };
+        let name = self.name.as_ref().map(|n| n.to_lowercase());
+        if name.is_none() && field.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(move |user: &User| {
+            let named = name
+                .as_ref()
+                .is_none_or(|n| user.name.to_lowercase().contains(n.as_str()));
+            let tagged = field.as_ref().is_none_or(|(k, v)| {
+                user.metadata.get(k).is_some_and(|found| match found {
+                    serde_json::Value::String(s) => s == v,
+                    other => other.to_string() == *v,
+                })
+            });
+            named && tagged
+        }))
+    }
 }
 
 /// Users by id, or a page.
@@ -222,7 +273,12 @@ pub enum UsersResponse {
     path = "/v1/users",
     operation_id = "list_users",
     tag = "users",
-    description = "Scope: `users:read`. With `ids`, those users (and the ids not found); without, a page of users in id order.",
+    description = "Scope: `users:read`. With `ids`, those users (and the ids not found); without, a \
+page of users in id order, with `count`, how many users there are (with `prefix`: how many \
+have it). `prefix` narrows by id; `name` (letters in any case) and `metadata_key` + \
+`metadata_value` search by name and metadata: such a page reads at most 10,000 users, so a \
+search that matches little may give a short page (even an empty one) with a `next` to go on \
+from, and has no `count`.",
     params(ListQuery),
     responses(
         (status = 200, description = "The users asked for, or a page.", body = UsersResponse),
@@ -262,19 +318,25 @@ pub async fn list(
         let items = found.into_iter().flatten().collect();
         return Ok(Json(UsersResponse::Many { items, missing }));
     }
-    let page = Page {
-        after: query.after,
+    let limit = Page {
+        after: None,
         limit: query.limit,
-    };
-    let users = state
-        .store
-        .list_users(page.after.as_deref(), page.limit())
-        .await?;
-    Ok(Json(UsersResponse::Page(Listing::new(
-        users,
-        page.limit(),
-        |u| u.id.to_string(),
-    ))))
+    }
+    .limit();
+    let prefix = query.prefix.as_deref().unwrap_or("");
+    let after = query.after.as_deref();
+    if let Some(keep) = query.search()? {
+        let (users, next) = state
+            .store
+            .find_users(prefix, after, limit, MAX_USERS_SCANNED, keep)
+            .await?;
+        return Ok(Json(UsersResponse::Page(Listing::page(users, next))));
+    }
+    let users = state.store.list_users(prefix, after, limit).await?;
+    let count = state.store.count_users(prefix).await?;
+    Ok(Json(UsersResponse::Page(
+        Listing::new(users, limit, |u| u.id.to_string()).counted(count),
+    )))
 }
 
 /// The groups a user belongs to, a page at a time.
@@ -283,11 +345,12 @@ pub async fn list(
     path = "/v1/users/{id}/groups",
     operation_id = "list_user_groups",
     tag = "users",
-    description = "Scope: `groups:read`. The ids of the groups the user is a member of, in id order.",
+    description = "Scope: `groups:read`. The ids of the groups the user is a member of, in id order, with `count`, how many.",
     params(("id" = schemas::UserId, Path, description = "The user's id."), Page),
     responses(
         (status = 200, description = "A page of group ids.", body = schemas::IdPage),
         (status = 400, description = "Not a valid user id (`invalid_user`) or a bad query parameter (`bad_request`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such user (`not_found`).", body = schemas::ErrorBody),
         schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
@@ -300,15 +363,17 @@ pub async fn groups(
 ) -> Result<Json<Listing<UserId>>, ApiError> {
     caller.require(&state, Scope::GroupsRead).await?;
     let id = user_id(&id)?;
+    if state.store.user(&id).await?.is_none() {
+        return Err(ApiError::not_found(format_args!("user {id}")));
+    }
     let groups = state
         .store
         .groups_of(&id, page.after.as_deref(), page.limit())
         .await?;
-    Ok(Json(Listing::new(
-        groups,
-        page.limit(),
-        ToString::to_string,
-    )))
+    let count = state.store.count_groups_of(&id).await?;
+    Ok(Json(
+        Listing::new(groups, page.limit(), ToString::to_string).counted(count),
+    ))
 }
 
 /// Deletes a user (see the module doc).

@@ -14,7 +14,8 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use redb::{
-    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
 };
 
 use super::{Entry, NewItem, Op, StoreError, Table, counter_key, parse_counter};
@@ -221,6 +222,24 @@ impl EmbeddedKv {
             out.push((k.value().to_owned(), v.value().to_vec()));
         }
         Ok(out)
+    }
+
+    pub(super) async fn count(&self, table: Table, prefix: &str) -> Result<u64, StoreError> {
+        let snapshot = self.current();
+        let t = snapshot.table(table);
+        if prefix.is_empty() {
+            // redb keeps each table's length: no walk.
+            return t.len().map_err(failed);
+        }
+        let mut n = 0;
+        for entry in t.range::<&str>(prefix..).map_err(failed)? {
+            let (k, _) = entry.map_err(failed)?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     pub(super) async fn incr(&self, name: &str, by: u64) -> Result<u64, StoreError> {

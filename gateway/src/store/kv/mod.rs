@@ -12,6 +12,7 @@
 //! * [`Kv::compare_and_swap`]: replace a value only if it is still the
 //!   one read (read-modify-write from several nodes).
 //! * [`Kv::scan`]: keys with a prefix, in byte order, after a cursor.
+//! * [`Kv::count`]: how many keys have a prefix.
 //! * [`Kv::incr`]: a shared counter (ids, versions).
 //!
 //! Backends: [`EmbeddedKv`] (redb, a single file on local disk: the
@@ -232,6 +233,16 @@ impl Kv {
         match self {
             Kv::Embedded(kv) => kv.scan(table, prefix, after, limit).await,
             Kv::Redis(kv) => kv.scan(table, prefix, after, limit).await,
+        }
+    }
+
+    /// How many keys of `table` start with `prefix` (the whole table for
+    /// `""`, without reading it: redb and Redis keep the length; a prefix
+    /// reads its keys).
+    pub async fn count(&self, table: Table, prefix: &str) -> Result<u64, StoreError> {
+        match self {
+            Kv::Embedded(kv) => kv.count(table, prefix).await,
+            Kv::Redis(kv) => kv.count(table, prefix).await,
         }
     }
 

@@ -40,7 +40,7 @@ async fn a_group_is_created_with_known_members_only() {
         .expect_error(404, ErrorCode::NotFound);
     assert_eq!(
         api.get("/v1/users/alice/groups").await.expect(200),
-        json!({"items": ["team"]})
+        json!({"items": ["team"], "count": 1})
     );
 
     let team = api.get("/v1/groups/team").await.expect(200);
@@ -102,17 +102,23 @@ async fn members_are_added_paged_removed_and_go_with_the_group() {
         .expect_error(404, ErrorCode::NotFound);
 
     let page = api.get("/v1/groups/team/members?limit=2").await.expect(200);
-    assert_eq!(page, json!({"items": ["alice", "bob"], "next": "bob"}));
+    assert_eq!(
+        page,
+        json!({"items": ["alice", "bob"], "next": "bob", "count": 4})
+    );
     let page = api
         .get("/v1/groups/team/members?limit=2&after=bob")
         .await
         .expect(200);
-    assert_eq!(page, json!({"items": ["carol", "dave"], "next": "dave"}));
+    assert_eq!(
+        page,
+        json!({"items": ["carol", "dave"], "next": "dave", "count": 4})
+    );
     let page = api
         .get("/v1/groups/team/members?limit=2&after=dave")
         .await
         .expect(200);
-    assert_eq!(page, json!({"items": []}));
+    assert_eq!(page, json!({"items": [], "count": 4}));
 
     let removed = api
         .post_json(
@@ -128,7 +134,7 @@ async fn members_are_added_paged_removed_and_go_with_the_group() {
     );
     assert_eq!(
         api.get("/v1/users/bob/groups").await.expect(200),
-        json!({"items": []})
+        json!({"items": [], "count": 0})
     );
 
     api.post_json("/v1/groups", &json!([{"id": "club", "members": ["carol"]}]))
@@ -136,7 +142,7 @@ async fn members_are_added_paged_removed_and_go_with_the_group() {
         .expect(200);
     assert_eq!(
         api.get("/v1/users/carol/groups").await.expect(200),
-        json!({"items": ["club", "team"]})
+        json!({"items": ["club", "team"], "count": 2})
     );
     api.delete("/v1/groups/team").await.expect(204);
     api.get("/v1/groups/team")
@@ -144,7 +150,7 @@ async fn members_are_added_paged_removed_and_go_with_the_group() {
         .expect_error(404, ErrorCode::NotFound);
     assert_eq!(
         api.get("/v1/users/carol/groups").await.expect(200),
-        json!({"items": ["club"]})
+        json!({"items": ["club"], "count": 1})
     );
     api.delete("/v1/groups/team")
         .await
@@ -170,7 +176,7 @@ async fn a_membership_batch_over_the_limit_is_refused_whole() {
     assert!(message.contains("at most 3"), "{message}");
     assert_eq!(
         api.get("/v1/groups/g/members").await.expect(200),
-        json!({"items": []})
+        json!({"items": [], "count": 0})
     );
 }
 

@@ -73,6 +73,78 @@ async fn users_are_read_one_by_one_by_ids_and_a_page_at_a_time() {
 }
 
 #[tokio::test]
+async fn listings_carry_their_totals_and_users_are_found_by_prefix_name_and_metadata() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    let mut users: Vec<Value> = (0..1200)
+        .map(|i| {
+            json!({"id": format!("s{i:04}"), "name": format!("Student {i}"),
+                   "metadata": {"class": format!("c{}", i % 40), "year": 2026}})
+        })
+        .collect();
+    users.push(json!({"id": "t-ann", "name": "Ann Teacher", "metadata": {"class": "c7"}}));
+    for chunk in users.chunks(1000) {
+        api.post_json("/v1/users", &json!(chunk)).await.expect(200);
+    }
+    let page = api.get("/v1/users?limit=5").await.expect(200);
+    assert_eq!(page["count"], 1201);
+    let page = api.get("/v1/users?prefix=s01&limit=1000").await.expect(200);
+    assert_eq!((ids(&page).len(), &page["count"]), (100, &json!(100)));
+    assert!(ids(&page).iter().all(|id| id.starts_with("s01")));
+    assert!(page.get("next").is_none(), "{}", page["next"]);
+
+    // A search reads a bounded number of users per page and says where to go on.
+    let collect = |query: &'static str| {
+        let api = api.clone();
+        async move {
+            let mut found = Vec::new();
+            let mut path = format!("/v1/users?{query}");
+            loop {
+                let page = api.get(&path).await.expect(200);
+                assert!(
+                    page.get("count").is_none(),
+                    "a search is not counted: {page}"
+                );
+                found.extend(ids(&page));
+                match page["next"].as_str() {
+                    Some(next) => path = format!("/v1/users?{query}&after={next}"),
+                    None => return found,
+                }
+            }
+        }
+    };
+    assert_eq!(collect("name=TEACHER").await, ["t-ann"]);
+    let class7 = collect("metadata_key=class&metadata_value=c7&limit=7").await;
+    assert_eq!(class7.len(), 31, "30 students and the teacher");
+    assert!(
+        class7.windows(2).all(|w| w[0] < w[1]),
+        "in id order, once each"
+    );
+    assert_eq!(
+        collect("metadata_key=year&metadata_value=2026&prefix=s119")
+            .await
+            .len(),
+        10
+    );
+    assert!(collect("name=nobody").await.is_empty());
+    api.get("/v1/users?metadata_key=class")
+        .await
+        .expect_error(400, ErrorCode::BadRequest);
+
+    // Groups, members, a user's groups and keys are counted too.
+    let group = json!([{"id": "c7", "members": ["s0007", "s0047", "t-ann"]}, {"id": "c8"}]);
+    api.post_json("/v1/groups", &group).await.expect(200);
+    assert_eq!(api.get("/v1/groups?limit=1").await.expect(200)["count"], 2);
+    let members = api.get("/v1/groups/c7/members?limit=1").await.expect(200);
+    assert_eq!((ids(&members).len(), &members["count"]), (1, &json!(3)));
+    assert_eq!(
+        api.get("/v1/users/t-ann/groups").await.expect(200)["count"],
+        1
+    );
+    assert_eq!(api.get("/v1/keys").await.expect(200)["count"], 1);
+}
+
+#[tokio::test]
 async fn deleting_a_user_removes_its_memberships_and_closes_its_connections() {
     let gw = TestGateway::spawn().await;
     let api = Api::new(&gw);
@@ -98,11 +170,16 @@ async fn deleting_a_user_removes_its_memberships_and_closes_its_connections() {
         .expect_error(404, ErrorCode::NotFound);
     let members = api.get("/v1/groups/team/members").await.expect(200);
     assert_eq!(ids(&members), ["bob"]);
-    let groups = api.get("/v1/users/alice/groups").await.expect(200);
-    assert_eq!(groups, json!({"items": []}));
+    api.get("/v1/users/alice/groups")
+        .await
+        .expect_error(404, ErrorCode::NotFound);
     api.delete("/v1/users/alice")
         .await
         .expect_error(404, ErrorCode::NotFound);
+    // Created again, the id has no memberships from before.
+    create_users(&api, &["alice"]).await;
+    let groups = api.get("/v1/users/alice/groups").await.expect(200);
+    assert_eq!(groups, json!({"items": [], "count": 0}));
     // A token issued before the deletion stays revoked.
     assert_refused(
         connect(&gw, gw.token("alice")).await,

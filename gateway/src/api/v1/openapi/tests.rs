@@ -199,7 +199,7 @@ fn openapi_stand_ins_have_the_fields_of_the_real_types() {
         properties::<crate::api::v1::schemas::ErrorBody>()
     );
 
-    let page = super::super::Listing::new(vec![1, 2], 2, ToString::to_string);
+    let page = super::super::Listing::new(vec![1, 2], 2, ToString::to_string).counted(2);
     assert_eq!(
         fields(&page),
         properties::<crate::api::v1::schemas::UserPage>()

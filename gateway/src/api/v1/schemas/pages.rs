@@ -20,6 +20,10 @@ macro_rules! page {
             /// Pass as `after` for the next page; absent on the last page.
             #[schema(nullable = false)]
             pub next: Option<String>,
+            /// How many items the whole listing holds (every page); absent
+            /// where counting would read every item (a filtered listing).
+            #[schema(nullable = false, minimum = 0)]
+            pub count: Option<u64>,
         }
     };
 }

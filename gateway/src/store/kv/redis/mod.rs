@@ -187,6 +187,17 @@ impl RedisKv {
         Ok(entries)
     }
 
+    pub(super) async fn count(&self, table: Table, prefix: &str) -> Result<u64, StoreError> {
+        let (min, max) = lex_range(prefix, None);
+        let mut invocation = self.scripts.count.prepare_invoke();
+        invocation
+            .key(self.hash(table))
+            .key(self.idx(table))
+            .arg(min)
+            .arg(max);
+        self.run(&invocation).await
+    }
+
     pub(super) async fn incr(&self, name: &str, by: u64) -> Result<u64, StoreError> {
         let by = i64::try_from(by)
             .map_err(|_| StoreError::Failed(format!("counter {name}: increment too large")))?;

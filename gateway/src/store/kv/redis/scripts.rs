@@ -105,6 +105,15 @@ end
 return out
 ";
 
+/// KEYS: the table's hash and index. ARGV: `ZLEXCOUNT` min and max.
+/// Returns how many keys lie in the range (the whole table: `HLEN`).
+const COUNT: &str = r"
+if ARGV[1] == '-' and ARGV[2] == '+' then
+  return redis.call('HLEN', KEYS[1])
+end
+return redis.call('ZLEXCOUNT', KEYS[2], ARGV[1], ARGV[2])
+";
+
 /// KEYS: the meta hash and index. ARGV: the counter's field, the increment.
 /// Returns the new value.
 const INCR: &str = r"
@@ -121,6 +130,7 @@ pub(super) struct Scripts {
     pub(super) insert_new: redis::Script,
     pub(super) compare_and_swap: redis::Script,
     pub(super) scan: redis::Script,
+    pub(super) count: redis::Script,
     pub(super) incr: redis::Script,
 }
 
@@ -132,6 +142,7 @@ impl Scripts {
             insert_new: redis::Script::new(INSERT_NEW),
             compare_and_swap: redis::Script::new(COMPARE_AND_SWAP),
             scan: redis::Script::new(SCAN),
+            count: redis::Script::new(COUNT),
             incr: redis::Script::new(INCR),
         }
     }

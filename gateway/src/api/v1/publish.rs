@@ -21,14 +21,16 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct PublishBody {
     /// Channels to publish to (not personal ones: list those users in
-    /// `users`).
+    /// `users`). A name that is not a channel's gets its own error result
+    /// (`invalid_channel`); the other targets are published.
     #[serde(default)]
     #[schema(value_type = Vec<schemas::ChannelName>)]
-    channels: Vec<ChannelName>,
-    /// Users to send to (their personal channels).
+    channels: Vec<String>,
+    /// Users to send to (their personal channels). An id that is not a
+    /// user's gets its own error result (`invalid_user`).
     #[serde(default)]
     #[schema(value_type = Vec<schemas::UserId>)]
-    users: Vec<UserId>,
+    users: Vec<String>,
     /// The message: any JSON value (at most `limits.max_data_size` bytes).
     #[schema(value_type = Value)]
     data: serde_json::Value,
@@ -42,9 +44,10 @@ pub struct PublishBody {
 /// The result for one target.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
-    /// The channel (a user's is `#<id>`).
-    #[schema(value_type = schemas::ChannelName)]
-    channel: ChannelName,
+    /// The channel (a user's is `#<id>`), as given when it is not a valid
+    /// name.
+    #[schema(value_type = String)]
+    channel: String,
     /// Its sequence number, when published.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<u64>, nullable = false)]
@@ -75,12 +78,13 @@ pub struct Published {
     description = "Scope: `messages:publish`. Publishes `data` to each channel and sends it to each \
 user, as the server (no sender). Each target is checked against the policy for the key (the \
 built-in role `app` may publish and send) and published on its own: the answer has a result per \
-target, channels first, then users.",
+target, channels first, then users; a refused target (a bad name, a personal channel, no \
+permission, the broker down) does not stop the others.",
     request_body = PublishBody,
     responses(
         (status = 200, description = "A result per target.", body = Published),
-        (status = 400, description = "Malformed JSON (`invalid_body`), no targets or more than `api.max_batch_items` (`too_many_items`), or a bad `msg_id` (`bad_request`, as on the socket).", body = schemas::ErrorBody),
-        (status = 413, description = "`data` is larger than `limits.max_data_size` (`message_too_large`).", body = schemas::ErrorBody),
+        (status = 400, description = "Malformed JSON (`invalid_body`), no targets (`invalid_field`), or a bad `msg_id` (`bad_request`, as on the socket).", body = schemas::ErrorBody),
+        (status = 413, description = "`data` is larger than `limits.max_data_size` (`message_too_large`), or more than `api.max_batch_items` targets (`too_many_items`).", body = schemas::ErrorBody),
         schemas::JsonBodyErrors,
         schemas::ApiKeyErrors,
     ),
@@ -94,10 +98,17 @@ pub async fn publish(
     caller.require(&state, Scope::MessagesPublish).await?;
     let targets = body.channels.len() + body.users.len();
     let max = state.config.api.max_batch_items;
-    if targets == 0 || targets > max {
+    if targets == 0 {
         return Err(ApiError::bad_request(
+            ErrorCode::InvalidField,
+            "no targets: give `channels`, `users` or both",
+        ));
+    }
+    if targets > max {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::TooManyItems,
-            format!("1 to {max} channels and users per request"),
+            format!("at most {max} channels and users per request"),
         ));
     }
     publish::check_msg_id(body.msg_id.as_deref())?;
@@ -106,50 +117,49 @@ pub async fn publish(
     publish::check_size(&data, state.config.limits.max_data_size)?;
     let policy = state.access.policy();
     let app = Principal::app(caller.key.id.clone());
-    let targets = body
-        .channels
-        .into_iter()
-        .map(|c| (c, Permission::Publish))
-        .chain(
-            body.users
-                .iter()
-                .map(|u| (u.personal_channel(), Permission::Send)),
-        );
+    let channels = body.channels.iter().map(|name| {
+        let channel = ChannelName::new(name)
+            .map_err(|e| ErrorBody::new(ErrorCode::InvalidChannel, format!("{name:?}: {e}")));
+        (name.clone(), channel, Permission::Publish)
+    });
+    let users = body.users.iter().map(|id| {
+        let channel = UserId::new(id)
+            .map(|u| u.personal_channel())
+            .map_err(|e| ErrorBody::new(ErrorCode::InvalidUser, format!("{id:?}: {e}")));
+        (format!("#{id}"), channel, Permission::Send)
+    });
     let mut results = Vec::new();
-    for (channel, permission) in targets {
-        let refused = match permission {
-            Permission::Publish => publish::check_channel(&channel),
-            _ => Ok(()),
-        }
-        .and_then(|()| access::require(&policy, &app, permission, Some(&channel)))
-        .err();
-        let delivery = match refused {
-            Some(error) => Delivery {
-                channel,
+    for (name, channel, permission) in channels.chain(users) {
+        let checked = channel.and_then(|channel| {
+            match permission {
+                Permission::Publish => publish::check_channel(&channel),
+                _ => Ok(()),
+            }
+            .and_then(|()| access::require(&policy, &app, permission, Some(&channel)))
+            .map(|()| channel)
+        });
+        let outcome = match checked {
+            Err(error) => Err(error),
+            Ok(channel) => state
+                .broker
+                .publish(&channel, None, data.clone(), body.msg_id.as_deref())
+                .await
+                .map_err(|e| ErrorBody::new(e.code(), e.to_string())),
+        };
+        results.push(match outcome {
+            Ok(p) => Delivery {
+                channel: name,
+                seq: Some(p.seq),
+                duplicate: p.duplicate,
+                error: None,
+            },
+            Err(error) => Delivery {
+                channel: name,
                 seq: None,
                 duplicate: false,
                 error: Some(error),
             },
-            None => match state
-                .broker
-                .publish(&channel, None, data.clone(), body.msg_id.as_deref())
-                .await
-            {
-                Ok(p) => Delivery {
-                    channel,
-                    seq: Some(p.seq),
-                    duplicate: p.duplicate,
-                    error: None,
-                },
-                Err(e) => Delivery {
-                    channel,
-                    seq: None,
-                    duplicate: false,
-                    error: Some(ErrorBody::new(e.code(), e.to_string())),
-                },
-            },
-        };
-        results.push(delivery);
+        });
     }
     let delivered: Vec<&str> = results
         .iter()

@@ -242,7 +242,9 @@ impl ListQuery {
             let tagged = field.as_ref().is_none_or(|(k, v)| {
                 user.metadata.get(k).is_some_and(|found| match found {
                     serde_json::Value::String(s) => s == v,
-                    other => other.to_string() == *v,
+                    other => {
+                        serde_json::from_str::<serde_json::Value>(v).is_ok_and(|w| w == *other)
+                    }
                 })
             });
             named && tagged

@@ -72,13 +72,36 @@ async fn publish_reaches_channel_subscribers_and_users_personal_channels() {
 
     api.post_json("/v1/publish", &json!({"data": 1}))
         .await
-        .expect_error(400, ErrorCode::TooManyItems);
-    api.post_json(
-        "/v1/publish",
-        &json!({"channels": ["bad channel!"], "data": 1}),
-    )
-    .await
-    .expect_error(422, ErrorCode::InvalidBody);
+        .expect_error(400, ErrorCode::InvalidField);
+    let many: Vec<String> = (0..1001).map(|i| format!("rooms.r{i}")).collect();
+    api.post_json("/v1/publish", &json!({"channels": many, "data": 1}))
+        .await
+        .expect_error(413, ErrorCode::TooManyItems);
+
+    // A bad target is refused alone: the others are published.
+    let body = api
+        .post_json(
+            "/v1/publish",
+            &json!({"channels": ["bad channel!", "rooms.lobby"], "users": ["no one", "bob"], "data": "mixed"}),
+        )
+        .await
+        .expect(200);
+    let results = body["results"].as_array().unwrap();
+    let codes: Vec<&Value> = results.iter().map(|r| &r["error"]["code"]).collect();
+    assert_eq!(
+        codes,
+        [
+            &json!(ErrorCode::InvalidChannel.code()),
+            &Value::Null,
+            &json!(ErrorCode::InvalidUser.code()),
+            &Value::Null,
+        ],
+        "{body}"
+    );
+    assert_eq!(results[0]["channel"], "bad channel!");
+    assert_eq!(results[3]["channel"], "#bob");
+    expect_message(&mut alice, "rooms.lobby", &json!("mixed")).await;
+    expect_message(&mut bob, "#bob", &json!("mixed")).await;
 }
 
 #[tokio::test]

@@ -189,6 +189,16 @@ pub async fn list(
     ))
 }
 
+/// 404 for key `id`.
+fn missing(id: &ApiKeyId) -> ApiError {
+    ApiError::not_found(format_args!("key {id}"))
+}
+
+/// Key `id` as stored, or 404.
+async fn existing_key(state: &AppState, id: &ApiKeyId) -> Result<ApiKey, ApiError> {
+    state.store.key(id).await?.ok_or_else(|| missing(id))
+}
+
 fn key_id(id: &str) -> Result<ApiKeyId, ApiError> {
     ApiKeyId::parse(id).map_err(|_| ApiError::not_found(format_args!("key {id:?}")))
 }
@@ -215,11 +225,7 @@ pub async fn get(
 ) -> Result<Json<KeyView>, ApiError> {
     caller.require(&state, Scope::KeysAdmin).await?;
     let id = key_id(&id)?;
-    let key = state
-        .store
-        .key(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format_args!("key {id}")))?;
+    let key = existing_key(&state, &id).await?;
     Ok(Json((&key).into()))
 }
 
@@ -277,7 +283,7 @@ pub async fn rotate(
             }
         })
         .await?
-        .ok_or_else(|| ApiError::not_found(format_args!("key {id}")))?;
+        .ok_or_else(|| missing(&id))?;
     let secret = match outcome {
         Ok(secret) => secret,
         Err(None) => {
@@ -403,11 +409,7 @@ pub async fn update(
         ));
     }
     let now = crate::clock::unix_millis();
-    let target = state
-        .store
-        .key(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format_args!("key {id}")))?;
+    let target = existing_key(&state, &id).await?;
     let drops_admin = req
         .scopes
         .as_ref()
@@ -443,7 +445,7 @@ pub async fn update(
             Some(before)
         })
         .await?
-        .ok_or_else(|| ApiError::not_found(format_args!("key {id}")))?;
+        .ok_or_else(|| missing(&id))?;
     let Some(before) = before else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -487,17 +489,13 @@ pub async fn revoke(
     caller.require(&state, Scope::KeysAdmin).await?;
     let id = key_id(&id)?;
     let now = crate::clock::unix_millis();
-    let target = state
-        .store
-        .key(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format_args!("key {id}")))?;
+    let target = existing_key(&state, &id).await?;
     not_the_last_admin(&state, &target, now, "it cannot be revoked").await?;
     let (key, ()) = state
         .store
         .update_key(&id, |k| k.revoke(now))
         .await?
-        .ok_or_else(|| ApiError::not_found(format_args!("key {id}")))?;
+        .ok_or_else(|| missing(&id))?;
     caller
         .audit(
             &state,

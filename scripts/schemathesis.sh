@@ -9,14 +9,14 @@
 # its own store and raised API rate limits, waits for /readyz, reads the
 # bootstrap admin key, seeds a few records the document's examples name
 # (users alice, bob, carol; roles moderator, editor; groups team-a, alice),
-# and runs `schemathesis run --checks all` against /v1/openapi.json in two
+# and runs `schemathesis run` (every check) against /v1/openapi.json in two
 # passes:
 #
 #   1. every operation but those on one API key (/v1/keys/{id}...), with the
 #      bootstrap key (so the fuzzer cannot rotate, narrow or revoke the key
 #      it authenticates with);
 #   2. the operations on one key, with their {id} pinned to a throwaway key
-#      made for it.
+#      made for it (and DELETE to another, so the others still find theirs).
 #
 # It exits non-zero when schemathesis reports a failure or an error in
 # either pass. The gateway is stopped and the temporary directory removed
@@ -94,7 +94,7 @@ else
     if [[ ! -x $venv/bin/schemathesis ]]; then
         echo "schemathesis.sh: installing schemathesis into $venv" >&2
         python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4,<5'
+        "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
     fi
     st=$venv/bin/schemathesis
 fi
@@ -179,8 +179,12 @@ api 200 -X PUT "$base/v1/roles/editor" "${json[@]}" -d '{"permissions":["subscri
 api 200 "$base/v1/users" "${json[@]}" -d '[{"id":"alice","name":"Alice"},{"id":"bob"},{"id":"carol"}]'
 api 200 "$base/v1/groups" "${json[@]}" \
     -d '[{"id":"team-a","name":"Team A","owner":"alice","members":["bob"]},{"id":"alice","owner":"alice"}]'
-api 201 "$base/v1/keys" "${json[@]}" -d '{"name":"schemathesis target","scopes":["users:read"]}'
-victim=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$work/last-response")
+new_key() {
+    api 201 "$base/v1/keys" "${json[@]}" -d "{\"name\":\"$1\",\"scopes\":[\"users:read\"]}"
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$work/last-response"
+}
+victim=$(new_key "schemathesis target")
+doomed=$(new_key "schemathesis deletion target")
 
 # --- schemathesis configuration -------------------------------------------
 # application/x-ndjson (batches, imports): one JSON value per line.
@@ -197,18 +201,49 @@ def ndjson(ctx, value):
     items = value if isinstance(value, list) else [value]
     return "".join(json.dumps(item) + "\n" for item in items).encode("utf-8")
 EOF
+# Every check runs (schemathesis' default; `--checks all` on the command
+# line would override the per-operation settings below), but two are off
+# for a few operations, for what a schema cannot say:
+# * negative_data_rejection on the batches and import jobs: a batch answers
+#   200 with a result per item, an import job 202 and its failures later,
+#   so an item that breaks the item schema is that item's error, not the
+#   request's (README, "Batches");
+# * on the batches, a 422 counts as accepting valid data: it is the
+#   answer to an `Idempotency-Key` used again with another body
+#   (`idempotency_conflict`, as the IETF Idempotency-Key draft says), which
+#   the fuzzer does by sending one generated key twice; a body the batch
+#   cannot read is 400, 413 or 415, never 422;
+# * positive_data_acceptance on POST /v1/tokens: a `ttl` longer than the
+#   node's `api.max_token_ttl` (a setting, not in the document) is refused.
 cat >"$work/schemathesis.toml" <<'EOF'
 [[operations]]
 include-path-regex = "^/v1/keys/\\{id\\}"
+exclude-method = "DELETE"
 parameters = { "path.id" = "${ST_TARGET_KEY}" }
+
+[[operations]]
+include-name = "DELETE /v1/keys/{id}"
+parameters = { "path.id" = "${ST_DELETE_KEY}" }
+
+[[operations]]
+include-name-regex = "^POST /v1/(jobs/import/users|jobs/import/groups)$"
+checks.negative_data_rejection.enabled = false
+
+[[operations]]
+include-name-regex = "^POST /v1/(users|groups)$"
+checks.negative_data_rejection.enabled = false
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "5xx"]
+
+[[operations]]
+include-name = "POST /v1/tokens"
+checks.positive_data_acceptance.enabled = false
 EOF
 export SCHEMATHESIS_HOOKS=$work/hooks.py
-export ST_TARGET_KEY=$victim
+export ST_TARGET_KEY=$victim ST_DELETE_KEY=$doomed
 
 common=(
     --url "$base"
     -H "$auth"
-    --checks all
     --max-examples "$max_examples"
     --workers "$workers"
     --request-timeout 10
@@ -227,9 +262,11 @@ run_pass() {
     echo "=== schemathesis: $name ==="
     local rc=0
     # In the background, so that a signal to this script is handled at
-    # once (bash runs traps only between foreground commands).
-    timeout "$pass_timeout" "$st" --config-file "$work/schemathesis.toml" run "$base/v1/openapi.json" \
-        "${common[@]}" --report-dir "$work/reports/$name" "$@" "${extra[@]}" &
+    # once (bash runs traps only between foreground commands); in the
+    # temporary directory, where schemathesis keeps its cache.
+    (cd "$work" && exec timeout "$pass_timeout" "$st" --config-file "$work/schemathesis.toml" \
+        run "$base/v1/openapi.json" "${common[@]}" --report-dir "$work/reports/$name" "$@" \
+        "${extra[@]}") &
     st_pid=$!
     wait "$st_pid" || rc=$?
     st_pid=

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit, integration and doc tests, benchmarks
-# compiled, the Python client written from docs/PROTOCOL.md, and the demo
-# page driven in headless Chromium.
+# compiled, the Python client written from docs/PROTOCOL.md, the server API
+# fuzzed against docs/openapi.json, and the demo page driven in headless
+# Chromium.
 #
 #   scripts/test.sh
 #
-# Needs: Rust with cargo-nextest, python3, node + npm, and Debian's chromium
+# Needs: Rust with cargo-nextest, python3 (with venv, for schemathesis from
+# PyPI unless it is on PATH), node + npm, and Debian's chromium
 # (/usr/bin/chromium). Without chromium the browser test is skipped with a
 # note, unless REQUIRE_BROWSER_TEST=1 (as in CI), which makes it fail.
 set -euo pipefail
@@ -31,6 +33,10 @@ if [[ -x tests/python/run.sh ]]; then
   echo "== Python client written from docs/PROTOCOL.md"
   tests/python/run.sh
 fi
+
+echo "== server API fuzzed against docs/openapi.json (schemathesis)"
+# A fixed seed, so a run is reproducible; ST_SEED= (empty) picks one.
+ST_SEED=${ST_SEED-20261203} scripts/schemathesis.sh "${CARGO_TARGET_DIR:-target}/debug/tokenim"
 
 echo "== demo page in headless Chromium"
 if [[ -x /usr/bin/chromium ]]; then

@@ -74,6 +74,9 @@ pub enum AuditAction {
     /// them before and after.
     #[serde(rename = "key.updated")]
     KeyUpdated,
+    /// An API key was deleted: it no longer exists (`DELETE /v1/keys/{id}`).
+    #[serde(rename = "key.deleted")]
+    KeyDeleted,
     /// A request to the HTTP API failed authentication (the detail says
     /// why).
     #[serde(rename = "auth.failed")]
@@ -106,7 +109,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 27] = [
+    pub const ALL: [AuditAction; 28] = [
         AuditAction::KeyCreated,
         AuditAction::KeyRotated,
         AuditAction::KeyRevoked,
@@ -125,6 +128,7 @@ impl AuditAction {
         AuditAction::GroupDeleted,
         AuditAction::GroupUpdated,
         AuditAction::KeyUpdated,
+        AuditAction::KeyDeleted,
         AuditAction::AuthFailed,
         AuditAction::UsersBatch,
         AuditAction::GroupsBatch,
@@ -157,6 +161,7 @@ impl AuditAction {
             AuditAction::GroupDeleted => "group.deleted",
             AuditAction::GroupUpdated => "group.updated",
             AuditAction::KeyUpdated => "key.updated",
+            AuditAction::KeyDeleted => "key.deleted",
             AuditAction::AuthFailed => "auth.failed",
             AuditAction::UsersBatch => "users.batch",
             AuditAction::GroupsBatch => "groups.batch",

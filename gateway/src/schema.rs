@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 /// A string schema with a grammar.
@@ -100,6 +100,133 @@ stand_in! {
         "An API key's public id: `ak_` and 16 lowercase hex digits.",
         "^ak_[0-9a-f]{16}$",
         "ak_0123456789abcdef",
+    )
+}
+
+/// humantime's units, longest first (a regex alternation takes the first
+/// that matches).
+const DURATION_UNITS: &str = "nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s|\
+minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|wks|wk|w|months|month|M|\
+years|year|yrs|yr|y";
+
+stand_in! {
+    /// A duration in a request body ([`crate::api::v1::duration`]).
+    Duration => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "A duration: numbers with units, e.g. `90d`, `12h`, `1h 30m`, `250ms` \
+             (units: ns, us, ms, s, m, h, d, w, M (30.44 days), y (365.25 days), and their \
+             long forms); `0` is none. Longer than 100 years is lowered to 100 years.",
+        ))
+        .pattern(Some(format!(
+            "^(0|[0-9]{{1,9}} *({DURATION_UNITS})( *[0-9]{{1,9}} *({DURATION_UNITS})){{0,7}})$"
+        )))
+        .examples(["24h"])
+        .into()
+}
+
+stand_in! {
+    /// An API key's name.
+    KeyName => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("What a key is for: 1 to 128 characters, none a control character."))
+        .min_length(Some(1))
+        .max_length(Some(128))
+        .pattern(Some(format!("^[^{NOT_CONTROL}]*$")))
+        .examples(["billing backend"])
+        .into()
+}
+
+/// No control character (Unicode category Cc), as a regex class body.
+const NOT_CONTROL: &str = "\\u0000-\\u001f\\u007f-\\u009f";
+
+stand_in! {
+    /// A user's or group's display name.
+    DisplayName => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("1 to 256 characters, none a control character."))
+        .min_length(Some(1))
+        .max_length(Some(256))
+        .pattern(Some(format!("^[^{NOT_CONTROL}]*$")))
+        .examples(["Ann Lee"])
+        .into()
+}
+
+stand_in! {
+    /// A user's picture URL.
+    AvatarUrl => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "An absolute `http://` or `https://` URL with a host, at most 2,048 characters, \
+             without spaces or control characters.",
+        ))
+        .max_length(Some(2048))
+        .pattern(Some(format!(
+            "^[hH][tT][tT][pP][sS]?://[^/\\s{NOT_CONTROL}][^\\s{NOT_CONTROL}]*$"
+        )))
+        .examples(["https://cdn.example.com/ann.png"])
+        .into()
+}
+
+/// A CSV file of records whose header names `id` and then some of
+/// `others`, in that order. (The server takes the columns in any order;
+/// the document gives one, so that a generated header is always valid.)
+fn csv(description: &str, others: &[&str], example: &str) -> RefOr<Schema> {
+    let columns: String = others.iter().map(|c| format!("(,{c})?")).collect();
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .pattern(Some(format!("^id{columns}(\\r?\\n[^\"]*)?$")))
+        .examples([example])
+        .into()
+}
+
+stand_in! {
+    /// A CSV file of users.
+    UsersCsv => csv(
+        "A header row naming `id` and any of `name`, `avatar_url`, `roles` (`;`-separated \
+         role names) and `metadata` (a JSON object), then one row per user.",
+        &["name", "avatar_url", "roles", "metadata"],
+        "id,name,roles\nalice,Alice,moderator;editor\nbob,,\n",
+    )
+}
+
+stand_in! {
+    /// A CSV file of groups.
+    GroupsCsv => csv(
+        "A header row naming `id` and any of `name`, `owner`, `members` (`;`-separated \
+         user ids) and `metadata` (a JSON object), then one row per group.",
+        &["name", "owner", "members", "metadata"],
+        "id,name,owner,members\nteam-a,Team A,alice,bob;carol\n",
+    )
+}
+
+stand_in! {
+    /// An `Idempotency-Key` header.
+    IdempotencyKey => string(
+        "1 to 255 visible ASCII characters; kept for `api.idempotency_ttl`.",
+        "^[!-~]{1,255}$",
+        "import-2026-09-01",
+    )
+}
+
+stand_in! {
+    /// A message's `msg_id` (deduplication of retried publishes).
+    MsgId => string(
+        "1 to 64 visible ASCII characters, unique per channel for the \
+         deduplication window.",
+        "^[!-~]{1,64}$",
+        "order-1234",
+    )
+}
+
+stand_in! {
+    /// [`tokenim_auth::Subject`] as written in a query: `user:<id>`,
+    /// `role:<name>` or `app:<key id>`.
+    SubjectQuery => string(
+        "`user:<id>`, `role:<name>` or `app:<key id>`.",
+        "^(user:[A-Za-z0-9_.@-]{1,64}|role:[a-z0-9_-]{1,32}|app:ak_[0-9a-f]{16})$",
+        "role:moderator",
     )
 }
 
@@ -198,19 +325,30 @@ pub struct Role {
     pub permissions: BTreeSet<Permission>,
 }
 
-/// [`tokenim_auth::Subject`].
-#[derive(Debug, ToSchema)]
-#[schema(
-    rename_all = "snake_case",
-    description = "Who a grant is for: `{\"user\": <id>}`, `{\"role\": <name>}` or `{\"app\": <key id>}`."
-)]
-pub enum Subject {
-    /// One user.
-    User(UserId),
-    /// Every holder of a role.
-    Role(RoleName),
-    /// One application key.
-    App(ApiKeyId),
+stand_in! {
+    /// [`tokenim_auth::Subject`].
+    Subject => subject()
+}
+
+/// `{"user": <id>}`, `{"role": <name>}` or `{"app": <key id>}`: exactly
+/// one field.
+fn subject() -> RefOr<Schema> {
+    let variant = |field: &str, description: &str, schema: RefOr<Schema>| {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(description))
+            .property(field, schema)
+            .required(field)
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+    };
+    OneOfBuilder::new()
+        .item(variant("user", "One user.", UserId::schema()))
+        .item(variant("role", "Every holder of a role.", RoleName::schema()))
+        .item(variant("app", "One application key.", ApiKeyId::schema()))
+        .description(Some(
+            "Who a grant is for: `{\"user\": <id>}`, `{\"role\": <name>}` or `{\"app\": <key id>}`.",
+        ))
+        .into()
 }
 
 /// [`tokenim_auth::Grant`].
@@ -259,9 +397,9 @@ pub struct UserInput {
     /// The user id (1 to 64 bytes of `A-Z a-z 0-9 _ - . @`).
     pub id: String,
     /// Display name; absent: the id.
-    pub name: Option<String>,
+    pub name: Option<DisplayName>,
     /// Picture URL (http or https).
-    pub avatar_url: Option<String>,
+    pub avatar_url: Option<AvatarUrl>,
     /// Roles held; none: the role `user`.
     #[schema(required = false)]
     pub roles: Vec<RoleName>,
@@ -279,7 +417,7 @@ pub struct GroupInput {
     /// The group id (1 to 64 bytes of `A-Z a-z 0-9 _ - . @`).
     pub id: String,
     /// Display name; absent: the id.
-    pub name: Option<String>,
+    pub name: Option<DisplayName>,
     /// The owning user, also made a member.
     pub owner: Option<UserId>,
     /// The first members, in order; repeats are dropped. Every member must
@@ -289,4 +427,41 @@ pub struct GroupInput {
     /// A JSON object kept with the group (at most `api.max_metadata_bytes`).
     #[schema(value_type = Object, required = false)]
     pub metadata: serde_json::Value,
+}
+
+/// The body of `PATCH /v1/users/{id}`: a JSON merge patch (RFC 7386) of
+/// the fields to change; the others stay. (An `id` equal to the path's is
+/// let through, so a record read can be sent back; another is refused.)
+#[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// The display name; `null`: the id.
+    pub name: Option<DisplayName>,
+    /// Picture URL (http or https); `null` removes it.
+    pub avatar_url: Option<AvatarUrl>,
+    /// Roles held, replacing the old ones (needs `users:roles`); `null`
+    /// or `[]`: none (the role `user`).
+    pub roles: Option<Vec<RoleName>>,
+    /// Merged key by key into the stored metadata: a key set to `null` is
+    /// removed. `null` removes all of it.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// The body of `PATCH /v1/groups/{id}`: a JSON merge patch (RFC 7386) of
+/// the fields to change; the others stay. Members change through
+/// `/v1/groups/{id}/members`. (An `id` equal to the path's is let
+/// through; another is refused.)
+#[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPatch {
+    /// The display name; `null`: the id.
+    pub name: Option<DisplayName>,
+    /// The owning user (a known user, made a member); `null` removes the
+    /// owner, who stays a member.
+    pub owner: Option<UserId>,
+    /// Merged key by key into the stored metadata: a key set to `null` is
+    /// removed. `null` removes all of it.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
 }

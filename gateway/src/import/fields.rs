@@ -10,13 +10,13 @@ use tokenim_protocol::UserId;
 use super::ItemError;
 use crate::store::Metadata;
 
-/// Longest display name, in bytes.
-pub const NAME_MAX_BYTES: usize = 256;
-/// Longest avatar URL, in bytes.
-pub const AVATAR_URL_MAX_BYTES: usize = 2048;
+/// Longest display name, in characters.
+pub const NAME_MAX_CHARS: usize = 256;
+/// Longest avatar URL, in characters.
+pub const AVATAR_URL_MAX_CHARS: usize = 2048;
 
 /// The display name: `name`, or the id when absent. It must be 1 to
-/// [`NAME_MAX_BYTES`] bytes without control characters.
+/// [`NAME_MAX_CHARS`] characters, none a control character.
 pub(crate) fn check_name(name: Option<String>, id: &UserId) -> Result<String, ItemError> {
     let name = name.unwrap_or_else(|| id.as_str().to_owned());
     if name.is_empty() {
@@ -25,10 +25,11 @@ pub(crate) fn check_name(name: Option<String>, id: &UserId) -> Result<String, It
             "must not be empty (leave it out to use the id)",
         ));
     }
-    if name.len() > NAME_MAX_BYTES {
+    let chars = name.chars().count();
+    if chars > NAME_MAX_CHARS {
         return Err(ItemError::field(
             "name",
-            format_args!("{} bytes, at most {NAME_MAX_BYTES} allowed", name.len()),
+            format_args!("{chars} characters, at most {NAME_MAX_CHARS} allowed"),
         ));
     }
     if name.chars().any(char::is_control) {
@@ -41,16 +42,14 @@ pub(crate) fn check_name(name: Option<String>, id: &UserId) -> Result<String, It
 }
 
 /// An absolute `http://` or `https://` URL with a host, at most
-/// [`AVATAR_URL_MAX_BYTES`] bytes, without spaces or control characters.
+/// [`AVATAR_URL_MAX_CHARS`] characters, without spaces or control characters.
 pub(crate) fn check_avatar_url(url: &str) -> Result<(), ItemError> {
     let bad = |problem: &str| Err(ItemError::field("avatar_url", problem));
-    if url.len() > AVATAR_URL_MAX_BYTES {
+    let chars = url.chars().count();
+    if chars > AVATAR_URL_MAX_CHARS {
         return Err(ItemError::field(
             "avatar_url",
-            format_args!(
-                "{} bytes, at most {AVATAR_URL_MAX_BYTES} allowed",
-                url.len()
-            ),
+            format_args!("{chars} characters, at most {AVATAR_URL_MAX_CHARS} allowed"),
         ));
     }
     let rest = ["http://", "https://"].iter().find_map(|scheme| {
@@ -131,17 +130,18 @@ mod tests {
             check_name(Some("Alice A.".into()), &alice()).unwrap(),
             "Alice A."
         );
+        // Counted in characters: 256 two-byte ones are a valid name.
         assert_eq!(
-            check_name(Some("é".repeat(128)), &alice()).unwrap().len(),
-            256
+            check_name(Some("é".repeat(256)), &alice()).unwrap().len(),
+            512
         );
         for bad in ["", "tab\there", "line\nbreak", "nul\0"] {
             let e = check_name(Some(bad.into()), &alice()).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidField);
             assert!(e.message.starts_with("field `name`"), "{}", e.message);
         }
-        let e = check_name(Some("x".repeat(257)), &alice()).unwrap_err();
-        assert!(e.message.contains("257 bytes"), "{}", e.message);
+        let e = check_name(Some("é".repeat(257)), &alice()).unwrap_err();
+        assert!(e.message.contains("257 characters"), "{}", e.message);
     }
 
     #[test]
@@ -153,7 +153,7 @@ mod tests {
         ] {
             check_avatar_url(ok).unwrap();
         }
-        let long = format!("https://e.com/{}", "a".repeat(AVATAR_URL_MAX_BYTES));
+        let long = format!("https://e.com/{}", "a".repeat(AVATAR_URL_MAX_CHARS));
         for bad in [
             "ftp://example.com/a.png",
             "javascript:alert(1)",

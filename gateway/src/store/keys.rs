@@ -50,6 +50,24 @@ impl Store {
         }
     }
 
+    /// Deletes a key; `None` if there was no such key, otherwise the key
+    /// as it was.
+    pub async fn delete_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
+        loop {
+            let Some(raw) = self.kv.get(Table::Keys, id.as_str()).await? else {
+                return Ok(None);
+            };
+            let key: ApiKey = decode(&raw)?;
+            if self
+                .kv
+                .compare_and_swap(Table::Keys, id.as_str(), Some(raw), None)
+                .await?
+            {
+                return Ok(Some(key));
+            }
+        }
+    }
+
     /// Whether a key other than `except` works at `now` and holds
     /// `keys:admin` (read page by page).
     pub async fn another_admin_key(&self, except: &ApiKeyId, now: u64) -> Result<bool, StoreError> {

@@ -117,7 +117,13 @@ impl Publishing {
             let traffic = traffic.clone();
             async move {
                 let mut out = Published::default();
+                // Steady, also after a stall: a publisher that bursts the
+                // ticks it missed while Redis was frozen sends hundreds of
+                // messages in the second the other node is resubscribing,
+                // more than the history window (100) holds, and that node
+                // rightly tells a gap.
                 let mut tick = tokio::time::interval(Duration::from_millis(25));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut n = 0;
                 while !stop.load(Ordering::Acquire) {
                     tick.tick().await;

@@ -21,8 +21,10 @@ use crate::store::audit::{AuditPage, AuditQuery};
 #[into_params(parameter_in = Query)]
 pub struct Query {
     /// Only records at or after this time (ms since the Unix epoch).
+    #[serde(default, deserialize_with = "super::int64")]
     from: Option<u64>,
     /// Only records before this time (ms since the Unix epoch).
+    #[serde(default, deserialize_with = "super::int64")]
     to: Option<u64>,
     /// Only records of this actor (an API key id, `config` or `anonymous`).
     actor: Option<String>,
@@ -32,6 +34,7 @@ pub struct Query {
     /// Only records about this target.
     target: Option<String>,
     /// The `next` of the previous page.
+    #[serde(default, deserialize_with = "super::int64")]
     after: Option<u64>,
     /// Page size: default 100, at least 1, lowered to 1,000 if larger.
     #[serde(default, deserialize_with = "super::page_size")]

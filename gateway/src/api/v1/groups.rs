@@ -40,13 +40,13 @@ e.g. `unknown_member`) does not stop the others. With an `Idempotency-Key` a ret
 first answer again (`Idempotent-Replayed: true`) and does nothing twice.",
     params(
         BatchQuery,
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible ASCII characters; kept for `api.idempotency_ttl`."),
+        ("Idempotency-Key" = Option<schemas::IdempotencyKey>, Header, nullable = false, description = "1 to 255 visible ASCII characters; kept for `api.idempotency_ttl`."),
     ),
     request_body(
         description = "The groups: a JSON array, CSV, or one JSON object per line.",
         content(
             (Vec<schemas::GroupInput> = "application/json", example = json!([{"id": "team-a", "name": "Team A", "owner": "alice", "members": ["bob"]}])),
-            (String = "text/csv", example = json!("id,name,owner,members\nteam-a,Team A,alice,bob;carol\n")),
+            (schemas::GroupsCsv = "text/csv"),
             (schemas::GroupInput = "application/x-ndjson"),
         ),
     ),
@@ -134,12 +134,19 @@ resets the name to the id. A new owner must be a known user and becomes a member
 given only unchanged; members change through `/v1/groups/{id}/members`. The same merge as \
 `POST /v1/groups?mode=merge`. Audited as `group.updated`.",
     params(("id" = schemas::UserId, Path, description = "The group's id.")),
-    request_body(content = Object, content_type = "application/merge-patch+json", description = "The fields to change."),
+    request_body(
+        description = "The fields to change.",
+        content(
+            (schemas::GroupPatch = "application/merge-patch+json"),
+            (schemas::GroupPatch = "application/json"),
+        ),
+    ),
     responses(
         (status = 200, description = "The group as stored now.", body = Group),
-        (status = 400, description = "Not a valid group id (`invalid_group`), not an object (`invalid_body`), an unknown or changed field or a refused value (`invalid_field`), an owner who is not a known user (`unknown_member`).", body = schemas::ErrorBody),
-        (status = 404, description = "No such group (`not_found`).", body = schemas::ErrorBody),
+        (status = 400, description = "Not a valid group id (`invalid_group`), not an object (`invalid_body`), an unknown or changed field or a refused value (`invalid_field`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such group (`not_found`), or an owner who is not a known user (`unknown_member`).", body = schemas::ErrorBody),
         (status = 409, description = "The group kept changing while the patch was applied (`conflict`): retry.", body = schemas::ErrorBody),
+        (status = 415, description = "The body is not sent as JSON (`invalid_body`).", body = schemas::ErrorBody),
         schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
@@ -148,14 +155,14 @@ pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: super::JsonBytes,
 ) -> Result<Json<Group>, ApiError> {
     caller.require(&state, Scope::GroupsWrite).await?;
     let id = group_id(&id)?;
     let limits = batch::limits(&state);
     let now = crate::clock::unix_millis();
     let (new, given) =
-        read_patch::<GroupInput>(id.as_str(), &body, &limits, now).map_err(patch::refused)?;
+        read_patch::<GroupInput>(id.as_str(), &body.0, &limits, now).map_err(patch::refused)?;
     if given.has(MEMBERS) {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidField,
@@ -163,12 +170,7 @@ pub async fn patch(
         ));
     }
     let owner = new.group.owner.as_slice();
-    if !state.store.unknown_users(owner).await?.is_empty() {
-        return Err(ApiError::bad_request(
-            ErrorCode::UnknownMember,
-            format!("{} is not a known user; create the user first", owner[0]),
-        ));
-    }
+    require_known(&state, owner).await?;
     let merged = state
         .store
         .merge_group(&id, |old| {
@@ -295,17 +297,22 @@ pub fn checked(state: &AppState, mut users: Vec<UserId>) -> Result<Vec<UserId>, 
     Ok(users)
 }
 
-/// 400 `unknown_member` naming the ones of `users` that are not known
-/// users.
+/// 404 `unknown_member` naming the ones of `users` that are not known
+/// users (as a grant to an unknown subject is 404: what the request
+/// names does not exist).
 pub async fn require_known(state: &AppState, users: &[UserId]) -> Result<(), ApiError> {
     let unknown = state.store.unknown_users(users).await?;
     if unknown.is_empty() {
         return Ok(());
     }
     let names: Vec<&str> = unknown.iter().map(UserId::as_str).collect();
-    Err(ApiError::bad_request(
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
         ErrorCode::UnknownMember,
-        format!("not known users: {}; nothing was changed", names.join(", ")),
+        format!(
+            "not known users: {}; create them first; nothing was changed",
+            names.join(", ")
+        ),
     ))
 }
 
@@ -323,8 +330,8 @@ unknown ones are named (`unknown_member`).",
     request_body = MembersBody,
     responses(
         (status = 200, description = "How many became members, and how many were already.", body = MembersChange),
-        (status = 400, description = "Malformed JSON (`invalid_body`), not a valid group id (`invalid_group`), or unknown users (`unknown_member`).", body = schemas::ErrorBody),
-        (status = 404, description = "No such group (`not_found`).", body = schemas::ErrorBody),
+        (status = 400, description = "Malformed JSON (`invalid_body`) or not a valid group id (`invalid_group`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such group (`not_found`), or unknown users (`unknown_member`, naming them).", body = schemas::ErrorBody),
         (status = 413, description = "More than `api.max_batch_items` users (`too_many_items`).", body = schemas::ErrorBody),
         schemas::JsonBodyErrors,
         schemas::ApiKeyErrors,

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 
 use super::batch::{self, BatchQuery};
 use super::caller::Caller;
-use super::{Listing, Page, Params, schemas};
+use super::{Listing, Params, schemas};
 use crate::api::error::ApiError;
 use crate::import::{Format, GroupStream, ParsedItem, RecordLimits, UserStream};
 use crate::state::AppState;
@@ -48,7 +48,7 @@ from `GET /v1/jobs/{id}/failures`. An id repeated within the file reports `exist
     request_body(
         description = "The file: CSV, or one JSON object per line.",
         content(
-            (String = "text/csv", example = json!("id,name,roles\nalice,Alice,moderator\nbob,,\n")),
+            (schemas::UsersCsv = "text/csv"),
             (schemas::UserInput = "application/x-ndjson"),
         ),
     ),
@@ -88,7 +88,7 @@ from `GET /v1/jobs/{id}/failures`. An id repeated within the file reports `exist
     request_body(
         description = "The file: CSV, or one JSON object per line.",
         content(
-            (String = "text/csv", example = json!("id,name,owner,members\nteam-a,Team A,alice,bob;carol\n")),
+            (schemas::GroupsCsv = "text/csv"),
             (schemas::GroupInput = "application/x-ndjson"),
         ),
     ),
@@ -487,7 +487,7 @@ pub async fn list(
     if visible.is_empty() {
         caller.require(&state, Scope::JobsRead).await?;
     }
-    let limit = query.limit.unwrap_or(100).min(1_000);
+    let limit = super::page_limit(query.limit);
     let mut after = query.after.clone();
     let (mut items, mut scanned) = (Vec::new(), 0);
     let next = loop {
@@ -551,10 +551,10 @@ pub async fn get(
     summary = "A page of a job's refused items",
     description = "Scope: `jobs:read`, or `users:write` for a user import, `groups:write` for a group import. The \
 refused items in input order; `after` is an item index.",
-    params(("id" = String, Path, description = "The job's id."), Page),
+    params(("id" = String, Path, description = "The job's id."), FailuresQuery),
     responses(
         (status = 200, description = "A page of refused items.", body = schemas::ItemResultPage),
-        (status = 400, description = "`after` is not an item index, or a bad query parameter (`bad_request`).", body = schemas::ErrorBody),
+        (status = 400, description = "A bad query parameter (`bad_request`).", body = schemas::ErrorBody),
         (status = 404, description = "No such job (`not_found`).", body = schemas::ErrorBody),
         schemas::ApiKeyErrors,
     ),
@@ -564,22 +564,28 @@ pub async fn failures(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Params(page): Params<Page>,
+    Params(query): Params<FailuresQuery>,
 ) -> Result<Json<Listing<ItemResult>>, ApiError> {
     let job = existing(&state, &caller, &id).await?;
-    let after = page
-        .after
-        .as_deref()
-        .map(|a| {
-            a.parse::<usize>()
-                .map_err(|_| ApiError::bad_request(ErrorCode::BadRequest, "after: an item index"))
-        })
-        .transpose()?;
+    let limit = super::page_limit(query.limit);
     let items = state
         .store
-        .job_failures(&job.id, after, page.limit())
+        .job_failures(&job.id, query.after, limit)
         .await?;
-    Ok(Json(Listing::new(items, page.limit(), |r| {
-        r.index.to_string()
-    })))
+    Ok(Json(Listing::new(items, limit, |r| r.index.to_string())))
+}
+
+/// `GET /v1/jobs/{id}/failures`: a page.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FailuresQuery {
+    /// The `next` of the previous page: the index of the last item seen.
+    #[serde(default, deserialize_with = "super::index")]
+    #[param(minimum = 0)]
+    after: Option<usize>,
+    /// Page size: default 100, at least 1, lowered to 1,000 if larger.
+    #[serde(default, deserialize_with = "super::page_size")]
+    #[param(minimum = 1)]
+    limit: Option<usize>,
 }

@@ -81,22 +81,23 @@ pub struct KeyWithSecret {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
-    /// What the key is for: 1 to 128 bytes without control characters.
+    /// What the key is for: 1 to 128 characters, none a control character.
+    #[schema(value_type = schemas::KeyName)]
     name: String,
-    /// What the key may call: at least one scope.
-    #[schema(value_type = BTreeSet<schemas::Scope>, min_items = 1)]
+    /// What the key may call: at least one scope (repeats are dropped).
+    #[schema(value_type = Vec<schemas::Scope>, min_items = 1)]
     scopes: BTreeSet<Scope>,
     /// Lifetime, e.g. `90d`; absent: never expires.
-    #[serde(default, with = "humantime_serde")]
-    #[schema(value_type = Option<String>, examples("90d"))]
+    #[serde(default, deserialize_with = "super::duration::optional")]
+    #[schema(value_type = Option<schemas::Duration>, examples("90d"))]
     expires_in: Option<Duration>,
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidField,
-            "name: 1 to 128 bytes without control characters",
+            "name: 1 to 128 characters, none a control character",
         ));
     }
     Ok(())
@@ -234,8 +235,8 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct Rotate {
     /// How long the old secret keeps working (default `api.rotation_overlap`).
-    #[serde(default, with = "humantime_serde")]
-    #[schema(value_type = Option<String>, examples("24h"))]
+    #[serde(default, deserialize_with = "super::duration::optional")]
+    #[schema(value_type = Option<schemas::Duration>, examples("24h"))]
     overlap: Option<Duration>,
 }
 
@@ -253,6 +254,7 @@ pub struct Rotate {
         (status = 400, description = "A bad body (`invalid_body`).", body = schemas::ErrorBody),
         (status = 404, description = "No such key (`not_found`).", body = schemas::ErrorBody),
         (status = 409, description = "The key is revoked (`api_key_revoked`), or its previous secret still works (`rotation_in_progress`).", body = schemas::ErrorBody),
+        schemas::JsonBodyErrors,
         schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
@@ -261,7 +263,7 @@ pub async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: super::JsonBytes,
 ) -> Result<Json<KeyWithSecret>, ApiError> {
     caller.require(&state, Scope::KeysAdmin).await?;
     let id = key_id(&id)?;
@@ -344,26 +346,19 @@ async fn not_the_last_admin(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKey {
-    /// A new name: 1 to 128 bytes without control characters.
+    /// A new name: 1 to 128 characters, none a control character.
     #[serde(default)]
-    #[schema(nullable = false)]
+    #[schema(value_type = Option<schemas::KeyName>, nullable = false)]
     name: Option<String>,
-    /// The new scopes (replacing the old ones): at least one.
+    /// The new scopes (replacing the old ones): at least one (repeats
+    /// are dropped).
     #[serde(default)]
-    #[schema(value_type = Option<BTreeSet<schemas::Scope>>, nullable = false, min_items = 1)]
+    #[schema(value_type = Option<Vec<schemas::Scope>>, nullable = false, min_items = 1)]
     scopes: Option<BTreeSet<Scope>>,
     /// A new lifetime from now, e.g. `30d`; `null`: never expires.
-    #[serde(default, deserialize_with = "some_duration")]
-    #[schema(value_type = Option<String>, examples("30d"))]
+    #[serde(default, deserialize_with = "super::duration::nullable")]
+    #[schema(value_type = Option<schemas::Duration>, examples("30d"))]
     expires_in: Option<Option<Duration>>,
-}
-
-/// `Some(None)` for `null`, `Some(Some(d))` for a duration (the field
-/// absent is `None`, by `default`).
-fn some_duration<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<Duration>>, D::Error> {
-    humantime_serde::deserialize(d).map(Some)
 }
 
 /// Changes a key's name, scopes or expiry.
@@ -471,7 +466,7 @@ pub async fn update(
     path = "/v1/keys/{id}/revoke",
     operation_id = "revoke_key",
     tag = "keys",
-    description = "Scope: `keys:admin`. Revokes the key at once, on every node; it stays listed with its `revoked_at`. `DELETE /v1/keys/{id}` does the same. The last working key that holds `keys:admin` cannot be revoked (`409 last_admin_key`): create another first.",
+    description = "Scope: `keys:admin`. Revokes the key at once, on every node; it stays listed with its `revoked_at` (`DELETE /v1/keys/{id}` removes it instead). The last working key that holds `keys:admin` cannot be revoked (`409 last_admin_key`): create another first.",
     params(("id" = schemas::ApiKeyId, Path, description = "The key's id.")),
     responses(
         (status = 200, description = "The revoked key.", body = KeyView),
@@ -505,4 +500,50 @@ pub async fn revoke(
         )
         .await?;
     Ok(Json((&key).into()))
+}
+
+/// Deletes a key.
+#[utoipa::path(
+    delete,
+    path = "/v1/keys/{id}",
+    operation_id = "delete_key",
+    tag = "keys",
+    description = "Scope: `keys:admin`. Deletes the key: at once, on every node, requests with it \
+are refused (`unknown_api_key`) and it is no longer listed (its audit records stay). To keep a \
+key listed with its `revoked_at`, revoke it instead. The last working key that holds \
+`keys:admin` cannot be deleted (`409 last_admin_key`): create another first. Audited as \
+`key.deleted`.",
+    params(("id" = schemas::ApiKeyId, Path, description = "The key's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such key (`not_found`).", body = schemas::ErrorBody),
+        (status = 409, description = "The last working key that holds `keys:admin` (`last_admin_key`).", body = schemas::ErrorBody),
+        schemas::ApiKeyErrors,
+    ),
+    security(("api_key" = [])),
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&state, Scope::KeysAdmin).await?;
+    let id = key_id(&id)?;
+    let now = crate::clock::unix_millis();
+    let target = existing_key(&state, &id).await?;
+    not_the_last_admin(&state, &target, now, "it cannot be deleted").await?;
+    let key = state
+        .store
+        .delete_key(&id)
+        .await?
+        .ok_or_else(|| missing(&id))?;
+    caller
+        .audit(
+            &state,
+            AuditAction::KeyDeleted,
+            key.id.as_str(),
+            serde_json::json!({ "name": key.name, "scopes": key.scopes }),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

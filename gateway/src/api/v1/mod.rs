@@ -21,6 +21,7 @@
 pub mod audit;
 pub mod batch;
 pub mod caller;
+pub mod duration;
 pub mod groups;
 pub mod idempotency;
 pub mod jobs;
@@ -52,7 +53,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/keys", post(keys::create).get(keys::list))
         .route(
             "/v1/keys/{id}",
-            get(keys::get).patch(keys::update).delete(keys::revoke),
+            get(keys::get).patch(keys::update).delete(keys::delete),
         )
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/v1/keys/{id}/revoke", post(keys::revoke))
@@ -128,7 +129,9 @@ async fn openapi() -> impl axum::response::IntoResponse {
     )
 }
 
-/// A JSON body; a bad one is `invalid_body` with serde's message.
+/// A JSON object body; a bad one is `invalid_body` with serde's message:
+/// 415 when not sent as JSON, 400 when not JSON, 422 when not an object
+/// or not of `T`'s shape.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -136,15 +139,36 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(e) => Err(ApiError::new(
-                e.status(),
-                ErrorCode::InvalidBody,
-                e.body_text(),
-            )),
-        }
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(e) => {
+                return Err(ApiError::new(
+                    e.status(),
+                    ErrorCode::InvalidBody,
+                    e.body_text(),
+                ));
+            }
+        };
+        object(value).map(Self)
     }
+}
+
+/// `value` as a `T`, read from a JSON object only: serde would also read
+/// a struct from an array of its fields in order, which no document
+/// describes.
+fn object<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    let shape = |message: String| {
+        ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidBody,
+            message,
+        )
+    };
+    if !value.is_object() {
+        return Err(shape("the body must be a JSON object".to_owned()));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| shape(format!("the body is not of the expected shape: {e}")))
 }
 
 /// Query parameters; bad ones are `bad_request` with serde's message.
@@ -162,13 +186,60 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
     }
 }
 
-/// An optional JSON body: empty is `T::default()`.
-pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+/// A body that is empty or sent as JSON (`Content-Type: application/json`,
+/// or a `+json` type such as `application/merge-patch+json`), as bytes;
+/// any other type is 415 `invalid_body`.
+#[derive(Debug)]
+pub struct JsonBytes(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json);
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), ErrorCode::InvalidBody, e.body_text()))?;
+        if !json && !is_blank(&body) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::InvalidBody,
+                "send the body as Content-Type: application/json",
+            ));
+        }
+        Ok(Self(body))
+    }
+}
+
+/// Whether a `Content-Type` is JSON: `application/json` or
+/// `application/<anything>+json`, with any parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let essence = essence.to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
+}
+
+fn is_blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
+/// An optional JSON object body: empty is `T::default()`. Not JSON is 400
+/// `invalid_body`; not an object or of the wrong shape 422, as for
+/// [`JsonBody`].
+pub fn optional_json<T: DeserializeOwned + Default>(body: &JsonBytes) -> Result<T, ApiError> {
+    if is_blank(&body.0) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidBody, e.to_string()))
+    let value = serde_json::from_slice(&body.0)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidBody, format!("not JSON: {e}")))?;
+    object(value)
 }
 
 /// A user id from a path, or 400.
@@ -191,22 +262,66 @@ pub struct Page {
     pub limit: Option<usize>,
 }
 
-/// A page size of 0 is refused: a page of nothing is never what a caller
-/// means, and would read as the end of the listing.
+/// A page size: a whole number, of any size (one larger than the largest
+/// page is lowered to it, see [`Page::limit`]). 0 is refused: a page of
+/// nothing is never what a caller means, and would read as the end of the
+/// listing.
 pub(crate) fn page_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    match Option::<usize>::deserialize(d)? {
+    match whole_number(d, "limit")? {
         Some(0) => Err(serde::de::Error::custom("limit must be at least 1")),
         limit => Ok(limit),
+    }
+}
+
+/// An item index to page on from (`after`), of any size: one past the
+/// last item is the end.
+pub(crate) fn index<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    whole_number(d, "after")
+}
+
+/// A whole number in a query, of any size: one larger than `usize` is
+/// `usize::MAX` (it can only mean "all" or "past the end").
+fn whole_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    name: &str,
+) -> Result<Option<usize>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(serde::de::Error::custom(format!(
+            "{name}: a whole number, not {text:?}"
+        )));
+    }
+    // Only digits, so an error is a number too large.
+    Ok(Some(text.parse().unwrap_or(usize::MAX)))
+}
+
+/// A query number the document gives as `int64` (a time in ms, an audit
+/// record's id): at most `i64::MAX`, as the document says.
+pub(crate) fn int64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<u64>::deserialize(d)? {
+        Some(n) if n > i64::MAX as u64 => Err(serde::de::Error::custom(format!(
+            "{n} is larger than {}",
+            i64::MAX
+        ))),
+        n => Ok(n),
     }
 }
 
 impl Page {
     /// The page size asked for, within bounds.
     pub fn limit(&self) -> usize {
-        self.limit
-            .unwrap_or(DEFAULT_PAGE)
-            .min(crate::store::users::MAX_PAGE)
+        page_limit(self.limit)
     }
+}
+
+/// A page size asked for (`limit`), within bounds: the default when not
+/// given, lowered to the largest page.
+pub fn page_limit(limit: Option<usize>) -> usize {
+    limit
+        .unwrap_or(DEFAULT_PAGE)
+        .min(crate::store::users::MAX_PAGE)
 }
 
 /// A page of a listing (described per item type by [`schemas::UserPage`]

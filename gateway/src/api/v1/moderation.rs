@@ -27,8 +27,8 @@ pub struct MintBody {
     #[schema(value_type = schemas::UserId)]
     user: UserId,
     /// Lifetime (e.g. `1h`; default `1h`, at most `api.max_token_ttl`).
-    #[serde(default, with = "humantime_serde")]
-    #[schema(value_type = Option<String>, examples("1h"))]
+    #[serde(default, deserialize_with = "super::duration::optional")]
+    #[schema(value_type = Option<schemas::Duration>, examples("1h"))]
     ttl: Option<Duration>,
     /// Channel patterns the token may subscribe to (default: any).
     #[schema(value_type = Option<Vec<schemas::ChannelPattern>>)]
@@ -226,6 +226,7 @@ pub struct DisconnectBody {
     responses(
         (status = 204, description = "Closed (or there were none)."),
         (status = 400, description = "Not a valid user id (`invalid_user`) or a bad body (`invalid_body`).", body = schemas::ErrorBody),
+        schemas::JsonBodyErrors,
         schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
@@ -234,7 +235,7 @@ pub async fn disconnect(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: super::JsonBytes,
 ) -> Result<StatusCode, ApiError> {
     caller.require(&state, Scope::UsersModerate).await?;
     let id = user_id(&id)?;
@@ -259,10 +260,10 @@ pub async fn disconnect(
 #[serde(deny_unknown_fields)]
 pub struct BanBody {
     /// How long (e.g. `24h`); absent: until lifted.
-    #[serde(default, with = "humantime_serde")]
-    #[schema(value_type = Option<String>, examples("24h"))]
+    #[serde(default, deserialize_with = "super::duration::optional")]
+    #[schema(value_type = Option<schemas::Duration>, examples("24h"))]
     duration: Option<Duration>,
-    /// Why (at most 512 bytes).
+    /// Why (at most 512 characters).
     #[serde(default)]
     #[schema(max_length = 512)]
     reason: String,
@@ -283,7 +284,8 @@ The body is optional (no body: banned until lifted).",
     request_body = Option<BanBody>,
     responses(
         (status = 200, description = "The ban.", body = Ban),
-        (status = 400, description = "Not a valid user id (`invalid_user`), a bad body (`invalid_body`) or a `reason` over 512 bytes (`invalid_field`).", body = schemas::ErrorBody),
+        (status = 400, description = "Not a valid user id (`invalid_user`), a bad body (`invalid_body`) or a `reason` over 512 characters (`invalid_field`).", body = schemas::ErrorBody),
+        schemas::JsonBodyErrors,
         schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
@@ -292,15 +294,15 @@ pub async fn ban(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: super::JsonBytes,
 ) -> Result<Json<Ban>, ApiError> {
     caller.require(&state, Scope::UsersModerate).await?;
     let id = user_id(&id)?;
     let body: BanBody = optional_json(&body)?;
-    if body.reason.len() > 512 {
+    if body.reason.chars().count() > 512 {
         return Err(ApiError::bad_request(
             ErrorCode::InvalidField,
-            "reason: at most 512 bytes",
+            "reason: at most 512 characters",
         ));
     }
     let now = crate::clock::unix_millis();

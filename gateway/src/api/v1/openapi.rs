@@ -18,7 +18,7 @@ use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::schemas::{ApiKeyErrors, ApiKeyId, ErrorBody, responses};
+use super::schemas::{self, ErrorBody, responses};
 use super::{audit, groups, jobs, keys, moderation, policy, publish, role_holders, users};
 
 /// The name of the security scheme every authenticated operation names.
@@ -88,7 +88,7 @@ does nothing twice. Larger files go to the import jobs (`/v1/jobs/import/…`)."
         keys::list,
         keys::get,
         keys::update,
-        delete_key,
+        keys::delete,
         keys::rotate,
         keys::revoke,
         users::create,
@@ -127,7 +127,8 @@ does nothing twice. Larger files go to the import jobs (`/v1/jobs/import/…`)."
         jobs::failures,
         super::openapi,
     ),
-    components(schemas(ErrorBody)),
+    // Stand-ins only parameters name (utoipa collects those of bodies).
+    components(schemas(ErrorBody, schemas::IdempotencyKey, schemas::SubjectQuery)),
     modifiers(&Components),
     tags(
         (name = "keys", description = "API keys (`keys:admin`). A secret is shown only when it is made."),
@@ -196,26 +197,10 @@ impl Modify for Components {
             ),
         );
         responses::add_to(components);
+        // Publishing to nothing is refused (`invalid_field`).
+        schemas::at_least_one(components, "PublishBody", &["channels", "users"]);
     }
 }
-
-/// Revokes a key; the same as `POST /v1/keys/{id}/revoke`.
-#[utoipa::path(
-    delete,
-    path = "/v1/keys/{id}",
-    operation_id = "delete_key",
-    tag = "keys",
-    description = "Scope: `keys:admin`. Revokes the key at once, on every node; it stays listed with its `revoked_at`.",
-    params(("id" = ApiKeyId, Path, description = "The key's id.")),
-    responses(
-        (status = 200, description = "The revoked key.", body = keys::KeyView),
-        (status = 404, description = "No such key (`not_found`).", body = ErrorBody),
-        ApiKeyErrors,
-    ),
-    security(("api_key" = [])),
-)]
-#[allow(dead_code, reason = "documents the second route of `keys::revoke`")]
-fn delete_key() {}
 
 #[cfg(test)]
 mod tests;

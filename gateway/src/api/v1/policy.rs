@@ -64,8 +64,9 @@ pub fn role_name(name: &str) -> Result<RoleName, ApiError> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleBody {
-    /// What holders of the role may do, on every channel.
-    #[schema(value_type = BTreeSet<schemas::Permission>)]
+    /// What holders of the role may do, on every channel (repeats are
+    /// dropped).
+    #[schema(value_type = Vec<schemas::Permission>)]
     permissions: BTreeSet<Permission>,
 }
 
@@ -181,6 +182,7 @@ pub async fn delete_role(
 #[into_params(parameter_in = Query)]
 pub struct GrantQuery {
     /// Only grants to this subject (`user:<id>`, `role:<name>`, `app:<key id>`).
+    #[param(value_type = Option<schemas::SubjectQuery>)]
     subject: Option<String>,
 }
 

@@ -24,12 +24,10 @@ pub struct PublishBody {
     /// `users`). A name that is not a channel's gets its own error result
     /// (`invalid_channel`); the other targets are published.
     #[serde(default)]
-    #[schema(value_type = Vec<schemas::ChannelName>)]
     channels: Vec<String>,
     /// Users to send to (their personal channels). An id that is not a
     /// user's gets its own error result (`invalid_user`).
     #[serde(default)]
-    #[schema(value_type = Vec<schemas::UserId>)]
     users: Vec<String>,
     /// The message: any JSON value (at most `limits.max_data_size` bytes).
     #[schema(value_type = Value)]
@@ -37,7 +35,7 @@ pub struct PublishBody {
     /// Retries with the same id (per channel, within the history's
     /// idempotency window) are published once. 1 to 64 visible ASCII
     /// characters.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(value_type = Option<schemas::MsgId>)]
     msg_id: Option<String>,
 }
 

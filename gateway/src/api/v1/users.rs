@@ -44,13 +44,13 @@ With an `Idempotency-Key` a retry gets the first answer again (`Idempotent-Repla
 and does nothing twice.",
     params(
         BatchQuery,
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1 to 255 visible ASCII characters; kept for `api.idempotency_ttl`."),
+        ("Idempotency-Key" = Option<schemas::IdempotencyKey>, Header, nullable = false, description = "1 to 255 visible ASCII characters; kept for `api.idempotency_ttl`."),
     ),
     request_body(
         description = "The users: a JSON array, CSV, or one JSON object per line.",
         content(
             (Vec<schemas::UserInput> = "application/json", example = json!([{"id": "alice", "name": "Alice", "roles": ["moderator"]}, {"id": "bob"}])),
-            (String = "text/csv", example = json!("id,name,roles\nalice,Alice,moderator;editor\nbob,,\n")),
+            (schemas::UsersCsv = "text/csv"),
             (schemas::UserInput = "application/x-ndjson"),
         ),
     ),
@@ -130,12 +130,19 @@ the name to the id. `id` may be given only unchanged. The result is checked as a
 is; nothing is stored when a field is refused. The same merge as `POST /v1/users?mode=merge`. \
 Audited as `user.updated` (the fields changed, and the roles before and after).",
     params(("id" = schemas::UserId, Path, description = "The user's id.")),
-    request_body(content = Object, content_type = "application/merge-patch+json", description = "The fields to change."),
+    request_body(
+        description = "The fields to change.",
+        content(
+            (schemas::UserPatch = "application/merge-patch+json"),
+            (schemas::UserPatch = "application/json"),
+        ),
+    ),
     responses(
         (status = 200, description = "The user as stored now.", body = User),
         (status = 400, description = "Not a valid user id (`invalid_user`), not an object (`invalid_body`), an unknown or changed field or a refused value (`invalid_field`, naming it).", body = schemas::ErrorBody),
-        (status = 404, description = "No such user (`not_found`).", body = schemas::ErrorBody),
+        (status = 404, description = "No such user, or a role given that does not exist (`not_found`, naming it).", body = schemas::ErrorBody),
         (status = 409, description = "The user kept changing while the patch was applied (`conflict`): retry.", body = schemas::ErrorBody),
+        (status = 415, description = "The body is not sent as JSON (`invalid_body`).", body = schemas::ErrorBody),
         schemas::ApiKeyErrors,
     ),
     security(("api_key" = [])),
@@ -144,20 +151,24 @@ pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: super::JsonBytes,
 ) -> Result<Json<User>, ApiError> {
     caller.require(&state, Scope::UsersWrite).await?;
     let id = user_id(&id)?;
     let limits = batch::limits(&state);
     let now = crate::clock::unix_millis();
     let (new, given) =
-        read_patch::<UserInput>(id.as_str(), &body, &limits, now).map_err(patch::refused)?;
+        read_patch::<UserInput>(id.as_str(), &body.0, &limits, now).map_err(patch::refused)?;
     if given.has(ROLES) {
         caller.require(&state, Scope::UsersRoles).await?;
     }
     let policy = state.store.policy().await?;
     if let Some(message) = batch::unknown_role(&policy, &new) {
-        return Err(ApiError::bad_request(ErrorCode::InvalidField, message));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            message,
+        ));
     }
     let merged = state
         .store
@@ -190,7 +201,8 @@ pub async fn patch(
 pub struct ListQuery {
     /// Comma-separated ids (at most `api.max_batch_items`): the answer has
     /// the users found and the ids missing. The other parameters are then
-    /// ignored.
+    /// checked but not used.
+    #[param(pattern = "^,*([A-Za-z0-9_.@-]{1,64}(,+|$))*$")]
     ids: Option<String>,
     /// The `next` of the previous page.
     after: Option<String>,
@@ -203,12 +215,13 @@ pub struct ListQuery {
     /// Only users whose name contains this, letter case aside.
     #[param(min_length = 1)]
     name: Option<String>,
-    /// With `metadata_value`: only users whose metadata has this
-    /// top-level key…
+    /// Only users whose metadata has this top-level key (with
+    /// `metadata_value`: with that value).
     #[param(min_length = 1)]
     metadata_key: Option<String>,
-    /// …with this value (a string as it is, a number or `true`/`false`
-    /// as written in JSON).
+    /// Only users whose metadata has a top-level field (with
+    /// `metadata_key`: that field) with this value: a string as it is, a
+    /// number or `true`/`false` as written in JSON.
     metadata_value: Option<String>,
 }
 
@@ -218,35 +231,38 @@ pub struct ListQuery {
 pub const MAX_USERS_SCANNED: usize = 10_000;
 
 impl ListQuery {
-    /// The search by name and metadata, if one was asked (400 when only
-    /// half of the metadata pair is given).
+    /// The search by name and metadata, if one was asked (400 for an empty
+    /// `name` or `metadata_key`, which would match everything).
     fn search(&self) -> Result<Option<impl Fn(&User) -> bool + use<>>, ApiError> {
-        let field = match (&self.metadata_key, &self.metadata_value) {
-            (Some(k), Some(v)) => Some((k.clone(), v.clone())),
-            (None, None) => None,
-            _ => {
+        for (param, value) in [("name", &self.name), ("metadata_key", &self.metadata_key)] {
+            if value.as_ref().is_some_and(String::is_empty) {
                 return Err(ApiError::bad_request(
                     ErrorCode::BadRequest,
-                    "metadata_key and metadata_value go together",
+                    format!("{param}: at least one character"),
                 ));
             }
-        };
+        }
         let name = self.name.as_ref().map(|n| n.to_lowercase());
-        if name.is_none() && field.is_none() {
+        let (key, value) = (self.metadata_key.clone(), self.metadata_value.clone());
+        if name.is_none() && key.is_none() && value.is_none() {
             return Ok(None);
         }
+        let wanted = value.clone();
+        let matches = move |found: &serde_json::Value| {
+            wanted.as_ref().is_none_or(|v| match found {
+                serde_json::Value::String(s) => s == v,
+                other => serde_json::from_str::<serde_json::Value>(v).is_ok_and(|w| w == *other),
+            })
+        };
         Ok(Some(move |user: &User| {
             let named = name
                 .as_ref()
                 .is_none_or(|n| user.name.to_lowercase().contains(n.as_str()));
-            let tagged = field.as_ref().is_none_or(|(k, v)| {
-                user.metadata.get(k).is_some_and(|found| match found {
-                    serde_json::Value::String(s) => s == v,
-                    other => {
-                        serde_json::from_str::<serde_json::Value>(v).is_ok_and(|w| w == *other)
-                    }
-                })
-            });
+            let tagged = match (&key, &value) {
+                (None, None) => true,
+                (Some(k), _) => user.metadata.get(k).is_some_and(&matches),
+                (None, Some(_)) => user.metadata.values().any(&matches),
+            };
             named && tagged
         }))
     }
@@ -296,6 +312,8 @@ pub async fn list(
     Params(query): Params<ListQuery>,
 ) -> Result<Json<UsersResponse>, ApiError> {
     caller.require(&state, Scope::UsersRead).await?;
+    // Checked even when `ids` makes it unused: a bad parameter is refused.
+    let search = query.search()?;
     if let Some(ids) = query.ids {
         let ids = ids
             .split(',')
@@ -320,14 +338,10 @@ pub async fn list(
         let items = found.into_iter().flatten().collect();
         return Ok(Json(UsersResponse::Many { items, missing }));
     }
-    let limit = Page {
-        after: None,
-        limit: query.limit,
-    }
-    .limit();
+    let limit = super::page_limit(query.limit);
     let prefix = query.prefix.as_deref().unwrap_or("");
     let after = query.after.as_deref();
-    if let Some(keep) = query.search()? {
+    if let Some(keep) = search {
         let (users, next) = state
             .store
             .find_users(prefix, after, limit, MAX_USERS_SCANNED, keep)

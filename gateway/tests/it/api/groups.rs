@@ -95,7 +95,7 @@ async fn members_are_added_paged_removed_and_go_with_the_group() {
             &json!({"users": ["zed", "carol"]}),
         )
         .await
-        .expect_error(400, ErrorCode::UnknownMember);
+        .expect_error(404, ErrorCode::UnknownMember);
     assert!(message.contains("zed"), "{message}");
     api.post_json("/v1/groups/nope/members", &json!({"users": ["carol"]}))
         .await

@@ -173,12 +173,44 @@ async fn a_revoked_key_is_refused_at_once_and_cannot_be_rotated() {
     api.post(&format!("/v1/keys/{id}/rotate"))
         .await
         .expect_error(409, ErrorCode::ApiKeyRevoked);
-    // DELETE is the same revocation; the first time stays.
-    let again = api.delete(&format!("/v1/keys/{id}")).await.expect(200);
-    assert_eq!(again["revoked_at"], revoked_at);
     api.post("/v1/keys/ak_0000000000000bad/revoke")
         .await
         .expect_error(404, ErrorCode::NotFound);
+}
+
+#[tokio::test]
+async fn a_deleted_key_is_gone_refused_everywhere_and_audited() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    let (id, secret) = create_key(&api, "temporary", &["users:read"]).await;
+    let key = api.with_key(&id, &secret);
+    key.get("/v1/users?ids=x").await.expect(200);
+    let path = format!("/v1/keys/{id}");
+    api.delete(&path).await.expect(204);
+    key.get("/v1/users?ids=x")
+        .await
+        .expect_error(401, ErrorCode::UnknownApiKey);
+    api.get(&path).await.expect_error(404, ErrorCode::NotFound);
+    api.delete(&path)
+        .await
+        .expect_error(404, ErrorCode::NotFound);
+    let listed = api.get("/v1/keys").await.expect(200);
+    assert_eq!(listed["count"], 1, "{listed}");
+    assert!(!listed.to_string().contains(&id), "{listed}");
+    let audit = api
+        .get(&format!("/v1/audit?action=key.deleted&target={id}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        audit["records"][0]["detail"]["name"], "temporary",
+        "{audit}"
+    );
+    // A revoked key may be deleted too (tidying the list).
+    let (revoked, _) = create_key(&api, "old", &["users:read"]).await;
+    api.post(&format!("/v1/keys/{revoked}/revoke"))
+        .await
+        .expect(200);
+    api.delete(&format!("/v1/keys/{revoked}")).await.expect(204);
 }
 
 #[tokio::test]
@@ -232,6 +264,10 @@ async fn the_last_working_admin_key_cannot_be_revoked() {
     let second = api.with_key(&id, &secret);
     second
         .post(&format!("/v1/keys/{id}/revoke"))
+        .await
+        .expect_error(409, ErrorCode::LastAdminKey);
+    second
+        .delete(&format!("/v1/keys/{id}"))
         .await
         .expect_error(409, ErrorCode::LastAdminKey);
     let keys = second.get(&format!("/v1/keys/{id}")).await.expect(200);

@@ -193,21 +193,32 @@ async fn a_group_patch_changes_name_owner_and_metadata_only() {
     assert!(g.get("owner").is_none_or(Value::is_null), "{g}");
     assert_eq!(g["name"], "g");
 
-    for (patch, code, names) in [
-        (json!({"owner": "ghost"}), ErrorCode::UnknownMember, "ghost"),
+    for (patch, status, code, names) in [
+        (
+            json!({"owner": "ghost"}),
+            404,
+            ErrorCode::UnknownMember,
+            "ghost",
+        ),
         (
             json!({"members": ["a"]}),
+            400,
             ErrorCode::InvalidField,
             "members",
         ),
-        (json!({"id": "h"}), ErrorCode::InvalidField, "id"),
-        (json!({"colour": "red"}), ErrorCode::InvalidField, "colour"),
-        (json!("name"), ErrorCode::InvalidBody, "object"),
+        (json!({"id": "h"}), 400, ErrorCode::InvalidField, "id"),
+        (
+            json!({"colour": "red"}),
+            400,
+            ErrorCode::InvalidField,
+            "colour",
+        ),
+        (json!("name"), 400, ErrorCode::InvalidBody, "object"),
     ] {
         let message = api
             .patch_json("/v1/groups/g", &patch)
             .await
-            .expect_error(400, code);
+            .expect_error(status, code);
         assert!(message.contains(names), "{patch}: {message}");
     }
     assert_eq!(
@@ -286,7 +297,7 @@ async fn a_role_is_given_to_and_taken_from_many_users_at_once() {
             &json!({"users": ["u000", "ghost"]}),
         )
         .await
-        .expect_error(400, ErrorCode::UnknownMember);
+        .expect_error(404, ErrorCode::UnknownMember);
     assert!(message.contains("ghost"), "{message}");
     api.post_json("/v1/roles/principal/users", &json!({"users": ["u000"]}))
         .await

@@ -7,6 +7,7 @@
 
 mod audit;
 mod auth;
+mod bodies;
 mod cluster;
 mod groups;
 mod idempotency;

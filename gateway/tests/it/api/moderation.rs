@@ -119,7 +119,7 @@ async fn a_ban_closes_connections_and_blocks_tokens_until_lifted() {
         .expect_error(400, ErrorCode::InvalidField);
     api.post_json("/v1/users/carol/ban", &json!({"forever": true}))
         .await
-        .expect_error(400, ErrorCode::InvalidBody);
+        .expect_error(422, ErrorCode::InvalidBody);
 }
 
 #[tokio::test]

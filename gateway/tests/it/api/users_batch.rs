@@ -414,8 +414,8 @@ async fn a_merge_patch_changes_only_the_fields_given() {
     for (body, status, code, names) in [
         (
             json!({"roles": ["principal"]}),
-            400,
-            ErrorCode::InvalidField,
+            404,
+            ErrorCode::NotFound,
             "principal",
         ),
         (json!({"id": "bob"}), 400, ErrorCode::InvalidField, "id"),

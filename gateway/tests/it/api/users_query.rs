@@ -127,9 +127,25 @@ async fn listings_carry_their_totals_and_users_are_found_by_prefix_name_and_meta
         10
     );
     assert!(collect("name=nobody").await.is_empty());
-    api.get("/v1/users?metadata_key=class")
+    // A key alone: every user that has it; a value alone: in any field.
+    assert_eq!(collect("metadata_key=year").await.len(), 1200);
+    assert_eq!(collect("metadata_value=c7").await.len(), 31);
+    for empty in ["name=", "metadata_key="] {
+        api.get(&format!("/v1/users?{empty}"))
+            .await
+            .expect_error(400, ErrorCode::BadRequest);
+    }
+    // A page size beyond the largest page is lowered to it; 0 and words are refused.
+    let huge = api
+        .get("/v1/users?limit=99999999999999999999999999")
         .await
-        .expect_error(400, ErrorCode::BadRequest);
+        .expect(200);
+    assert_eq!(ids(&huge).len(), 1000);
+    for bad in ["0", "-1", "ten", ""] {
+        api.get(&format!("/v1/users?limit={bad}"))
+            .await
+            .expect_error(400, ErrorCode::BadRequest);
+    }
 
     // Groups, members, a user's groups and keys are counted too.
     let group = json!([{"id": "c7", "members": ["s0007", "s0047", "t-ann"]}, {"id": "c8"}]);

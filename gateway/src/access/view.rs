@@ -77,7 +77,7 @@ impl Refusal {
     }
 
     /// The `reason` label of the auth failure metric.
-    fn reason(self) -> &'static str {
+    pub fn reason(self) -> &'static str {
         match self {
             Refusal::Banned => "banned",
             Refusal::Revoked => "revoked",

@@ -25,11 +25,12 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::error::ApiError;
-use crate::access::{self, Refusal};
+use crate::access::Refusal;
 use crate::config::OriginConfig;
 use crate::limiter::ConnInfo;
 use crate::metrics::Rejection;
-use crate::session::{self, auth, conn::Conn};
+use crate::session::auth::{self, Refused};
+use crate::session::{self, conn::Conn};
 use crate::state::AppState;
 use crate::stream::Stream;
 
@@ -61,10 +62,10 @@ pub async fn upgrade(
         ));
     }
     let headers = req.headers();
+    let client = state.proxies.client_ip(info.peer, headers);
     // Behind a trusted proxy, the client's own connection cap applies now
     // that its address is known; the slot lives as long as the session.
     let client_slot = if state.proxies.trusts(info.peer.ip()) {
-        let client = state.proxies.client_ip(info.peer, headers);
         let slot = state.limiter.acquire_ip(client).map_err(|why| {
             reject(
                 why,
@@ -101,20 +102,20 @@ pub async fn upgrade(
             "unsupported subprotocol: use tokenim.v1.json or tokenim.v1.msgpack",
         ));
     };
-    let unauthorized =
-        |e: TokenError| ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string());
-    let header_token = bearer(headers).map_err(|e| {
-        state.metrics.auth_failure(e.reason());
-        unauthorized(e)
-    })?;
+    let header_token = match bearer(headers) {
+        Ok(token) => token,
+        Err(e) => {
+            state.metrics.auth_failure(e.reason());
+            auth::audit_failure(&state, client, e.reason(), None, e.to_string()).await;
+            return Err(refused_status(&Refused::Token(e)));
+        }
+    };
     let token = header_token.or_else(|| query.ok().and_then(|Query(q)| q.token));
     let admitted = match token {
         Some(token) => {
-            let claims =
-                auth::verify(&state.verifier, &state.metrics, &token).map_err(unauthorized)?;
-            let admitted = access::admit(&state.access, &state.store, &state.metrics, claims)
+            let admitted = auth::authenticate(&state, client, &token)
                 .await
-                .map_err(|r| ApiError::new(refusal_status(r), r.code(), r.to_string()))?;
+                .map_err(|r| refused_status(&r))?;
             // Boxed: the connection's task holds what it captures for its
             // whole life, so a pointer costs 8 bytes where the claims cost 144.
             Some(Box::new(admitted))
@@ -147,7 +148,7 @@ pub async fn upgrade(
             }
         };
         let conn = Conn::new(ws, codec, Arc::clone(&task_state.framing));
-        session::run(conn, task_state.clone(), admitted, info.permit).await;
+        session::run(conn, task_state.clone(), admitted, client, info.permit).await;
         drop(client_slot);
     });
 
@@ -168,13 +169,14 @@ pub async fn upgrade(
     Ok(response)
 }
 
-/// The HTTP status refusing an upgrade for `refusal`: 403 for a banned
-/// user (another token will not help), 401 for a revoked token.
-fn refusal_status(refusal: Refusal) -> StatusCode {
-    match refusal {
-        Refusal::Banned => StatusCode::FORBIDDEN,
-        Refusal::Revoked => StatusCode::UNAUTHORIZED,
-    }
+/// The answer refusing an upgrade for `refused`: 403 for a banned user
+/// (another token will not help), 401 for a bad or revoked token.
+fn refused_status(refused: &Refused) -> ApiError {
+    let status = match refused {
+        Refused::Access(Refusal::Banned) => StatusCode::FORBIDDEN,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    ApiError::new(status, refused.code(), refused.to_string())
 }
 
 /// Whether a comma-separated header holds `token` (case-insensitive).

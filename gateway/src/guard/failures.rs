@@ -1,5 +1,6 @@
-//! [`FailureLog`]: failed authentications folded into the audit log, one
-//! record per source address, reason, actor and minute, so a flood of bad
+//! [`FailureLog`]: failed authentications (of the server API's keys and
+//! of WebSocket tokens) folded into the audit log, one record per source
+//! address, way in, reason, actor and minute, so a flood of bad
 //! credentials grows the log by a record a minute instead of a record a
 //! request.
 //!
@@ -28,11 +29,19 @@ pub const MAX_TARGETS: usize = 5;
 /// The source of failures folded together once `max_sources` is reached.
 pub const MANY_SOURCES: &str = "*";
 
+/// How a failed authentication came in: [`Failure::via`].
+pub const VIA_API: &str = "api";
+/// A WebSocket upgrade or `connect` frame: [`Failure::via`].
+pub const VIA_WEBSOCKET: &str = "websocket";
+
 /// One failed authentication.
 #[derive(Debug, Clone)]
 pub struct Failure {
     /// The client's address, if known.
     pub source: Option<String>,
+    /// How it came in: [`VIA_API`] (an API key) or [`VIA_WEBSOCKET`] (a
+    /// user token).
+    pub via: &'static str,
     /// Why (a closed set: the metric label).
     pub reason: &'static str,
     /// Who: `anonymous`, or the key that proved itself but lacked a scope.
@@ -43,8 +52,8 @@ pub struct Failure {
     pub message: String,
 }
 
-/// (source, reason, actor).
-type WindowKey = (String, &'static str, String);
+/// (source, via, reason, actor).
+type WindowKey = (String, &'static str, &'static str, String);
 
 /// A minute's failures of one key.
 #[derive(Debug)]
@@ -94,7 +103,7 @@ impl FailureLog {
         let source = failure.source.clone().unwrap_or_else(|| "-".into());
         let (key, fresh, closed) = {
             let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-            let mut key = (source, failure.reason, failure.actor.clone());
+            let mut key = (source, failure.via, failure.reason, failure.actor.clone());
             if !windows.contains_key(&key) && windows.len() >= self.max_sources {
                 key.0 = MANY_SOURCES.into();
             }
@@ -117,6 +126,7 @@ impl FailureLog {
             );
             record.source = Some(key.0.clone()).filter(|s| s != "-");
             record.detail = serde_json::json!({
+                "via": failure.via,
                 "reason": failure.reason,
                 "message": failure.message,
                 "minute": minute * 60_000,

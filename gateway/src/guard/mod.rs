@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use tokenim_auth::ApiKeyId;
 
-pub use self::failures::{Failure, FailureLog};
+pub use self::failures::{Failure, FailureLog, VIA_API, VIA_WEBSOCKET};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::rate::{KeyedRates, Verdict};

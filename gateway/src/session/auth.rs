@@ -7,11 +7,15 @@
 //! invalid one with 4500 or 4003, a valid one whose user is banned with
 //! 1111 and 4504, a revoked one with 1112 and 4503 (see [`super::access`]).
 
+use std::fmt;
+use std::net::IpAddr;
+
 use tokenim_auth::{TokenError, TokenVerifier, UserClaims};
-use tokenim_protocol::{Command, CommandId, DisconnectCode, ErrorCode, Reply};
+use tokenim_protocol::{Command, CommandId, DisconnectCode, ErrorCode, Reply, UserId};
 
 use super::conn::{Conn, Incoming};
-use crate::access::{self, Admitted};
+use crate::access::{self, Admitted, Refusal};
+use crate::guard::{Failure, VIA_WEBSOCKET};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -45,11 +49,110 @@ pub fn close_code(e: &TokenError) -> DisconnectCode {
     }
 }
 
+/// Why a token did not open a session.
+#[derive(Debug)]
+pub enum Refused {
+    /// Not a valid token.
+    Token(TokenError),
+    /// A valid token whose user may not connect.
+    Access(Refusal),
+}
+
+impl Refused {
+    /// The error code the client is told.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Refused::Token(e) => e.code(),
+            Refused::Access(r) => r.code(),
+        }
+    }
+
+    /// The close code ending the connection.
+    pub fn close_code(&self) -> DisconnectCode {
+        match self {
+            Refused::Token(e) => close_code(e),
+            Refused::Access(r) => r.close_code(),
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Refused::Token(e) => e.reason(),
+            Refused::Access(r) => r.reason(),
+        }
+    }
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refused::Token(e) => e.fmt(f),
+            Refused::Access(r) => r.fmt(f),
+        }
+    }
+}
+
+/// Verifies `token` and admits its user (one store round trip), or says
+/// why not. A refusal is counted by reason and folded into the audit log.
+pub async fn authenticate(
+    state: &AppState,
+    client: IpAddr,
+    token: &str,
+) -> Result<Admitted, Refused> {
+    let refused = match verify(&state.verifier, &state.metrics, token) {
+        Ok(claims) => {
+            let user = claims.user.clone();
+            match access::admit(&state.access, &state.store, &state.metrics, claims).await {
+                Ok(admitted) => return Ok(admitted),
+                Err(r) => (Refused::Access(r), Some(user)),
+            }
+        }
+        Err(e) => (Refused::Token(e), None),
+    };
+    let (refused, user) = refused;
+    audit_failure(
+        state,
+        client,
+        refused.reason(),
+        user.as_ref(),
+        refused.to_string(),
+    )
+    .await;
+    Err(refused)
+}
+
+/// A failed authentication on a socket from `client`, into the audit log
+/// as `auth.failed` via `websocket` (folded per address, reason and minute
+/// like the server API's): the target is `user:<id>` when the token was
+/// valid, `websocket` otherwise (nothing from an invalid token is kept).
+pub async fn audit_failure(
+    state: &AppState,
+    client: IpAddr,
+    reason: &'static str,
+    user: Option<&UserId>,
+    message: String,
+) {
+    let failure = Failure {
+        source: Some(client.to_string()),
+        via: VIA_WEBSOCKET,
+        reason,
+        actor: "anonymous".to_owned(),
+        target: user.map_or_else(|| VIA_WEBSOCKET.to_owned(), |u| format!("user:{u}")),
+        message,
+    };
+    state
+        .guard
+        .failures
+        .record(failure, crate::clock::unix_millis())
+        .await;
+}
+
 /// Waits for a valid `connect` whose user may connect. Returns its command
 /// id (to reply to once the session exists) and the admitted token.
 pub async fn await_connect(
     conn: &mut Conn,
     state: &AppState,
+    client: IpAddr,
 ) -> Result<(CommandId, Admitted), AuthEnd> {
     let deadline = tokio::time::sleep(state.config.limits.auth_timeout);
     tokio::pin!(deadline);
@@ -57,6 +160,8 @@ pub async fn await_connect(
         let incoming = tokio::select! {
             () = &mut deadline => {
                 state.metrics.auth_failure("timeout");
+                let message = "no connect frame within limits.auth_timeout".to_owned();
+                audit_failure(state, client, "timeout", None, message).await;
                 return Err(AuthEnd::Close(DisconnectCode::AuthTimeout));
             }
             () = state.shutdown.cancelled() => return Err(AuthEnd::Close(DisconnectCode::Shutdown)),
@@ -67,30 +172,16 @@ pub async fn await_connect(
                 state.metrics.command(frame.command.kind());
                 match frame.command {
                     Command::Connect { token } => {
-                        let (code, message, close) =
-                            match verify(&state.verifier, &state.metrics, &token) {
-                                Ok(claims) => match access::admit(
-                                    &state.access,
-                                    &state.store,
-                                    &state.metrics,
-                                    claims,
-                                )
-                                .await
-                                {
-                                    Ok(admitted) => return Ok((frame.id, admitted)),
-                                    Err(r) => (r.code(), r.to_string(), r.close_code()),
-                                },
-                                Err(e) => (e.code(), e.to_string(), close_code(&e)),
-                            };
-                        state.metrics.error(code);
-                        if conn
-                            .send(&Reply::error(frame.id, code, message))
-                            .await
-                            .is_err()
-                        {
+                        let refused = match authenticate(state, client, &token).await {
+                            Ok(admitted) => return Ok((frame.id, admitted)),
+                            Err(refused) => refused,
+                        };
+                        state.metrics.error(refused.code());
+                        let reply = Reply::error(frame.id, refused.code(), refused.to_string());
+                        if conn.send(&reply).await.is_err() {
                             return Err(AuthEnd::Gone);
                         }
-                        return Err(AuthEnd::Close(close));
+                        return Err(AuthEnd::Close(refused.close_code()));
                     }
                     _ => Reply::error(
                         frame.id,

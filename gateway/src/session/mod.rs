@@ -37,6 +37,8 @@ use crate::hub::{Outbound, SessionHandle};
 use self::auth::AuthEnd;
 use self::conn::Conn;
 use self::error::CommandError;
+use std::net::IpAddr;
+
 use crate::access::{self, Admitted, UserView};
 use crate::limiter::ConnPermit;
 use crate::rate::RateLimiter;
@@ -55,9 +57,10 @@ pub fn run(
     conn: Conn,
     state: AppState,
     admitted: Option<Box<Admitted>>,
+    client: IpAddr,
     permit: Arc<ConnPermit>,
 ) -> impl Future<Output = ()> + Send {
-    let opening = Box::pin(open(conn, state, admitted, permit));
+    let opening = Box::pin(open(conn, state, admitted, client, permit));
     async move {
         let Some(mut live) = opening.await else {
             return;
@@ -84,11 +87,12 @@ async fn open(
     mut conn: Conn,
     state: AppState,
     admitted: Option<Box<Admitted>>,
+    client: IpAddr,
     permit: Arc<ConnPermit>,
 ) -> Option<Box<Live>> {
     let (connect_id, Admitted { claims, view }) = match admitted {
         Some(admitted) => (None, *admitted),
-        None => match auth::await_connect(&mut conn, &state).await {
+        None => match auth::await_connect(&mut conn, &state, client).await {
             Ok((id, admitted)) => (Some(id), admitted),
             Err(AuthEnd::Close(code)) => {
                 conn.close(code).await;

@@ -155,3 +155,73 @@ async fn token_scopes_narrow_subscribe_and_publish() {
         );
     }
 }
+
+#[tokio::test]
+async fn websocket_auth_failures_are_folded_into_the_audit_log_without_the_token() {
+    use std::time::Instant;
+
+    use serde_json::{Value, json};
+
+    use crate::support::http::Api;
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    // Three malformed tokens, one per way in: one record (two if a minute
+    // turns meanwhile), counting three once written.
+    for auth in [
+        Auth::Header("garbage".into()),
+        Auth::Query("garbage".into()),
+        Auth::Frame("garbage".into()),
+    ] {
+        assert!(
+            Client::connect(gw.options(Codec::Json, auth))
+                .await
+                .is_err()
+        );
+    }
+    // A valid token of a banned user names the user.
+    api.post_json("/v1/users", &json!([{"id": "bob"}]))
+        .await
+        .expect(200);
+    api.post("/v1/users/bob/ban").await.expect(200);
+    let bobs = gw.token("bob");
+    assert!(
+        Client::connect(gw.options(Codec::Json, Auth::Frame(bobs.clone())))
+            .await
+            .is_err()
+    );
+
+    let via_socket = |log: &Value, reason: &str| -> Vec<Value> {
+        log["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["detail"]["via"] == "websocket" && r["detail"]["reason"] == reason)
+            .cloned()
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = api.get("/v1/audit?action=auth.failed").await.expect(200);
+        assert!(!log.to_string().contains(&bobs), "no token in {log}");
+        let malformed = via_socket(&log, "malformed");
+        let banned = via_socket(&log, "banned");
+        assert!((1..=2).contains(&malformed.len()), "{log}");
+        assert_eq!(banned.len(), 1, "{log}");
+        assert_eq!(banned[0]["target"], "user:bob");
+        assert_eq!(banned[0]["actor"], "anonymous");
+        assert_eq!(banned[0]["source"], "127.0.0.1");
+        assert!(
+            malformed.iter().all(|r| r["target"] == "websocket"),
+            "{log}"
+        );
+        let counted: u64 = malformed
+            .iter()
+            .map(|r| r["detail"]["count"].as_u64().unwrap())
+            .sum();
+        if counted == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "counted {counted} of 3: {log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

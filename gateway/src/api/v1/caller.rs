@@ -16,7 +16,7 @@ use tokenim_auth::{ApiKey, ApiKeyError, ApiKeyId, AuditAction, AuditRecord, Scop
 
 use super::rate_limit::{RateSlot, refused};
 use crate::api::error::ApiError;
-use crate::guard::{Failure, Limit};
+use crate::guard::{Failure, Limit, VIA_API};
 use crate::limiter::ConnInfo;
 use crate::state::AppState;
 
@@ -107,6 +107,7 @@ async fn audit_failure(state: &AppState, key: &str, from: &Source, e: &ApiKeyErr
     };
     let failure = Failure {
         source: from.text.clone(),
+        via: VIA_API,
         reason: e.reason(),
         actor: actor.to_owned(),
         target: key.to_owned(),
@@ -160,6 +161,7 @@ impl FromRequestParts<AppState> for Caller {
                 }
                 let failure = Failure {
                     source: from.text.clone(),
+                    via: VIA_API,
                     reason: "rate_limited",
                     actor: ANONYMOUS.to_owned(),
                     target: ANONYMOUS.to_owned(),

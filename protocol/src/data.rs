@@ -35,7 +35,12 @@ impl Data {
 
     /// Serialises any value as data.
     pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
-        Ok(Self(serde_json::value::to_raw_value(value)?))
+        let mut out = Vec::with_capacity(64);
+        value.serialize(&mut serde_json::Serializer::with_formatter(
+            &mut out, Compact,
+        ))?;
+        let json = String::from_utf8(out).expect("serde_json writes UTF-8");
+        RawValue::from_string(json).map(Data)
     }
 
     /// The compact JSON text.
@@ -81,10 +86,29 @@ impl Serialize for Data {
     }
 }
 
+/// serde_json's compact output, except that a negative zero is written
+/// `-0`: serde_json reads `-0` as the float `-0.0` and would write it back
+/// so, changing what the client sent.
+struct Compact;
+
+impl serde_json::ser::Formatter for Compact {
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        if value == 0.0 && value.is_sign_negative() {
+            writer.write_all(b"-0")
+        } else {
+            serde_json::ser::CompactFormatter.write_f64(writer, value)
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Data {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut out = Vec::with_capacity(64);
-        let mut ser = serde_json::Serializer::new(&mut out);
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, Compact);
         serde_transcode::transcode(deserializer, &mut ser).map_err(D::Error::custom)?;
         let json = String::from_utf8(out).map_err(D::Error::custom)?;
         RawValue::from_string(json)

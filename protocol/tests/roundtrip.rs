@@ -429,3 +429,27 @@ proptest! {
         }
     }
 }
+
+/// `-0` stays `-0` through both codecs (serde_json alone reads it as the
+/// float `-0.0` and writes that).
+#[test]
+fn negative_zero_in_data_is_kept_as_sent() {
+    for sent in ["-0", r#"{"x":-0,"y":[-0]}"#, "-0.0"] {
+        let data = Data::from_json(sent).unwrap();
+        let kept = sent.replace("-0.0", "-0");
+        assert_eq!(data.as_json(), kept);
+        let frame = ClientFrame {
+            id: 1,
+            command: Command::Publish {
+                msg_id: None,
+                channel: ChannelName::new("a").unwrap(),
+                data,
+            },
+        };
+        for codec in Codec::ALL {
+            let bytes = codec.encode(&frame).unwrap();
+            assert_eq!(codec.decode_client(&bytes).unwrap(), frame, "{codec:?}");
+        }
+    }
+    assert_eq!(Data::from_value(&-0.0_f64).unwrap().as_json(), "-0");
+}

@@ -260,7 +260,11 @@ impl Broker {
         let mut page = self.history(channel, Some(since.seq), limit).await?;
         // A client that saw nothing (seq 0) can be served from any epoch.
         let same_epoch = page.epoch == since.epoch || since.seq == 0;
-        let gap = if !same_epoch {
+        // A position beyond the channel's latest was never reached in this
+        // epoch: the client's numbering is void, as after an epoch change
+        // (taken for recovered, it would drop every message up to it).
+        let ahead = since.seq > page.seq;
+        let gap = if !same_epoch || ahead {
             page.publications.clear();
             page.more = false;
             Some(ErrorCode::EpochChanged)

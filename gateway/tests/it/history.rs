@@ -198,6 +198,47 @@ async fn a_gap_beyond_the_history_is_reported_with_what_remains() {
     );
 }
 
+/// A `since` ahead of the channel's latest `seq`, in its epoch, is told to
+/// start over (`epoch_changed`), not taken for recovered.
+async fn a_since_ahead_is_told_to_start_over(publisher: &Client, reader: &Client) {
+    for i in 1..=3 {
+        publisher.publish(&room(), n(i)).await.unwrap();
+    }
+    let epoch = epoch_of(reader).await;
+    reader.unsubscribe(&room()).await.unwrap();
+    let ahead = StreamPosition {
+        seq: 10,
+        epoch: epoch.clone(),
+    };
+    let (recovered, complete, gap) = resume(reader, ahead).await;
+    assert_eq!(
+        (recovered, complete, gap),
+        (vec![], Some(false), Some(ErrorCode::EpochChanged))
+    );
+    reader.unsubscribe(&room()).await.unwrap();
+    // At the latest itself nothing was missed.
+    let (recovered, complete, gap) = resume(reader, StreamPosition { seq: 3, epoch }).await;
+    assert_eq!((recovered, complete, gap), (vec![], Some(true), None));
+}
+
+#[tokio::test]
+async fn a_since_ahead_of_the_channel_is_never_taken_for_recovered_with_both_brokers() {
+    let gw = TestGateway::spawn().await;
+    let (p, r) = (
+        gw.client("p", Codec::Json).await,
+        gw.client("r", Codec::MsgPack).await,
+    );
+    a_since_ahead_is_told_to_start_over(&p, &r).await;
+
+    let redis = RedisServer::start();
+    let (a, b) = TestGateway::pair(&redis.url(), false).await;
+    let (p, r) = (
+        a.client("p", Codec::MsgPack).await,
+        b.client("r", Codec::Json).await,
+    );
+    a_since_ahead_is_told_to_start_over(&p, &r).await;
+}
+
 #[tokio::test]
 async fn an_epoch_change_after_redis_restarts_empty_is_detected() {
     let mut redis = RedisServer::start();

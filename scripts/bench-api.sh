@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Server API benchmarks behind BENCHMARKS.md ("Server API"): users created
-# per second through the batch endpoint (1,000 users per request, JSON,
-# one request at a time and 4 at once), on the embedded store and on
-# Redis; and a 1,000,000-user CSV import job: upload time, import time and
-# the gateway's peak memory (VmHWM). The gateway (and Redis) run on core 0,
+# Server API benchmarks behind BENCHMARKS.md ("Server API"): users per
+# second through the batch endpoint (1,000 users per request, JSON, one
+# request at a time and 4 at once; new users, or existing ones changed with
+# ?mode=upsert or ?mode=merge), on the embedded store and on Redis; and a
+# 1,000,000-user CSV import job: upload time, import time and the
+# gateway's peak memory (VmHWM). The gateway (and Redis) run on core 0,
 # the client on core 1. Traffic stays on loopback.
 #
 #   scripts/bench-api.sh                 # all
-#   scripts/bench-api.sh batch-embedded batch-redis import-embedded
+#   scripts/bench-api.sh batch-embedded merge-embedded import-embedded
 #
-# IMPORT_USERS (default 1000000) and BATCHES (default 200) scale the runs.
+# IMPORT_USERS (default 1000000) and BATCHES (default 200) scale the runs;
+# GATEWAY_BIN runs another build of the gateway instead of this tree's.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 OUT=target/bench-api
 mkdir -p "$OUT"
-cargo build --release -p tokenim-gateway
+# GATEWAY_BIN (not TOKENIM_*: the gateway refuses unknown settings): another build to measure (e.g. the one before a change, for
+# alternating before/after runs); default: this tree's release build.
+if [[ -n ${GATEWAY_BIN:-} ]]; then
+  BIN=$GATEWAY_BIN
+else
+  cargo build --release -p tokenim-gateway
+  BIN=target/release/tokenim
+fi
 KEY_ID=ak_00000000000000b1
 SECRET=bench-admin-secret-0123456789abcdef
 
@@ -38,7 +47,7 @@ start_node() {
   local data="$OUT/store-$port"
   rm -rf "$data"
   env TOKENIM_LOG__FILTER=warn TOKENIM_STORE__PATH="$data" TOKENIM_API__ADMIN_KEY="$KEY_ID:$SECRET" "$@" \
-    taskset -c 0 target/release/tokenim --listen "127.0.0.1:$port" >"$OUT/gateway-$port.log" 2>&1 &
+    taskset -c 0 "$BIN" --listen "127.0.0.1:$port" >"$OUT/gateway-$port.log" 2>&1 &
   PIDS+=($!)
   LAST_PID=$!
   for _ in $(seq 100); do
@@ -60,17 +69,28 @@ client() {
   taskset -c 1 python3 scripts/bench_api_client.py --key "$KEY_ID:$SECRET" "$@"
 }
 
+# batch_mode SCENARIO: the batch's ?mode= (batch-* create new users).
+batch_mode() {
+  case $1 in
+    upsert-*) echo upsert ;;
+    merge-*) echo merge ;;
+    *) echo create ;;
+  esac
+}
+
 run() {
   local port
   port=$(free_port)
   case $1 in
-    batch-embedded)
+    batch-embedded | upsert-embedded | merge-embedded)
       start_node "$port"
-      client batch --url "http://127.0.0.1:$port" --batches "${BATCHES:-200}" --pid "$LAST_PID" --name "$1" ;;
-    batch-redis)
+      client batch --url "http://127.0.0.1:$port" --batches "${BATCHES:-200}" --pid "$LAST_PID" --name "$1" \
+        --batch-mode "$(batch_mode "$1")" ;;
+    batch-redis | upsert-redis | merge-redis)
       start_redis
       start_node "$port" TOKENIM_REDIS__URL="redis://127.0.0.1:$RPORT"
-      client batch --url "http://127.0.0.1:$port" --batches "${BATCHES:-200}" --pid "$LAST_PID" --name "$1" ;;
+      client batch --url "http://127.0.0.1:$port" --batches "${BATCHES:-200}" --pid "$LAST_PID" --name "$1" \
+        --batch-mode "$(batch_mode "$1")" ;;
     import-embedded)
       start_node "$port"
       client import --url "http://127.0.0.1:$port" --users "${IMPORT_USERS:-1000000}" --pid "$LAST_PID" \
@@ -86,5 +106,6 @@ run() {
 }
 
 SCENARIOS=("$@")
-((${#SCENARIOS[@]})) || SCENARIOS=(batch-embedded batch-redis import-embedded import-redis)
+((${#SCENARIOS[@]})) || SCENARIOS=(batch-embedded batch-redis upsert-embedded upsert-redis merge-embedded
+  merge-redis import-embedded import-redis)
 for s in "${SCENARIOS[@]}"; do run "$s"; done

@@ -48,19 +48,32 @@ def vm(pid, field):
 
 
 def batch(args, auth):
-    def one(i):
-        users = [{"id": f"b{args.tag}-{i}-{j}", "name": f"User {i} {j}", "metadata": {"n": j}}
-                 for j in range(1000)]
+    """1,000 users per request: `create` makes new ones; `upsert` and
+    `merge` change users the run created first (untimed), `merge` only
+    their names, `upsert` whole records."""
+    def users(i, name):
+        return [{"id": f"b{args.tag}-{i}-{j}", "name": f"{name} {i} {j}", "metadata": {"n": j}}
+                for j in range(1000)]
+
+    def post(i, mode, name, expect):
+        body = users(i, name)
+        if mode == "merge":
+            body = [{"id": u["id"], "name": u["name"]} for u in body]
         t = time.perf_counter()
-        r = call(args.url, auth, "POST", "/v1/users", json.dumps(users).encode())
-        assert r["created"] == 1000, r
+        r = call(args.url, auth, "POST", f"/v1/users?mode={mode}", json.dumps(body).encode())
+        assert r[expect] == 1000, r
         return time.perf_counter() - t
 
-    results = {}
+    results = {"batch_mode": args.batch_mode}
     for workers in (1, 4):
+        ids = range(workers * 10_000, workers * 10_000 + args.batches)
+        if args.batch_mode != "create":
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                list(pool.map(lambda i: post(i, "create", "User", "created"), ids))
+        expect = "created" if args.batch_mode == "create" else "updated"
         t0 = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            lat = list(pool.map(one, range(workers * 10_000, workers * 10_000 + args.batches)))
+            lat = list(pool.map(lambda i: post(i, args.batch_mode, "Renamed", expect), ids))
         wall = time.perf_counter() - t0
         lat.sort()
         results[f"concurrency_{workers}"] = {
@@ -110,6 +123,7 @@ def main():
     p.add_argument("--pid", type=int, required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--batches", type=int, default=200)
+    p.add_argument("--batch-mode", choices=["create", "upsert", "merge"], default="create")
     p.add_argument("--users", type=int, default=1_000_000)
     p.add_argument("--file", default="target/bench-api/users.csv")
     p.add_argument("--regenerate", action="store_true")

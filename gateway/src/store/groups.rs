@@ -88,26 +88,36 @@ impl Store {
                 ItemStatus::Exists
             }));
         }
-        for &i in &candidates {
-            if outcomes[i] != Some(Ok(ItemStatus::Exists)) {
-                continue;
+        let stored: Vec<usize> = candidates
+            .into_iter()
+            .filter(|&i| outcomes[i] == Some(Ok(ItemStatus::Exists)))
+            .collect();
+        match &existing {
+            OnExisting::Keep => {}
+            OnExisting::Replace => {
+                for &i in &stored {
+                    if self.update_group(&groups[i], now).await? {
+                        outcomes[i] = Some(Ok(ItemStatus::Updated));
+                    }
+                }
             }
-            let added = match &existing {
-                OnExisting::Keep => continue,
-                OnExisting::Replace => self.update_group(&groups[i], now).await?,
-                OnExisting::Merge(merge) => {
-                    let id = &groups[i].group.id;
-                    let added = self.add_members(id, &groups[i].members, now).await?;
-                    let merged = self.merge_group(id, |old| merge(i, old)).await?;
+            OnExisting::Merge(merge) => {
+                let mut added = Vec::with_capacity(stored.len());
+                for &i in &stored {
+                    let g = &groups[i];
+                    added.push(self.add_members(&g.group.id, &g.members, now).await?);
+                }
+                let ids: Vec<GroupId> =
+                    stored.iter().map(|&i| groups[i].group.id.clone()).collect();
+                let merged = self
+                    .merge_groups(&ids, |k, old| merge(stored[k], old))
+                    .await?;
+                for ((&i, merged), added) in stored.iter().zip(merged).zip(added) {
                     outcomes[i] = Some(match merged.outcome() {
                         Ok(ItemStatus::Exists) if added > 0 => Ok(ItemStatus::Updated),
                         outcome => outcome,
                     });
-                    continue;
                 }
-            };
-            if added {
-                outcomes[i] = Some(Ok(ItemStatus::Updated));
             }
         }
         let outcomes: Vec<Outcome> = outcomes

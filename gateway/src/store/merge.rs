@@ -1,13 +1,14 @@
 //! What a batch does with an item whose id exists ([`OnExisting`]), and
-//! read-merge-write of one record with compare-and-swap
-//! ([`Store::merge_user`], [`Store::merge_group`]): a merge never loses a
-//! change another writer made meanwhile.
+//! read-merge-write of records with compare-and-swap
+//! ([`Store::merge_users`], [`Store::merge_groups`], a whole batch in one
+//! read and one write): a merge never loses a change another writer made
+//! meanwhile.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokenim_protocol::{ErrorCode, UserId};
 
-use super::kv::Table;
+use super::kv::{Swap, Table};
 use super::records::{Group, GroupId, ItemStatus, User};
 use super::{Store, StoreError, decode, encode};
 
@@ -99,11 +100,27 @@ impl Store {
         id: &UserId,
         merge: impl Fn(&User) -> Result<User, Refusal>,
     ) -> Result<Merged<User>, StoreError> {
-        let merged = self
-            .merge_record(Table::Users, id.as_str(), merge, User::same_content)
+        let mut merged = self
+            .merge_users(std::slice::from_ref(id), |_, old| merge(old))
             .await?;
-        if let Merged::Changed { before, after } = &merged
-            && before.roles != after.roles
+        Ok(merged.pop().expect("one outcome per user"))
+    }
+
+    /// Merges into each user of `ids` what `merge(i, old)` makes of it (one
+    /// read and one write for all, then again for those another writer
+    /// changed meanwhile); moves the access version when roles change.
+    pub async fn merge_users(
+        &self,
+        ids: &[UserId],
+        merge: impl Fn(usize, &User) -> Result<User, Refusal>,
+    ) -> Result<Vec<Merged<User>>, StoreError> {
+        let keys: Vec<&str> = ids.iter().map(UserId::as_str).collect();
+        let merged = self
+            .merge_records(Table::Users, &keys, merge, User::same_content)
+            .await?;
+        if merged
+            .iter()
+            .any(|m| matches!(m, Merged::Changed { before, after } if before.roles != after.roles))
         {
             self.bump_access().await?;
         }
@@ -117,44 +134,88 @@ impl Store {
         id: &GroupId,
         merge: impl Fn(&Group) -> Result<Group, Refusal>,
     ) -> Result<Merged<Group>, StoreError> {
-        self.merge_record(Table::Groups, id.as_str(), merge, Group::same_content)
+        let mut merged = self
+            .merge_groups(std::slice::from_ref(id), |_, old| merge(old))
+            .await?;
+        Ok(merged.pop().expect("one outcome per group"))
+    }
+
+    /// [`Store::merge_group`] of each of `ids`, as [`Store::merge_users`].
+    pub async fn merge_groups(
+        &self,
+        ids: &[GroupId],
+        merge: impl Fn(usize, &Group) -> Result<Group, Refusal>,
+    ) -> Result<Vec<Merged<Group>>, StoreError> {
+        let keys: Vec<&str> = ids.iter().map(GroupId::as_str).collect();
+        self.merge_records(Table::Groups, &keys, merge, Group::same_content)
             .await
     }
 
-    async fn merge_record<T: Serialize + DeserializeOwned>(
+    /// Read, merge, compare-and-swap of every record at `keys`: a round
+    /// reads those still to do at once and swaps the changed ones in one
+    /// atomic step; a record another writer changed meanwhile is merged
+    /// again in the next round, at most [`MERGE_ATTEMPTS`] rounds.
+    async fn merge_records<T: Serialize + DeserializeOwned>(
         &self,
         table: Table,
-        key: &str,
-        merge: impl Fn(&T) -> Result<T, Refusal>,
+        keys: &[&str],
+        merge: impl Fn(usize, &T) -> Result<T, Refusal>,
         same: fn(&T, &T) -> bool,
-    ) -> Result<Merged<T>, StoreError> {
+    ) -> Result<Vec<Merged<T>>, StoreError> {
+        let mut out: Vec<Option<Merged<T>>> = keys.iter().map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..keys.len()).collect();
         for _ in 0..MERGE_ATTEMPTS {
-            let Some(raw) = self.kv.get(table, key).await? else {
-                return Ok(Merged::Missing);
-            };
-            let old: T = decode(&raw)?;
-            let new = match merge(&old) {
-                Ok(new) => new,
-                Err(refusal) => return Ok(Merged::Refused(refusal)),
-            };
-            if same(&old, &new) {
-                return Ok(Merged::Unchanged(old));
+            if pending.is_empty() {
+                break;
             }
-            let swapped = self
-                .kv
-                .compare_and_swap(table, key, Some(raw), Some(encode(&new)))
-                .await?;
-            if swapped {
-                return Ok(Merged::Changed {
-                    before: old,
-                    after: new,
-                });
+            let reads = pending
+                .iter()
+                .map(|&i| (table, keys[i].to_owned()))
+                .collect();
+            let found = self.kv.get_multi(reads).await?;
+            let (mut swaps, mut swapping) = (Vec::new(), Vec::new());
+            for (&i, raw) in pending.iter().zip(found) {
+                let Some(raw) = raw else {
+                    out[i] = Some(Merged::Missing);
+                    continue;
+                };
+                let old: T = decode(&raw)?;
+                match merge(i, &old) {
+                    Err(refusal) => out[i] = Some(Merged::Refused(refusal)),
+                    Ok(new) if same(&old, &new) => out[i] = Some(Merged::Unchanged(old)),
+                    Ok(new) => {
+                        swaps.push(Swap {
+                            key: keys[i].to_owned(),
+                            expected: Some(raw),
+                            new: Some(encode(&new)),
+                        });
+                        swapping.push((i, old, new));
+                    }
+                }
+            }
+            let done = self.kv.compare_and_swap_many(table, swaps).await?;
+            pending.clear();
+            for ((i, before, after), done) in swapping.into_iter().zip(done) {
+                if done {
+                    out[i] = Some(Merged::Changed { before, after });
+                } else {
+                    pending.push(i);
+                }
             }
         }
-        Ok(Merged::Refused((
-            ErrorCode::Conflict,
-            format!("{key} changed {MERGE_ATTEMPTS} times while being merged; retry"),
-        )))
+        for i in pending {
+            out[i] = Some(Merged::Refused((
+                ErrorCode::Conflict,
+                format!(
+                    "{} changed {MERGE_ATTEMPTS} times while being merged; retry",
+                    keys[i]
+                ),
+            )));
+        }
+        Ok(out
+            .into_iter()
+            .map(|m| m.expect("every record has an outcome"))
+            .collect())
     }
 }
 

@@ -50,8 +50,11 @@ impl Store {
                 roles_moved |= self.replace_users(&users, &stored, &mut outcomes).await?;
             }
             OnExisting::Merge(merge) => {
-                for &i in &stored {
-                    let merged = self.merge_user(&users[i].id, |old| merge(i, old)).await?;
+                let ids: Vec<UserId> = stored.iter().map(|&i| users[i].id.clone()).collect();
+                let merged = self
+                    .merge_users(&ids, |k, old| merge(stored[k], old))
+                    .await?;
+                for (&i, merged) in stored.iter().zip(merged) {
                     outcomes[i] = merged.outcome();
                 }
             }

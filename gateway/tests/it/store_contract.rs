@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use tokenim_gateway::config::RedisConfig;
-use tokenim_gateway::store::kv::{EmbeddedKv, Kv, NewItem, Op, RedisKv, StoreError, Table};
+use tokenim_gateway::store::kv::{EmbeddedKv, Kv, NewItem, Op, RedisKv, StoreError, Swap, Table};
 
 use crate::support::redis::{RedisCluster, RedisServer};
 
@@ -56,6 +56,7 @@ async fn contract(kv: &Kv) {
     get_and_insert_new(kv).await;
     write(kv).await;
     compare_and_swap(kv).await;
+    compare_and_swap_many(kv).await;
     scan(kv).await;
     count(kv).await;
     incr(kv).await;
@@ -220,6 +221,51 @@ async fn compare_and_swap(kv: &Kv) {
     assert!(cas(None, Some(b"")).await.unwrap());
     assert!(!cas(None, Some(b"x")).await.unwrap());
     assert!(cas(Some(b""), None).await.unwrap());
+}
+
+/// Several swaps at once: each is done or not on its own.
+async fn compare_and_swap_many(kv: &Kv) {
+    let swap = |key: &str, expected: Option<&[u8]>, new: Option<&[u8]>| Swap {
+        key: key.to_owned(),
+        expected: expected.map(<[u8]>::to_vec),
+        new: new.map(<[u8]>::to_vec),
+    };
+    kv.write(vec![
+        Op::Put(Table::Groups, "m1".into(), b"a".to_vec()),
+        Op::Put(Table::Groups, "m2".into(), b"b".to_vec()),
+    ])
+    .await
+    .unwrap();
+    let done = kv
+        .compare_and_swap_many(
+            Table::Groups,
+            vec![
+                swap("m1", Some(b"a"), Some(b"a2")),
+                swap("m2", Some(b"changed meanwhile"), Some(b"b2")),
+                swap("m3", None, Some(b"c")),
+                swap("m2", Some(b"b"), None),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(done, [true, false, true, true]);
+    let get = |key: &'static str| async move { kv.get(Table::Groups, key).await.unwrap() };
+    assert_eq!(get("m1").await.as_deref(), Some(&b"a2"[..]));
+    assert_eq!(get("m2").await, None, "the later swap of m2 saw b");
+    assert_eq!(get("m3").await.as_deref(), Some(&b"c"[..]));
+    assert_eq!(kv.count(Table::Groups, "m").await.unwrap(), 2);
+    assert!(
+        kv.compare_and_swap_many(Table::Groups, vec![])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    kv.write(vec![
+        Op::Delete(Table::Groups, "m1".into()),
+        Op::Delete(Table::Groups, "m3".into()),
+    ])
+    .await
+    .unwrap();
 }
 
 async fn scan(kv: &Kv) {

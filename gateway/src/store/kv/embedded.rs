@@ -18,7 +18,7 @@ use redb::{
     TableDefinition, WriteTransaction,
 };
 
-use super::{Entry, NewItem, Op, StoreError, Table, counter_key, parse_counter};
+use super::{Entry, NewItem, Op, StoreError, Swap, Table, counter_key, parse_counter};
 
 type Def = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -174,28 +174,28 @@ impl EmbeddedKv {
         self.write_tx(move |tx| apply(tx, ops)).await
     }
 
-    pub(super) async fn compare_and_swap(
+    pub(super) async fn compare_and_swap_many(
         &self,
         table: Table,
-        key: &str,
-        expected: Option<Vec<u8>>,
-        new: Option<Vec<u8>>,
-    ) -> Result<bool, StoreError> {
-        let key = key.to_owned();
+        swaps: Vec<Swap>,
+    ) -> Result<Vec<bool>, StoreError> {
         self.write_tx(move |tx| {
             let mut t = tx.open_table(def(table)).map_err(failed)?;
-            let current = t
-                .get(key.as_str())
-                .map_err(failed)?
-                .map(|v| v.value().to_vec());
-            if current != expected {
-                return Ok(false);
+            let mut done = Vec::with_capacity(swaps.len());
+            for swap in swaps {
+                let key = swap.key.as_str();
+                let current = t.get(key).map_err(failed)?.map(|v| v.value().to_vec());
+                if current != swap.expected {
+                    done.push(false);
+                    continue;
+                }
+                match swap.new {
+                    Some(value) => drop(t.insert(key, value.as_slice()).map_err(failed)?),
+                    None => drop(t.remove(key).map_err(failed)?),
+                }
+                done.push(true);
             }
-            match new {
-                Some(value) => drop(t.insert(key.as_str(), value.as_slice()).map_err(failed)?),
-                None => drop(t.remove(key.as_str()).map_err(failed)?),
-            }
-            Ok(true)
+            Ok(done)
         })
         .await
     }

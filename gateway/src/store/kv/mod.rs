@@ -130,6 +130,18 @@ pub struct NewItem {
     pub also: Vec<Op>,
 }
 
+/// A swap for [`Kv::compare_and_swap_many`]: `key` becomes `new` (`None`:
+/// deleted) only if its value is still `expected` (`None`: absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swap {
+    /// The key.
+    pub key: String,
+    /// The value it must still hold.
+    pub expected: Option<Vec<u8>>,
+    /// Its value afterwards.
+    pub new: Option<Vec<u8>>,
+}
+
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -215,9 +227,29 @@ impl Kv {
         expected: Option<Vec<u8>>,
         new: Option<Vec<u8>>,
     ) -> Result<bool, StoreError> {
+        let swap = Swap {
+            key: key.to_owned(),
+            expected,
+            new,
+        };
+        Ok(self.compare_and_swap_many(table, vec![swap]).await?[0])
+    }
+
+    /// Each swap of [`Kv::compare_and_swap`], all in one atomic step (one
+    /// transaction, one script), each on its own: one whose key changed is
+    /// not done and the others are. Returns, per swap in order, whether it
+    /// was done.
+    pub async fn compare_and_swap_many(
+        &self,
+        table: Table,
+        swaps: Vec<Swap>,
+    ) -> Result<Vec<bool>, StoreError> {
+        if swaps.is_empty() {
+            return Ok(Vec::new());
+        }
         match self {
-            Kv::Embedded(kv) => kv.compare_and_swap(table, key, expected, new).await,
-            Kv::Redis(kv) => kv.compare_and_swap(table, key, expected, new).await,
+            Kv::Embedded(kv) => kv.compare_and_swap_many(table, swaps).await,
+            Kv::Redis(kv) => kv.compare_and_swap_many(table, swaps).await,
         }
     }
 

@@ -322,3 +322,55 @@ async fn a_role_is_given_to_and_taken_from_many_users_at_once() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_merge_batches_lose_no_change() {
+    let gw = TestGateway::spawn().await;
+    let api = Api::new(&gw);
+    const USERS: usize = 300;
+    const WRITERS: usize = 6;
+    let ids: Vec<String> = (0..USERS).map(|i| format!("m{i:03}")).collect();
+    let items: Vec<Value> = ids.iter().map(|id| json!({ "id": id })).collect();
+    api.post_json("/v1/users", &json!(items)).await.expect(200);
+    // Every writer merges its own metadata key into every user, all at once.
+    let writers = (0..WRITERS).map(|w| {
+        let (api, ids) = (api.clone(), ids.clone());
+        tokio::spawn(async move {
+            let items: Vec<Value> = ids
+                .iter()
+                .map(|id| json!({"id": id, "metadata": {format!("k{w}"): w}}))
+                .collect();
+            let body = api
+                .post_json("/v1/users?mode=merge", &json!(items))
+                .await
+                .expect(200);
+            body["results"].as_array().unwrap().clone()
+        })
+    });
+    let results: Vec<_> = futures_util::future::join_all(writers)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let mut conflicts = 0;
+    for (start, chunk) in ids.chunks(100).enumerate() {
+        let query = format!("/v1/users?ids={}", chunk.join(","));
+        let found = api.get(&query).await.expect(200);
+        for (j, user) in found["items"].as_array().unwrap().iter().enumerate() {
+            let i = start * 100 + j;
+            for (w, outcome) in results.iter().enumerate() {
+                let key = format!("k{w}");
+                match outcome[i]["status"].as_str() {
+                    Some("updated") => assert_eq!(user["metadata"][&key], w, "{user}"),
+                    _ => {
+                        // Told, never silently lost: a conflict stored nothing.
+                        assert_eq!(outcome[i]["error"]["name"], "conflict", "{}", outcome[i]);
+                        assert!(user["metadata"].get(&key).is_none(), "{user}");
+                        conflicts += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(conflicts < USERS * WRITERS / 10, "{conflicts} conflicts");
+}

@@ -26,7 +26,7 @@ use redis::{FromRedisValue, ScriptInvocation};
 
 use self::scripts::{DELETE, PUT, Scripts};
 use super::counter_key;
-use super::{Entry, NewItem, Op, StoreError, Table};
+use super::{Entry, NewItem, Op, StoreError, Swap, Table};
 use crate::config::RedisConfig;
 use crate::redis::{CallError, Commands, Keys, bounded};
 
@@ -138,24 +138,23 @@ impl RedisKv {
         self.run::<i64>(&invocation).await.map(drop)
     }
 
-    pub(super) async fn compare_and_swap(
+    pub(super) async fn compare_and_swap_many(
         &self,
         table: Table,
-        key: &str,
-        expected: Option<Vec<u8>>,
-        new: Option<Vec<u8>>,
-    ) -> Result<bool, StoreError> {
+        swaps: Vec<Swap>,
+    ) -> Result<Vec<bool>, StoreError> {
         let mut invocation = self.scripts.compare_and_swap.prepare_invoke();
-        invocation
-            .key(self.hash(table))
-            .key(self.idx(table))
-            .arg(key)
-            .arg(u8::from(expected.is_some()))
-            .arg(expected.unwrap_or_default())
-            .arg(u8::from(new.is_some()))
-            .arg(new.unwrap_or_default());
-        let swapped: i64 = self.run(&invocation).await?;
-        Ok(swapped == 1)
+        invocation.key(self.hash(table)).key(self.idx(table));
+        for swap in swaps {
+            invocation
+                .arg(swap.key)
+                .arg(u8::from(swap.expected.is_some()))
+                .arg(swap.expected.unwrap_or_default())
+                .arg(u8::from(swap.new.is_some()))
+                .arg(swap.new.unwrap_or_default());
+        }
+        let done: Vec<i64> = self.run(&invocation).await?;
+        Ok(done.into_iter().map(|d| d == 1).collect())
     }
 
     pub(super) async fn scan(

@@ -74,19 +74,25 @@ return out
 "
 );
 
-/// KEYS: the table's hash and index. ARGV: key, expected present (`1`/`0`),
-/// expected value, new present (`1`/`0`), new value. Returns 1 if swapped.
+/// KEYS: the table's hash and index. ARGV: per swap, key, expected present
+/// (`1`/`0`), expected value, new present (`1`/`0`), new value. Returns,
+/// per swap, 1 if swapped, 0 if the key held something else.
 const COMPARE_AND_SWAP: &str = concat!(
     lua_apply!(),
     r"
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if ARGV[2] == '1' then
-  if cur ~= ARGV[3] then return 0 end
-elseif cur then
-  return 0
+local done = {}
+for i = 1, #ARGV, 5 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  local same
+  if ARGV[i + 1] == '1' then same = cur == ARGV[i + 2] else same = not cur end
+  if same then
+    apply(KEYS[1], KEYS[2], ARGV[i + 3] == '1' and 'p' or 'd', ARGV[i], ARGV[i + 4])
+    done[#done + 1] = 1
+  else
+    done[#done + 1] = 0
+  end
 end
-apply(KEYS[1], KEYS[2], ARGV[4] == '1' and 'p' or 'd', ARGV[1], ARGV[5])
-return 1
+return done
 "
 );
 

@@ -206,9 +206,24 @@ pub async fn revoke_tokens(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisconnectBody {
-    /// Why (kept in the audit log).
+    /// Why (kept in the audit log; at most 512 characters).
     #[serde(default)]
+    #[schema(max_length = 512)]
     reason: Option<String>,
+}
+
+/// The longest `reason` of a ban or a disconnect, in characters.
+const MAX_REASON_CHARS: usize = 512;
+
+/// 400 `invalid_field` for a `reason` over [`MAX_REASON_CHARS`].
+fn check_reason(reason: &str) -> Result<(), ApiError> {
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidField,
+            format!("reason: at most {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    Ok(())
 }
 
 /// Closes a user's connections on every node with 4000 `shutdown`: the
@@ -225,7 +240,7 @@ pub struct DisconnectBody {
     request_body = Option<DisconnectBody>,
     responses(
         (status = 204, description = "Closed (or there were none)."),
-        (status = 400, description = "Not a valid user id (`invalid_user`) or a bad body (`invalid_body`).", body = schemas::ErrorBody),
+        (status = 400, description = "Not a valid user id (`invalid_user`), a bad body (`invalid_body`) or a `reason` over 512 characters (`invalid_field`).", body = schemas::ErrorBody),
         schemas::JsonBodyErrors,
         schemas::ApiKeyErrors,
     ),
@@ -240,6 +255,7 @@ pub async fn disconnect(
     caller.require(&state, Scope::UsersModerate).await?;
     let id = user_id(&id)?;
     let body: DisconnectBody = optional_json(&body)?;
+    check_reason(body.reason.as_deref().unwrap_or(""))?;
     state
         .broker
         .disconnect_user(&id, DisconnectCode::Shutdown)
@@ -299,12 +315,7 @@ pub async fn ban(
     caller.require(&state, Scope::UsersModerate).await?;
     let id = user_id(&id)?;
     let body: BanBody = optional_json(&body)?;
-    if body.reason.chars().count() > 512 {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidField,
-            "reason: at most 512 characters",
-        ));
-    }
+    check_reason(&body.reason)?;
     let now = crate::clock::unix_millis();
     let ban = Ban {
         since: now,

@@ -152,9 +152,17 @@ async fn names_are_counted_in_characters_and_numbers_stay_within_int64() {
         .await
         .expect(200);
     assert_eq!(ban["reason"], Value::String(reason));
-    api.post_json("/v1/users/carol/ban", &json!({"reason": "ü".repeat(513)}))
-        .await
-        .expect_error(400, ErrorCode::InvalidField);
+    for path in ["/v1/users/carol/ban", "/v1/users/carol/disconnect"] {
+        api.post_json(path, &json!({"reason": "ü".repeat(513)}))
+            .await
+            .expect_error(400, ErrorCode::InvalidField);
+    }
+    api.post_json(
+        "/v1/users/carol/disconnect",
+        &json!({"reason": "ü".repeat(512)}),
+    )
+    .await
+    .expect(204);
 
     let max = i64::MAX;
     api.get(&format!("/v1/audit?to={max}&from=0&after=0"))

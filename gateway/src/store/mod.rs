@@ -12,7 +12,7 @@
 //! * [`records`]: [`User`], [`Group`], per-item batch results.
 //! * [`users`], [`groups`]: batch creation, lookups, pages, memberships.
 //! * [`merge`]: what a batch does with records that exist, and
-//!   read-merge-write of one record.
+//!   read-merge-write of records (a whole batch at once).
 //! * [`keys`]: API keys.
 //! * [`policy`]: the policy document, bans, token revocations, the
 //!   access version nodes poll.

@@ -26,11 +26,23 @@ use utoipa::{PartialSchema, ToSchema};
 
 /// A string schema with a grammar.
 fn string(description: &str, pattern: &str, example: &str) -> RefOr<Schema> {
+    grammar(description, pattern, example).into()
+}
+
+/// [`string`], still open to further bounds (lengths).
+fn grammar(description: &str, pattern: impl Into<String>, example: &str) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .description(Some(description))
         .pattern(Some(pattern))
         .examples([example])
+}
+
+/// `min` to `max` characters, none a control character.
+fn printable(description: &str, min: usize, max: usize, example: &str) -> RefOr<Schema> {
+    grammar(description, format!("^[^{NOT_CONTROL}]*$"), example)
+        .min_length(Some(min))
+        .max_length(Some(max))
         .into()
 }
 
@@ -111,30 +123,25 @@ years|year|yrs|yr|y";
 
 stand_in! {
     /// A duration in a request body ([`crate::api::v1::duration`]).
-    Duration => ObjectBuilder::new()
-        .schema_type(Type::String)
-        .description(Some(
-            "A duration: numbers with units, e.g. `90d`, `12h`, `1h 30m`, `250ms` \
-             (units: ns, us, ms, s, m, h, d, w, M (30.44 days), y (365.25 days), and their \
-             long forms); `0` is none. Longer than 100 years is lowered to 100 years.",
-        ))
-        .pattern(Some(format!(
+    Duration => string(
+        "A duration: numbers with units, e.g. `90d`, `12h`, `1h 30m`, `250ms` \
+         (units: ns, us, ms, s, m, h, d, w, M (30.44 days), y (365.25 days), and their \
+         long forms); `0` is none. Longer than 100 years is lowered to 100 years.",
+        &format!(
             "^(0|[0-9]{{1,9}} *({DURATION_UNITS})( *[0-9]{{1,9}} *({DURATION_UNITS})){{0,7}})$"
-        )))
-        .examples(["24h"])
-        .into()
+        ),
+        "24h",
+    )
 }
 
 stand_in! {
     /// An API key's name.
-    KeyName => ObjectBuilder::new()
-        .schema_type(Type::String)
-        .description(Some("What a key is for: 1 to 128 characters, none a control character."))
-        .min_length(Some(1))
-        .max_length(Some(128))
-        .pattern(Some(format!("^[^{NOT_CONTROL}]*$")))
-        .examples(["billing backend"])
-        .into()
+    KeyName => printable(
+        "What a key is for: 1 to 128 characters, none a control character.",
+        1,
+        128,
+        "billing backend",
+    )
 }
 
 /// No control character (Unicode category Cc), as a regex class body.
@@ -142,30 +149,19 @@ const NOT_CONTROL: &str = "\\u0000-\\u001f\\u007f-\\u009f";
 
 stand_in! {
     /// A user's or group's display name.
-    DisplayName => ObjectBuilder::new()
-        .schema_type(Type::String)
-        .description(Some("1 to 256 characters, none a control character."))
-        .min_length(Some(1))
-        .max_length(Some(256))
-        .pattern(Some(format!("^[^{NOT_CONTROL}]*$")))
-        .examples(["Ann Lee"])
-        .into()
+    DisplayName => printable("1 to 256 characters, none a control character.", 1, 256, "Ann Lee")
 }
 
 stand_in! {
     /// A user's picture URL.
-    AvatarUrl => ObjectBuilder::new()
-        .schema_type(Type::String)
-        .description(Some(
-            "An absolute `http://` or `https://` URL with a host, at most 2,048 characters, \
-             without spaces or control characters.",
-        ))
-        .max_length(Some(2048))
-        .pattern(Some(format!(
-            "^[hH][tT][tT][pP][sS]?://[^/\\s{NOT_CONTROL}][^\\s{NOT_CONTROL}]*$"
-        )))
-        .examples(["https://cdn.example.com/ann.png"])
-        .into()
+    AvatarUrl => grammar(
+        "An absolute `http://` or `https://` URL with a host, at most 2,048 characters, \
+         without spaces or control characters.",
+        format!("^[hH][tT][tT][pP][sS]?://[^/\\s{NOT_CONTROL}][^\\s{NOT_CONTROL}]*$"),
+        "https://cdn.example.com/ann.png",
+    )
+    .max_length(Some(2048))
+    .into()
 }
 
 /// A CSV file of records whose header names `id` and then some of
@@ -173,12 +169,11 @@ stand_in! {
 /// the document gives one, so that a generated header is always valid.)
 fn csv(description: &str, others: &[&str], example: &str) -> RefOr<Schema> {
     let columns: String = others.iter().map(|c| format!("(,{c})?")).collect();
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .description(Some(description))
-        .pattern(Some(format!("^id{columns}(\\r?\\n[^\"]*)?$")))
-        .examples([example])
-        .into()
+    string(
+        description,
+        &format!("^id{columns}(\\r?\\n[^\"]*)?$"),
+        example,
+    )
 }
 
 stand_in! {

@@ -41,14 +41,6 @@ pub fn verify(
     result
 }
 
-/// The close code for a refused token.
-pub fn close_code(e: &TokenError) -> DisconnectCode {
-    match e.code() {
-        ErrorCode::TokenExpired => DisconnectCode::TokenExpired,
-        _ => DisconnectCode::InvalidToken,
-    }
-}
-
 /// Why a token did not open a session.
 #[derive(Debug)]
 pub enum Refused {
@@ -70,7 +62,10 @@ impl Refused {
     /// The close code ending the connection.
     pub fn close_code(&self) -> DisconnectCode {
         match self {
-            Refused::Token(e) => close_code(e),
+            Refused::Token(e) if e.code() == ErrorCode::TokenExpired => {
+                DisconnectCode::TokenExpired
+            }
+            Refused::Token(_) => DisconnectCode::InvalidToken,
             Refused::Access(r) => r.close_code(),
         }
     }

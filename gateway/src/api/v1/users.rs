@@ -244,12 +244,12 @@ impl ListQuery {
         }
         let name = self.name.as_ref().map(|n| n.to_lowercase());
         let (key, value) = (self.metadata_key.clone(), self.metadata_value.clone());
-        if name.is_none() && key.is_none() && value.is_none() {
+        let by_value = value.is_some();
+        if name.is_none() && key.is_none() && !by_value {
             return Ok(None);
         }
-        let wanted = value.clone();
         let matches = move |found: &serde_json::Value| {
-            wanted.as_ref().is_none_or(|v| match found {
+            value.as_ref().is_none_or(|v| match found {
                 serde_json::Value::String(s) => s == v,
                 other => serde_json::from_str::<serde_json::Value>(v).is_ok_and(|w| w == *other),
             })
@@ -258,10 +258,10 @@ impl ListQuery {
             let named = name
                 .as_ref()
                 .is_none_or(|n| user.name.to_lowercase().contains(n.as_str()));
-            let tagged = match (&key, &value) {
-                (None, None) => true,
-                (Some(k), _) => user.metadata.get(k).is_some_and(&matches),
-                (None, Some(_)) => user.metadata.values().any(&matches),
+            let tagged = match &key {
+                Some(k) => user.metadata.get(k).is_some_and(&matches),
+                None if by_value => user.metadata.values().any(&matches),
+                None => true,
             };
             named && tagged
         }))

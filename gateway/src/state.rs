@@ -11,13 +11,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::access::Access;
 use crate::broker::{Broker, LocalBroker, RedisBroker};
-use crate::config::Config;
+use crate::config::{Config, StoreBackend};
 use crate::guard::Guard;
 use crate::hub::Hub;
 use crate::limiter::ConnLimiter;
 use crate::metrics::Metrics;
 use crate::proxy::TrustedProxies;
-use crate::store::kv::{EmbeddedKv, Kv, RedisKv};
+use crate::store::kv::{EmbeddedKv, Kv, PostgresKv, RedisKv};
 use crate::store::{Store, StoreError};
 use crate::wire::Framing;
 
@@ -151,15 +151,7 @@ impl AppState {
                 .await?,
             ),
         };
-        let kv = match &config.redis {
-            Some(redis) if !config.store.is_embedded(true) => {
-                Kv::Redis(RedisKv::open(redis).await?)
-            }
-            _ => Kv::Embedded(EmbeddedKv::open(
-                &config.store.path,
-                config.store.cache_bytes,
-            )?),
-        };
+        let kv = open_store(&config).await?;
         let store = Store::new(kv).with_user_role(config.user_role());
         if let Err(e) =
             crate::bootstrap::ensure_admin_key(&store, &config.api, &config.store.path).await
@@ -236,4 +228,21 @@ impl Deref for AppState {
     fn deref(&self) -> &Shared {
         &self.0
     }
+}
+
+/// The store backend `config` names, opened: PostgreSQL migrated to this
+/// build's schema, Redis checked to persist (unless allowed not to).
+pub async fn open_store(config: &Config) -> Result<Kv, StoreError> {
+    let store = &config.store;
+    Ok(match (store.backend(config.redis.is_some()), &config.redis) {
+        (StoreBackend::Postgres, _) => Kv::Postgres(PostgresKv::open(store).await?),
+        (StoreBackend::Redis, Some(redis)) => {
+            let kv = RedisKv::open(redis).await?;
+            if !store.allow_volatile_redis {
+                kv.check_persistence().await?;
+            }
+            Kv::Redis(kv)
+        }
+        _ => Kv::Embedded(EmbeddedKv::open(&store.path, store.cache_bytes)?),
+    })
 }

@@ -2,6 +2,7 @@
 //! audit log.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -11,12 +12,17 @@ use super::{ConfigError, invalid};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreBackend {
-    /// Redis when `redis.url` is set (every node must see the same
-    /// state), the embedded file otherwise. The default.
+    /// PostgreSQL when `store.url` is set, else Redis when `redis.url`
+    /// is set (every node must see the same state), else the embedded
+    /// file. The default.
     Auto,
     /// A redb file under `store.path`: one node, durable on local disk.
     Embedded,
-    /// The Redis of `redis.url`.
+    /// The PostgreSQL database of `store.url`: the cluster's system of
+    /// record.
+    Postgres,
+    /// The Redis of `redis.url`, which must persist its data (see
+    /// `store.allow_volatile_redis`).
     Redis,
 }
 
@@ -33,6 +39,20 @@ pub struct StoreConfig {
     /// Memory the embedded store may use to cache its file's pages (most
     /// of the node's memory during a big import). Default 64 MiB.
     pub cache_bytes: usize,
+    /// The PostgreSQL database: `postgres://user:password@host:5432/db`;
+    /// TLS by the URL's `sslmode` (`require`, `verify-ca`,
+    /// `verify-full`) and `sslrootcert`. Unset by default.
+    pub url: Option<String>,
+    /// PostgreSQL connections per node at most. Default 16.
+    pub pool_size: u32,
+    /// Bound on one PostgreSQL operation: connecting, waiting for a
+    /// connection, a statement (the server cancels it too). Default 5 s.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Start on a Redis store that keeps nothing on disk (`appendonly no`
+    /// and no `save` points): a restart of that Redis loses every user,
+    /// key, ban and audit record. Default false: such a Redis is refused.
+    pub allow_volatile_redis: bool,
 }
 
 impl Default for StoreConfig {
@@ -41,18 +61,23 @@ impl Default for StoreConfig {
             backend: StoreBackend::Auto,
             path: PathBuf::from("tokenim-data"),
             cache_bytes: 64 << 20,
+            url: None,
+            pool_size: 16,
+            timeout: Duration::from_secs(5),
+            allow_volatile_redis: false,
         }
     }
 }
 
 impl StoreConfig {
-    /// Whether the embedded backend is in use, given whether Redis is
+    /// The backend in use (never `Auto`), given whether Redis is
     /// configured.
-    pub fn is_embedded(&self, redis: bool) -> bool {
+    pub fn backend(&self, redis: bool) -> StoreBackend {
         match self.backend {
-            StoreBackend::Auto => !redis,
-            StoreBackend::Embedded => true,
-            StoreBackend::Redis => false,
+            StoreBackend::Auto if self.url.is_some() => StoreBackend::Postgres,
+            StoreBackend::Auto if redis => StoreBackend::Redis,
+            StoreBackend::Auto => StoreBackend::Embedded,
+            chosen => chosen,
         }
     }
 
@@ -60,7 +85,28 @@ impl StoreConfig {
         if self.backend == StoreBackend::Redis && !redis {
             return Err(invalid("store.backend", "redis needs redis.url to be set"));
         }
-        if self.is_embedded(redis) && self.path.as_os_str().is_empty() {
+        let backend = self.backend(redis);
+        if backend == StoreBackend::Postgres {
+            let url = self.url.as_deref().unwrap_or_default();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(invalid(
+                    "store.url",
+                    "postgres needs a postgres://user:password@host:port/database URL",
+                ));
+            }
+            if self.pool_size == 0 || self.pool_size > 1_000 {
+                return Err(invalid("store.pool_size", "between 1 and 1000"));
+            }
+            if self.timeout.is_zero() {
+                return Err(invalid("store.timeout", "must be more than zero"));
+            }
+        } else if self.url.is_some() {
+            return Err(invalid(
+                "store.url",
+                "set, but store.backend is not postgres",
+            ));
+        }
+        if backend == StoreBackend::Embedded && self.path.as_os_str().is_empty() {
             return Err(invalid("store.path", "a directory is required"));
         }
         if self.cache_bytes < 1 << 20 {

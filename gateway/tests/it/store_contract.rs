@@ -6,9 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use tokenim_gateway::config::RedisConfig;
-use tokenim_gateway::store::kv::{EmbeddedKv, Kv, NewItem, Op, RedisKv, StoreError, Swap, Table};
+use tokenim_gateway::config::{RedisConfig, StoreConfig};
+use tokenim_gateway::store::kv::{
+    EmbeddedKv, Kv, NewItem, Op, PostgresKv, RedisKv, StoreError, Swap, Table,
+};
 
+use crate::support::postgres::TestDatabase;
 use crate::support::redis::{RedisCluster, RedisServer};
 
 /// Bound on one store call in these tests.
@@ -39,6 +42,14 @@ async fn redis_kv(url: String, cluster: bool) -> Kv {
     Kv::Redis(RedisKv::open(&config).await.expect("redis store opens"))
 }
 
+/// A value as the store writes them: JSON (here a JSON string), which
+/// PostgreSQL's record tables require.
+macro_rules! j {
+    ($s:literal) => {
+        concat!("\"", $s, "\"").as_bytes()
+    };
+}
+
 /// Keys of a scan, for comparing.
 async fn scan_keys(
     kv: &Kv,
@@ -53,6 +64,10 @@ async fn scan_keys(
 
 /// Every check, on a fresh store.
 async fn contract(kv: &Kv) {
+    // Memberships name a group that exists (PostgreSQL checks).
+    kv.write(vec![put(Table::Groups, "g1", j!("one"))])
+        .await
+        .unwrap();
     get_and_insert_new(kv).await;
     write(kv).await;
     compare_and_swap(kv).await;
@@ -72,13 +87,13 @@ async fn get_and_insert_new(kv: &Kv) {
     let first = vec![
         item(
             "alice",
-            b"alice-1",
+            j!("alice-1"),
             vec![
-                put(Table::Members, "g1/alice", b"m"),
-                put(Table::UserGroups, "alice/g1", b"m"),
+                put(Table::Members, "g1/alice", j!("m")),
+                put(Table::UserGroups, "alice/g1", j!("m")),
             ],
         ),
-        item("bob", b"bob-1", vec![]),
+        item("bob", j!("bob-1"), vec![]),
     ];
     assert_eq!(
         kv.insert_new(Table::Users, first).await.unwrap(),
@@ -87,18 +102,18 @@ async fn get_and_insert_new(kv: &Kv) {
     let second = vec![
         item(
             "alice",
-            b"alice-2",
-            vec![put(Table::Groups, "not-alice", b"x")],
+            j!("alice-2"),
+            vec![put(Table::Groups, "not-alice", j!("x"))],
         ),
         item(
             "carol",
-            b"carol-1",
+            j!("carol-1"),
             vec![Op::Delete(Table::Members, "g1/alice".into())],
         ),
         item(
             "carol",
-            b"carol-2",
-            vec![put(Table::Groups, "not-carol", b"x")],
+            j!("carol-2"),
+            vec![put(Table::Groups, "not-carol", j!("x"))],
         ),
     ];
     assert_eq!(
@@ -119,10 +134,10 @@ async fn get_and_insert_new(kv: &Kv) {
         .await
         .unwrap();
     let want: [Option<&[u8]>; 7] = [
-        Some(b"alice-1"),
+        Some(j!("alice-1")),
         None,
-        Some(b"m"),
-        Some(b"carol-1"),
+        Some(j!("m")),
+        Some(j!("carol-1")),
         None,
         None,
         None,
@@ -149,25 +164,25 @@ async fn get_and_insert_new(kv: &Kv) {
 async fn write(kv: &Kv) {
     kv.write(vec![]).await.unwrap();
     kv.write(vec![
-        put(Table::Groups, "g1", b"one"),
-        put(Table::Members, "g1/bob", b"m"),
+        put(Table::Groups, "g1", j!("one")),
+        put(Table::Members, "g1/alice", j!("m")),
         Op::Delete(Table::Users, "bob".into()),
-        put(Table::Groups, "g2", b"two"),
+        put(Table::Groups, "g2", j!("two")),
         Op::Delete(Table::Groups, "g2".into()),
         Op::Delete(Table::Groups, "never-there".into()),
-        put(Table::Groups, "g1", b"one-v2"),
+        put(Table::Groups, "g1", j!("one-v2")),
     ])
     .await
     .unwrap();
     assert_eq!(
         kv.get(Table::Groups, "g1").await.unwrap().as_deref(),
-        Some(&b"one-v2"[..]),
+        Some(j!("one-v2")),
         "later ops win"
     );
     assert_eq!(kv.get(Table::Groups, "g2").await.unwrap(), None);
     assert_eq!(
-        kv.get(Table::Members, "g1/bob").await.unwrap().as_deref(),
-        Some(&b"m"[..])
+        kv.get(Table::Members, "g1/alice").await.unwrap().as_deref(),
+        Some(j!("m"))
     );
     assert_eq!(kv.get(Table::Users, "bob").await.unwrap(), None);
     assert_eq!(
@@ -188,27 +203,27 @@ async fn compare_and_swap(kv: &Kv) {
     };
     let value = || async { kv.get(Table::Jobs, "j").await.unwrap() };
     assert!(
-        !cas(Some(b"v1"), Some(b"v2")).await.unwrap(),
+        !cas(Some(j!("v1")), Some(j!("v2"))).await.unwrap(),
         "absent is not v1"
     );
     assert_eq!(value().await, None);
     assert!(cas(None, None).await.unwrap(), "absent stays absent");
-    assert!(cas(None, Some(b"v1")).await.unwrap(), "create when absent");
-    assert_eq!(value().await.as_deref(), Some(&b"v1"[..]));
+    assert!(cas(None, Some(j!("v1"))).await.unwrap(), "create when absent");
+    assert_eq!(value().await.as_deref(), Some(j!("v1")));
     assert!(
-        !cas(None, Some(b"v2")).await.unwrap(),
+        !cas(None, Some(j!("v2"))).await.unwrap(),
         "present is not absent"
     );
     assert!(
-        !cas(Some(b"other"), Some(b"v2")).await.unwrap(),
+        !cas(Some(j!("other")), Some(j!("v2"))).await.unwrap(),
         "wrong value"
     );
-    assert_eq!(value().await.as_deref(), Some(&b"v1"[..]));
-    assert!(cas(Some(b"v1"), Some(b"v2")).await.unwrap());
-    assert_eq!(value().await.as_deref(), Some(&b"v2"[..]));
+    assert_eq!(value().await.as_deref(), Some(j!("v1")));
+    assert!(cas(Some(j!("v1")), Some(j!("v2"))).await.unwrap());
+    assert_eq!(value().await.as_deref(), Some(j!("v2")));
     assert_eq!(scan_keys(kv, Table::Jobs, "", None, 10).await, ["j"]);
     assert!(
-        cas(Some(b"v2"), None).await.unwrap(),
+        cas(Some(j!("v2")), None).await.unwrap(),
         "delete when still v2"
     );
     assert_eq!(value().await, None);
@@ -216,11 +231,11 @@ async fn compare_and_swap(kv: &Kv) {
         scan_keys(kv, Table::Jobs, "", None, 10).await,
         Vec::<String>::new()
     );
-    assert!(!cas(Some(b"v2"), None).await.unwrap(), "already deleted");
+    assert!(!cas(Some(j!("v2")), None).await.unwrap(), "already deleted");
     // An empty value is present, not absent.
-    assert!(cas(None, Some(b"")).await.unwrap());
-    assert!(!cas(None, Some(b"x")).await.unwrap());
-    assert!(cas(Some(b""), None).await.unwrap());
+    assert!(cas(None, Some(j!(""))).await.unwrap());
+    assert!(!cas(None, Some(j!("x"))).await.unwrap());
+    assert!(cas(Some(j!("")), None).await.unwrap());
 }
 
 /// Several swaps at once: each is done or not on its own.
@@ -231,8 +246,8 @@ async fn compare_and_swap_many(kv: &Kv) {
         new: new.map(<[u8]>::to_vec),
     };
     kv.write(vec![
-        Op::Put(Table::Groups, "m1".into(), b"a".to_vec()),
-        Op::Put(Table::Groups, "m2".into(), b"b".to_vec()),
+        Op::Put(Table::Groups, "m1".into(), j!("a").to_vec()),
+        Op::Put(Table::Groups, "m2".into(), j!("b").to_vec()),
     ])
     .await
     .unwrap();
@@ -240,19 +255,19 @@ async fn compare_and_swap_many(kv: &Kv) {
         .compare_and_swap_many(
             Table::Groups,
             vec![
-                swap("m1", Some(b"a"), Some(b"a2")),
-                swap("m2", Some(b"changed meanwhile"), Some(b"b2")),
-                swap("m3", None, Some(b"c")),
-                swap("m2", Some(b"b"), None),
+                swap("m1", Some(j!("a")), Some(j!("a2"))),
+                swap("m2", Some(j!("changed meanwhile")), Some(j!("b2"))),
+                swap("m3", None, Some(j!("c"))),
+                swap("m2", Some(j!("b")), None),
             ],
         )
         .await
         .unwrap();
     assert_eq!(done, [true, false, true, true]);
     let get = |key: &'static str| async move { kv.get(Table::Groups, key).await.unwrap() };
-    assert_eq!(get("m1").await.as_deref(), Some(&b"a2"[..]));
+    assert_eq!(get("m1").await.as_deref(), Some(j!("a2")));
     assert_eq!(get("m2").await, None, "the later swap of m2 saw b");
-    assert_eq!(get("m3").await.as_deref(), Some(&b"c"[..]));
+    assert_eq!(get("m3").await.as_deref(), Some(j!("c")));
     assert_eq!(kv.count(Table::Groups, "m").await.unwrap(), 2);
     assert!(
         kv.compare_and_swap_many(Table::Groups, vec![])
@@ -273,7 +288,7 @@ async fn scan(kv: &Kv) {
     let keys = ["b/1", "a/2", "ab/1", "a/10", "a", "a/1", "a/\u{e9}"];
     kv.write(
         keys.iter()
-            .map(|k| put(t, k, format!("v:{k}").as_bytes()))
+            .map(|k| put(t, k, format!("\"v:{k}\"").as_bytes()))
             .collect(),
     )
     .await
@@ -318,11 +333,11 @@ async fn scan(kv: &Kv) {
     assert_eq!(scan_keys(kv, t, "a/", None, 2).await, ["a/1", "a/10"]);
     assert_eq!(scan_keys(kv, t, "a/", None, 0).await, Vec::<String>::new());
     let entries = kv.scan(t, "ab", None, 10).await.unwrap();
-    assert_eq!(entries, [("ab/1".to_owned(), b"v:ab/1".to_vec())]);
+    assert_eq!(entries, [("ab/1".to_owned(), j!("v:ab/1").to_vec())]);
 
     // Paging through a prefix visits every key once, in order.
     let mut want: Vec<String> = (0..25).map(|i| format!("p/{:02}", (i * 7) % 25)).collect();
-    kv.write(want.iter().map(|k| put(t, k, k.as_bytes())).collect())
+    kv.write(want.iter().map(|k| put(t, k, format!("\"{k}\"").as_bytes())).collect())
         .await
         .unwrap();
     want.sort();
@@ -332,7 +347,7 @@ async fn scan(kv: &Kv) {
         let page = kv.scan(t, "p/", after.as_deref(), 7).await.unwrap();
         assert!(page.len() <= 7);
         for (k, v) in &page {
-            assert_eq!(v, k.as_bytes());
+            assert_eq!(v, format!("\"{k}\"").as_bytes());
         }
         let Some((last, _)) = page.last() else { break };
         after = Some(last.clone());
@@ -345,7 +360,7 @@ async fn count(kv: &Kv) {
     let t = Table::Revocations;
     assert_eq!(kv.count(t, "").await.unwrap(), 0, "an empty table");
     let keys = ["a", "a/1", "a/2", "ab/1", "b/1"];
-    kv.write(keys.iter().map(|k| put(t, k, b"v")).collect())
+    kv.write(keys.iter().map(|k| put(t, k, j!("v"))).collect())
         .await
         .unwrap();
     assert_eq!(kv.count(t, "").await.unwrap(), 5);
@@ -354,7 +369,7 @@ async fn count(kv: &Kv) {
     assert_eq!(kv.count(t, "c").await.unwrap(), 0);
     // Overwriting is not adding; deleting is removing.
     kv.write(vec![
-        put(t, "a/1", b"w"),
+        put(t, "a/1", j!("w")),
         Op::Delete(t, "b/1".into()),
         Op::Delete(t, "zz".into()),
     ])
@@ -409,6 +424,22 @@ async fn embedded_kv_meets_the_contract() {
     .await;
 }
 
+async fn postgres_kv(url: String) -> Kv {
+    let config = StoreConfig {
+        url: Some(url),
+        timeout: TIMEOUT,
+        pool_size: 4,
+        ..Default::default()
+    };
+    Kv::Postgres(PostgresKv::open(&config).await.expect("postgres store opens"))
+}
+
+#[tokio::test]
+async fn postgres_kv_meets_the_contract() {
+    let db = TestDatabase::create().await;
+    contract(&postgres_kv(db.url()).await).await;
+}
+
 #[tokio::test]
 async fn redis_kv_meets_the_contract() {
     let server = RedisServer::start();
@@ -418,7 +449,7 @@ async fn redis_kv_meets_the_contract() {
         server
             .cli(&["HGET", "{tokenim:store}:users", "alice"])
             .trim(),
-        "alice-1"
+        "\"alice-1\""
     );
     assert_eq!(
         server.cli(&["ZCARD", "{tokenim:store}:users:idx"]).trim(),

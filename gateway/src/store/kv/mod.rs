@@ -16,16 +16,25 @@
 //! * [`Kv::incr`]: a shared counter (ids, versions).
 //!
 //! Backends: [`EmbeddedKv`] (redb, a single file on local disk: the
-//! default) and [`RedisKv`] (shared by every node of a cluster). Both pass
-//! the same contract tests (`gateway/tests/it/store_contract.rs`).
+//! default), [`PostgresKv`] (the system of record of a cluster) and
+//! [`RedisKv`] (shared by every node of a cluster; only on a Redis that
+//! persists). All pass the same contract tests
+//! (`gateway/tests/it/store_contract.rs`).
+//!
+//! Values are bytes, kept exactly. The store writes JSON records into
+//! every table (counters are decimal text); PostgreSQL generates typed,
+//! indexed columns from the records of `users`, `groups`, `audit` and
+//! `jobs`, so those tables take JSON only.
 //!
 //! Keys are text. Composite keys join their parts with [`SEP`], which no
 //! id may contain, so a prefix scan of `"alice/"` finds exactly alice's.
 
 mod embedded;
+pub mod postgres;
 mod redis;
 
 pub use self::embedded::EmbeddedKv;
+pub use self::postgres::PostgresKv;
 pub use self::redis::RedisKv;
 
 /// Joins the parts of a composite key (`group/user`).
@@ -174,6 +183,8 @@ pub type Entry = (String, Vec<u8>);
 pub enum Kv {
     /// A redb file on local disk.
     Embedded(EmbeddedKv),
+    /// PostgreSQL, shared by the nodes of a cluster.
+    Postgres(PostgresKv),
     /// Redis, shared by the nodes of a cluster.
     Redis(RedisKv),
 }
@@ -192,6 +203,7 @@ impl Kv {
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         match self {
             Kv::Embedded(kv) => kv.get_multi(keys).await,
+            Kv::Postgres(kv) => kv.get_multi(keys).await,
             Kv::Redis(kv) => kv.get_multi(keys).await,
         }
     }
@@ -206,6 +218,7 @@ impl Kv {
     ) -> Result<Vec<bool>, StoreError> {
         match self {
             Kv::Embedded(kv) => kv.insert_new(table, items).await,
+            Kv::Postgres(kv) => kv.insert_new(table, items).await,
             Kv::Redis(kv) => kv.insert_new(table, items).await,
         }
     }
@@ -214,6 +227,7 @@ impl Kv {
     pub async fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         match self {
             Kv::Embedded(kv) => kv.write(ops).await,
+            Kv::Postgres(kv) => kv.write(ops).await,
             Kv::Redis(kv) => kv.write(ops).await,
         }
     }
@@ -249,6 +263,7 @@ impl Kv {
         }
         match self {
             Kv::Embedded(kv) => kv.compare_and_swap_many(table, swaps).await,
+            Kv::Postgres(kv) => kv.compare_and_swap_many(table, swaps).await,
             Kv::Redis(kv) => kv.compare_and_swap_many(table, swaps).await,
         }
     }
@@ -264,6 +279,7 @@ impl Kv {
     ) -> Result<Vec<Entry>, StoreError> {
         match self {
             Kv::Embedded(kv) => kv.scan(table, prefix, after, limit).await,
+            Kv::Postgres(kv) => kv.scan(table, prefix, after, limit).await,
             Kv::Redis(kv) => kv.scan(table, prefix, after, limit).await,
         }
     }
@@ -274,6 +290,7 @@ impl Kv {
     pub async fn count(&self, table: Table, prefix: &str) -> Result<u64, StoreError> {
         match self {
             Kv::Embedded(kv) => kv.count(table, prefix).await,
+            Kv::Postgres(kv) => kv.count(table, prefix).await,
             Kv::Redis(kv) => kv.count(table, prefix).await,
         }
     }
@@ -290,6 +307,7 @@ impl Kv {
     pub async fn incr(&self, name: &str, by: u64) -> Result<u64, StoreError> {
         match self {
             Kv::Embedded(kv) => kv.incr(name, by).await,
+            Kv::Postgres(kv) => kv.incr(name, by).await,
             Kv::Redis(kv) => kv.incr(name, by).await,
         }
     }

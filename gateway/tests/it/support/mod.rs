@@ -5,6 +5,7 @@
 
 pub(crate) mod balancer;
 pub(crate) mod http;
+pub(crate) mod postgres;
 pub(crate) mod redis;
 pub(crate) mod tls;
 

@@ -55,6 +55,46 @@ impl RedisKv {
         })
     }
 
+    /// Refuses a Redis that keeps nothing on disk (`appendonly no` and no
+    /// `save` points): its restart would lose the whole store. A Redis
+    /// that cannot be reached now is let through with a warning (nodes
+    /// start while Redis is down); one that refuses `CONFIG GET` (some
+    /// managed services) is refused, since nothing tells it persists.
+    pub async fn check_persistence(&self) -> Result<(), StoreError> {
+        let setting = |name: &'static str| async move {
+            let reply: Vec<String> = bounded(
+                self.timeout,
+                self.commands.query(redis::cmd("CONFIG").arg("GET").arg(name)),
+            )
+            .await?;
+            Ok::<_, CallError>(reply.get(1).cloned().unwrap_or_default())
+        };
+        let answers = match (setting("appendonly").await, setting("save").await) {
+            (Ok(aof), Ok(save)) => Ok((aof, save)),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        let refused = |why: String| {
+            Err(StoreError::Failed(format!(
+                "{why}: a restart of that Redis would lose every user, key, ban and audit \
+                 record. Use store.backend = \"postgres\", turn on appendonly, or set \
+                 store.allow_volatile_redis = true to accept the loss"
+            )))
+        };
+        match answers {
+            Ok((aof, save)) if aof != "yes" && save.trim().is_empty() => {
+                refused("the store's Redis keeps nothing on disk (appendonly no, no save points)".into())
+            }
+            Ok(_) => Ok(()),
+            Err(CallError::Redis(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) || e.code().is_some() => {
+                refused(format!("the store's Redis does not say whether it persists ({e})"))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the store's Redis is unreachable: whether it persists was not checked");
+                Ok(())
+            }
+        }
+    }
+
     /// The hash holding `table`.
     fn hash(&self, table: Table) -> String {
         Keys::store_table(&self.base, table.name())

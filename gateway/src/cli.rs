@@ -1,5 +1,5 @@
-//! The `tokenim` command line: serve (the default), mint a token, or print
-//! the effective configuration.
+//! The `tokenim` command line: serve (the default), mint a token, print
+//! the effective configuration, or export, import and migrate the store.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,6 +65,32 @@ pub enum Command {
     /// Print the effective configuration as TOML, every secret replaced
     /// by a fingerprint (`redacted:sha256:<12 hex digits>`).
     Config,
+    /// Export, import or migrate the configured store.
+    Store {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: StoreCommand,
+    },
+}
+
+/// `tokenim store …`: operator tools for the configured store
+/// (`store.backend`), run while no node writes to it.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Write every table as JSON lines (one stored key per line).
+    Export {
+        /// File to write (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Read an export into the store, which must be empty.
+    Import {
+        /// File to read (default: standard input).
+        #[arg(long = "in")]
+        input: Option<PathBuf>,
+    },
+    /// Apply the schema migrations this build has (PostgreSQL), then exit.
+    Migrate,
 }
 
 /// Flags as a partial configuration layered over file and environment.
@@ -113,6 +139,7 @@ impl Cli {
                 channels,
                 publish,
             } => mint(&config, &user, ttl, channels, publish),
+            Command::Store { action } => store(&config, action).await,
             Command::Config => match crate::config::redact::redacted_toml(&config) {
                 Ok(text) => {
                     print!("{text}");
@@ -207,6 +234,54 @@ fn mint(
                 schemes(config).0,
                 config.listen
             );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `tokenim store …`. Opening the store applies PostgreSQL's migrations.
+async fn store(config: &Config, action: StoreCommand) -> ExitCode {
+    use std::io::{BufReader, BufWriter};
+
+    use crate::store::transfer;
+
+    let kv = match crate::state::open_store(config).await {
+        Ok(kv) => kv,
+        Err(e) => return fail(format!("cannot open the store: {e}")),
+    };
+    let done = match action {
+        StoreCommand::Export { out } => {
+            let result = match out {
+                Some(path) => match std::fs::File::create(&path) {
+                    Ok(file) => transfer::export(&kv, &mut BufWriter::new(file)).await,
+                    Err(e) => return fail(format!("{}: {e}", path.display())),
+                },
+                None => transfer::export(&kv, &mut BufWriter::new(std::io::stdout().lock())).await,
+            };
+            result.map(|n| format!("exported {n} keys"))
+        }
+        StoreCommand::Import { input } => {
+            let result = match input {
+                Some(path) => match std::fs::File::open(&path) {
+                    Ok(file) => transfer::import(&kv, &mut BufReader::new(file)).await,
+                    Err(e) => return fail(format!("{}: {e}", path.display())),
+                },
+                None => transfer::import(&kv, &mut std::io::stdin().lock()).await,
+            };
+            result.map(|n| format!("imported {n} keys"))
+        }
+        StoreCommand::Migrate => Ok(match kv {
+            crate::store::Kv::Postgres(_) => format!(
+                "the PostgreSQL schema is at version {}",
+                crate::store::kv::PostgresKv::schema_version()
+            ),
+            _ => "this store backend has no schema to migrate".to_owned(),
+        }),
+    };
+    match done {
+        Ok(summary) => {
+            eprintln!("{summary}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),

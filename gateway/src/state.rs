@@ -234,15 +234,17 @@ impl Deref for AppState {
 /// build's schema, Redis checked to persist (unless allowed not to).
 pub async fn open_store(config: &Config) -> Result<Kv, StoreError> {
     let store = &config.store;
-    Ok(match (store.backend(config.redis.is_some()), &config.redis) {
-        (StoreBackend::Postgres, _) => Kv::Postgres(PostgresKv::open(store).await?),
-        (StoreBackend::Redis, Some(redis)) => {
-            let kv = RedisKv::open(redis).await?;
-            if !store.allow_volatile_redis {
-                kv.check_persistence().await?;
+    Ok(
+        match (store.backend(config.redis.is_some()), &config.redis) {
+            (StoreBackend::Postgres, _) => Kv::Postgres(PostgresKv::open(store).await?),
+            (StoreBackend::Redis, Some(redis)) => {
+                let kv = RedisKv::open(redis).await?;
+                if !store.allow_volatile_redis {
+                    kv.check_persistence().await?;
+                }
+                Kv::Redis(kv)
             }
-            Kv::Redis(kv)
-        }
-        _ => Kv::Embedded(EmbeddedKv::open(&store.path, store.cache_bytes)?),
-    })
+            _ => Kv::Embedded(EmbeddedKv::open(&store.path, store.cache_bytes)?),
+        },
+    )
 }

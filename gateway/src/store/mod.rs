@@ -4,7 +4,8 @@
 //!
 //! The domain logic is written once here, over the small [`Kv`] contract;
 //! the backend is embedded (redb, the default: one node, durable on local
-//! disk) or Redis (every node of a cluster sees the same state).
+//! disk), PostgreSQL (the system of record of a cluster) or Redis (every
+//! node of a cluster sees the same state; only on a Redis that persists).
 //!
 //! # Layout
 //!
@@ -19,6 +20,7 @@
 //! * [`audit`]: the audit log and its queries.
 //! * [`idempotency`]: responses kept for retried requests.
 //! * [`jobs`]: import jobs' progress and failures.
+//! * [`transfer`]: a whole store exported and imported as JSON lines.
 
 pub mod audit;
 pub mod groups;
@@ -29,6 +31,7 @@ pub mod kv;
 pub mod merge;
 pub mod policy;
 pub mod records;
+pub mod transfer;
 pub mod users;
 
 pub use self::kv::{Kv, StoreError};

@@ -12,6 +12,7 @@ mod lifecycle;
 mod limits;
 mod malformed;
 mod permissions;
+mod postgres_store;
 mod pubsub;
 mod redis_cluster;
 mod redis_faults;

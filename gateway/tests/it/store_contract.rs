@@ -208,7 +208,10 @@ async fn compare_and_swap(kv: &Kv) {
     );
     assert_eq!(value().await, None);
     assert!(cas(None, None).await.unwrap(), "absent stays absent");
-    assert!(cas(None, Some(j!("v1"))).await.unwrap(), "create when absent");
+    assert!(
+        cas(None, Some(j!("v1"))).await.unwrap(),
+        "create when absent"
+    );
     assert_eq!(value().await.as_deref(), Some(j!("v1")));
     assert!(
         !cas(None, Some(j!("v2"))).await.unwrap(),
@@ -337,9 +340,13 @@ async fn scan(kv: &Kv) {
 
     // Paging through a prefix visits every key once, in order.
     let mut want: Vec<String> = (0..25).map(|i| format!("p/{:02}", (i * 7) % 25)).collect();
-    kv.write(want.iter().map(|k| put(t, k, format!("\"{k}\"").as_bytes())).collect())
-        .await
-        .unwrap();
+    kv.write(
+        want.iter()
+            .map(|k| put(t, k, format!("\"{k}\"").as_bytes()))
+            .collect(),
+    )
+    .await
+    .unwrap();
     want.sort();
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
@@ -431,7 +438,11 @@ async fn postgres_kv(url: String) -> Kv {
         pool_size: 4,
         ..Default::default()
     };
-    Kv::Postgres(PostgresKv::open(&config).await.expect("postgres store opens"))
+    Kv::Postgres(
+        PostgresKv::open(&config)
+            .await
+            .expect("postgres store opens"),
+    )
 }
 
 #[tokio::test]

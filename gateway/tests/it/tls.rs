@@ -226,6 +226,7 @@ async fn a_tls_redis_without_its_ca_is_a_certificate_error_and_not_ready() {
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("serve")
         .env("TOKENIM_REDIS__URL", redis.url())
+        .env("TOKENIM_STORE__ALLOW_VOLATILE_REDIS", "true")
         .env("TOKENIM_STORE__PATH", dir.path().join("data"))
         .env("TOKENIM_LOG__FORMAT", "json")
         .stdout(Stdio::piped())

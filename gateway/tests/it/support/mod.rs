@@ -31,14 +31,42 @@ pub(crate) const ADMIN_KEY_ID: &str = "ak_00000000000000a1";
 /// Its secret.
 pub(crate) const ADMIN_SECRET: &str = "test-admin-secret-0123456789abcdef";
 
+/// Where a test node keeps its store: a directory for the embedded
+/// store and, when the environment says `TEST_STORE=postgres`, a
+/// database of its own on the test PostgreSQL, used by nodes that do not
+/// choose another store.
+#[derive(Debug)]
+pub(crate) struct TestData {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) db: Option<postgres::TestDatabase>,
+}
+
+impl TestData {
+    pub(crate) async fn new() -> std::sync::Arc<Self> {
+        let db = match std::env::var("TEST_STORE").as_deref() {
+            Ok("postgres") => Some(postgres::TestDatabase::create().await),
+            Ok("embedded") | Err(_) => None,
+            Ok(other) => panic!("TEST_STORE={other}: embedded or postgres"),
+        };
+        std::sync::Arc::new(Self {
+            dir: tempfile::tempdir().unwrap(),
+            db,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
 /// A running gateway, shut down on `stop` (or aborted on drop).
 pub(crate) struct TestGateway {
     pub(crate) addr: SocketAddr,
     /// The internal listener's address (`api.listen`), if configured.
     pub(crate) internal: Option<SocketAddr>,
     pub(crate) state: AppState,
-    /// The embedded store's directory (removed when the last holder drops).
-    pub(crate) data: std::sync::Arc<tempfile::TempDir>,
+    /// The node's store (removed when the last holder drops).
+    pub(crate) data: std::sync::Arc<TestData>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -68,6 +96,9 @@ impl TestGateway {
                 presence_ttl: Duration::from_secs(2),
                 ..Default::default()
             });
+            // The test servers keep nothing on disk, by design (the fault
+            // tests restart them empty).
+            c.store.allow_volatile_redis = true;
             tweak(c);
         })
         .await
@@ -101,13 +132,13 @@ impl TestGateway {
     }
 
     pub(crate) async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
-        Self::in_dir(std::sync::Arc::new(tempfile::tempdir().unwrap()), tweak).await
+        Self::in_dir(TestData::new().await, tweak).await
     }
 
     /// A gateway whose embedded store is in `data` (to restart a node on
     /// the same store).
     pub(crate) async fn in_dir(
-        data: std::sync::Arc<tempfile::TempDir>,
+        data: std::sync::Arc<TestData>,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
         let mut config = Config {
@@ -120,6 +151,12 @@ impl TestGateway {
         config.limits.publish_rate = 10_000.0;
         config.limits.publish_burst = 10_000.0;
         tweak(&mut config);
+        if let Some(db) = &data.db
+            && config.redis.is_none()
+            && config.store.backend == tokenim_gateway::config::StoreBackend::Auto
+        {
+            config.store.url = Some(db.url());
+        }
         config.validate().expect("test config is valid");
         let server = Server::bind(config).await.expect("gateway binds");
         let addr = server.local_addr();

@@ -292,6 +292,7 @@ impl NodeProcess {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("TOKENIM_STORE__PATH", dir.path())
             .env("TOKENIM_REDIS__URL", url)
+            .env("TOKENIM_STORE__ALLOW_VOLATILE_REDIS", "true")
             .env("TOKENIM_REDIS__PRESENCE_TTL", "2s")
             .env("TOKENIM_REDIS__PROBE_INTERVAL", "200ms")
             .env("TOKENIM_REDIS__PROBE_TIMEOUT", "600ms")

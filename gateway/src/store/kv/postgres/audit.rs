@@ -33,7 +33,10 @@ fn millis(t: u64) -> i64 {
 impl PostgresKv {
     /// Up to `filter.limit` values of matching audit records, in key
     /// (id) order.
-    pub async fn audit_records(&self, filter: &AuditFilter<'_>) -> Result<Vec<Vec<u8>>, StoreError> {
+    pub async fn audit_records(
+        &self,
+        filter: &AuditFilter<'_>,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut conditions = vec!["key > $1".to_owned()];
         let mut texts: Vec<&str> = vec![filter.after.unwrap_or("")];
         for (column, value) in [

@@ -64,7 +64,8 @@ impl RedisKv {
         let setting = |name: &'static str| async move {
             let reply: Vec<String> = bounded(
                 self.timeout,
-                self.commands.query(redis::cmd("CONFIG").arg("GET").arg(name)),
+                self.commands
+                    .query(redis::cmd("CONFIG").arg("GET").arg(name)),
             )
             .await?;
             Ok::<_, CallError>(reply.get(1).cloned().unwrap_or_default())
@@ -81,12 +82,17 @@ impl RedisKv {
             )))
         };
         match answers {
-            Ok((aof, save)) if aof != "yes" && save.trim().is_empty() => {
-                refused("the store's Redis keeps nothing on disk (appendonly no, no save points)".into())
-            }
+            Ok((aof, save)) if aof != "yes" && save.trim().is_empty() => refused(
+                "the store's Redis keeps nothing on disk (appendonly no, no save points)".into(),
+            ),
             Ok(_) => Ok(()),
-            Err(CallError::Redis(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) || e.code().is_some() => {
-                refused(format!("the store's Redis does not say whether it persists ({e})"))
+            Err(CallError::Redis(e))
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError)
+                    || e.code().is_some() =>
+            {
+                refused(format!(
+                    "the store's Redis does not say whether it persists ({e})"
+                ))
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the store's Redis is unreachable: whether it persists was not checked");

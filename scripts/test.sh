@@ -6,7 +6,10 @@
 #
 #   scripts/test.sh
 #
-# Needs: Rust with cargo-nextest, python3 (with venv, for schemathesis from
+# Needs: Rust with cargo-nextest, PostgreSQL on 127.0.0.1:5432 trusting
+# user postgres (TEST_POSTGRES=postgres://user@host:port to use another;
+# each test makes its own database) with its server binaries (some tests
+# start their own server), python3 (with venv, for schemathesis from
 # PyPI unless it is on PATH), node + npm, and Debian's chromium
 # (/usr/bin/chromium). Without chromium the browser test is skipped with a
 # note, unless REQUIRE_BROWSER_TEST=1 (as in CI), which makes it fail.
@@ -22,6 +25,9 @@ fi
 
 echo "== cargo nextest (unit + integration tests)"
 cargo nextest run --workspace --no-fail-fast
+
+echo "== the server API's tests again, each node on PostgreSQL"
+TEST_STORE=postgres cargo nextest run -p tokenim-gateway --no-fail-fast -E 'test(/^api::/)'
 
 echo "== doc tests"
 cargo test --workspace --doc --quiet

@@ -120,7 +120,7 @@ redis_nodes() {
       local port
       port=$(free_port)
       # shellcheck disable=SC2086
-      start_node "$port" TOKENIM_REDIS__URL="redis://127.0.0.1:$rport" ${NODE_ENV:-}
+      start_node "$port" TOKENIM_REDIS__URL="redis://127.0.0.1:$rport" TOKENIM_STORE__ALLOW_VOLATILE_REDIS=true ${NODE_ENV:-}
       urls+=(--url "ws://127.0.0.1:$port/ws")
     done
     "${GEN[@]}" broadcast -s 1000 -p 1 -r 1000 --duration 10s "${urls[@]}" "${SOURCES[@]}" \

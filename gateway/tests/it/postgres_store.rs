@@ -384,3 +384,66 @@ async fn a_frozen_or_killed_postgres_gives_503_and_loses_no_acknowledged_user() 
         acknowledged.len()
     );
 }
+
+#[tokio::test]
+async fn an_import_job_waits_out_a_postgres_restart_and_counts_every_user_once() {
+    let mut pg = PgServer::start();
+    let url = pg.url("postgres");
+    let gw = TestGateway::with(|c| {
+        c.store.url = Some(url.clone());
+        c.store.timeout = Duration::from_millis(800);
+        c.api.max_batch_items = 200;
+    })
+    .await;
+    let api = Api::new(&gw);
+    const USERS: u64 = 20_000;
+    let csv: String = std::iter::once("id\n".to_owned())
+        .chain((0..USERS).map(|i| format!("imported{i}\n")))
+        .collect();
+    let accepted = api
+        .send("POST", "/v1/jobs/import/users", "text/csv", csv.as_bytes())
+        .await
+        .expect(202);
+    let path = format!("/v1/jobs/{}", accepted["id"].as_str().unwrap());
+    // Once it runs, PostgreSQL dies and comes back a second later.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let processed = api.get(&path).await.expect(200)["processed"]
+            .as_u64()
+            .unwrap();
+        if processed > 0 {
+            assert!(
+                processed < USERS / 2,
+                "the job ran ahead of the test: {processed}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pg.kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    pg.restart();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let r = api.get(&path).await;
+        if r.status == 200 {
+            let job = r.json();
+            if job["state"] != "queued" && job["state"] != "running" {
+                break job;
+            }
+        }
+        assert!(Instant::now() < deadline, "the job never finished");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["processed"], USERS, "{job}");
+    assert_eq!(job["failed"], 0, "{job}");
+    let created = job["created"].as_u64().unwrap();
+    let exists = job["exists"].as_u64().unwrap();
+    assert_eq!(created + exists, USERS, "{job}");
+    // A batch whose commit was lost with the server is found stored when
+    // retried: `exists`, at most one batch of them.
+    assert!(exists <= 200, "{job}");
+    assert_eq!(all_user_ids(&api).await.len() as u64, USERS);
+}

@@ -545,3 +545,47 @@ async fn redis_kv_is_unavailable_while_redis_is_hung_or_down() {
         "a fresh Redis is empty"
     );
 }
+
+#[tokio::test]
+async fn a_redis_store_that_keeps_nothing_on_disk_is_refused() {
+    let server = RedisServer::start();
+    let config = RedisConfig {
+        url: server.url(),
+        command_timeout: TIMEOUT,
+        ..Default::default()
+    };
+    let kv = RedisKv::open(&config).await.unwrap();
+    let refused = kv.check_persistence().await;
+    assert!(
+        matches!(&refused, Err(StoreError::Failed(why))
+            if why.contains("keeps nothing on disk") && why.contains("allow_volatile_redis")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        server.cli(&["CONFIG", "SET", "appendonly", "yes"]).trim(),
+        "OK"
+    );
+    kv.check_persistence()
+        .await
+        .expect("an append-only Redis persists");
+    assert_eq!(
+        server.cli(&["CONFIG", "SET", "appendonly", "no"]).trim(),
+        "OK"
+    );
+    assert_eq!(server.cli(&["CONFIG", "SET", "save", "60 1"]).trim(), "OK");
+    kv.check_persistence()
+        .await
+        .expect("a Redis with save points persists");
+
+    // The node refuses to start on it; allowed, it starts.
+    assert_eq!(server.cli(&["CONFIG", "SET", "save", ""]).trim(), "OK");
+    let mut node = tokenim_gateway::Config::default();
+    node.redis = Some(config);
+    node.store.backend = tokenim_gateway::config::StoreBackend::Redis;
+    let refused = tokenim_gateway::state::open_store(&node).await;
+    assert!(refused.is_err(), "started on a volatile Redis");
+    node.store.allow_volatile_redis = true;
+    tokenim_gateway::state::open_store(&node)
+        .await
+        .expect("allowed");
+}

@@ -10,6 +10,7 @@
 //! second occurrence reports `exists` (or `updated` in upsert or merge mode).
 
 use std::io::BufReader;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -320,8 +321,20 @@ async fn run(
     let mut outcome = Ok(());
     while let Some(next) = rx.recv().await {
         let stored = match next {
-            Ok(Batch::Users(items)) => batch::store_users(&state, &caller, items, job.mode).await,
-            Ok(Batch::Groups(items)) => batch::store_groups(&state, items, job.mode).await,
+            Ok(items) => {
+                let mode = job.mode;
+                patiently(&job.id, || async {
+                    match &items {
+                        Batch::Users(items) => {
+                            batch::store_users(&state, &caller, items.clone(), mode).await
+                        }
+                        Batch::Groups(items) => {
+                            batch::store_groups(&state, items.clone(), mode).await
+                        }
+                    }
+                })
+                .await
+            }
             Err(e) => {
                 outcome = Err(e);
                 break;
@@ -386,7 +399,7 @@ async fn record(
         .filter(|r| r.status == ItemStatus::Error)
         .cloned()
         .collect();
-    state.store.add_job_failures(&job.id, &failures).await?;
+    patiently(&job.id, || state.store.add_job_failures(&job.id, &failures)).await?;
     for r in results {
         job.processed += 1;
         match r.status {
@@ -397,7 +410,39 @@ async fn record(
         }
     }
     job.updated_at = crate::clock::unix_millis();
-    state.store.put_job(job).await
+    let job = &*job;
+    patiently(&job.id, || state.store.put_job(job)).await
+}
+
+/// How long a job waits for a store that is unavailable (PostgreSQL or
+/// Redis down) before it fails; shorter than [`STALLED_AFTER_MS`], so a
+/// waiting job is not taken for a lost one.
+pub const STORE_PATIENCE: Duration = Duration::from_secs(45);
+
+/// `write`, tried again while the store is unavailable, for up to
+/// [`STORE_PATIENCE`] (backing off from 100 ms to 5 s). Every write of a
+/// job is safe to repeat: a batch whose commit was lost finds its items
+/// stored (`exists`, counted once), progress and failures are
+/// overwritten.
+async fn patiently<T, F, Fut>(job: &str, mut write: F) -> Result<T, crate::store::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, crate::store::StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + STORE_PATIENCE;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match write().await {
+            Err(crate::store::StoreError::Unavailable(e))
+                if tokio::time::Instant::now() + pause < deadline =>
+            {
+                tracing::warn!(job, error = %e, "store unavailable: the job waits and retries");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            done => return done,
+        }
+    }
 }
 
 /// A queued or running job that has not reported progress for this long

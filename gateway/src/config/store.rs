@@ -115,3 +115,77 @@ impl StoreConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(config: &StoreConfig, redis: bool) -> Option<&'static str> {
+        match config.validate(redis) {
+            Ok(()) => None,
+            Err(ConfigError::Invalid { field, .. }) => Some(field),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn the_backend_follows_what_is_configured() {
+        let mut store = StoreConfig::default();
+        assert_eq!(store.backend(false), StoreBackend::Embedded);
+        assert_eq!(store.backend(true), StoreBackend::Redis);
+        store.url = Some("postgres://db/tokenim".into());
+        assert_eq!(store.backend(true), StoreBackend::Postgres);
+        store.backend = StoreBackend::Embedded;
+        assert_eq!(store.backend(true), StoreBackend::Embedded);
+    }
+
+    #[test]
+    fn postgres_settings_are_checked() {
+        let postgres = StoreConfig {
+            url: Some("postgres://tokenim@db:5432/tokenim".into()),
+            ..StoreConfig::default()
+        };
+        assert_eq!(field_of(&postgres, false), None);
+        let cases = [
+            (
+                StoreConfig {
+                    url: Some("mysql://db/tokenim".into()),
+                    ..postgres.clone()
+                },
+                "store.url",
+            ),
+            (
+                StoreConfig {
+                    backend: StoreBackend::Postgres,
+                    url: None,
+                    ..postgres.clone()
+                },
+                "store.url",
+            ),
+            (
+                StoreConfig {
+                    backend: StoreBackend::Embedded,
+                    ..postgres.clone()
+                },
+                "store.url",
+            ),
+            (
+                StoreConfig {
+                    pool_size: 0,
+                    ..postgres.clone()
+                },
+                "store.pool_size",
+            ),
+            (
+                StoreConfig {
+                    timeout: Duration::ZERO,
+                    ..postgres.clone()
+                },
+                "store.timeout",
+            ),
+        ];
+        for (config, field) in cases {
+            assert_eq!(field_of(&config, false), Some(field), "{config:?}");
+        }
+    }
+}

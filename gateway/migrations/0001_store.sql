@@ -1,7 +1,9 @@
 -- The store's tables. Every table keeps the key and the exact bytes the
--- gateway wrote (`value`); the record tables add typed columns generated
--- from those bytes, so that constraints and indexes see real fields.
--- Keys sort bytewise (COLLATE "C"), as on every other backend.
+-- gateway wrote (`value`); where a query or a constraint needs a field,
+-- a typed column is generated from those bytes (the audit log's fields,
+-- a membership's user and group). Keys sort bytewise (COLLATE "C"), as
+-- on every other backend, so a prefix is a range of the primary key
+-- (users by id prefix, a group's members, a user's groups).
 
 -- A stored record as JSON. IMMUTABLE holds: the database's encoding is
 -- fixed when it is created, and the conversion depends on nothing else.
@@ -11,19 +13,13 @@ CREATE FUNCTION tokenim_record(value bytea) RETURNS jsonb
 
 CREATE TABLE users (
     key text COLLATE "C" PRIMARY KEY,
-    value bytea NOT NULL,
-    name text GENERATED ALWAYS AS (tokenim_record(value) ->> 'name') STORED,
-    metadata jsonb GENERATED ALWAYS AS (tokenim_record(value) -> 'metadata') STORED
+    value bytea NOT NULL
 );
-CREATE INDEX users_by_name ON users (name, key);
-CREATE INDEX users_by_metadata ON users USING gin (metadata jsonb_path_ops);
 
 CREATE TABLE groups (
     key text COLLATE "C" PRIMARY KEY,
-    value bytea NOT NULL,
-    owner text COLLATE "C" GENERATED ALWAYS AS (tokenim_record(value) ->> 'owner') STORED
+    value bytea NOT NULL
 );
-CREATE INDEX groups_by_owner ON groups (owner) WHERE owner IS NOT NULL;
 
 -- `group/user`: a membership. Deleting the group or the user deletes it;
 -- one naming a group or user that does not exist is refused at commit.
@@ -85,10 +81,8 @@ CREATE TABLE idempotency (
 
 CREATE TABLE jobs (
     key text COLLATE "C" PRIMARY KEY,
-    value bytea NOT NULL,
-    state text COLLATE "C" GENERATED ALWAYS AS (tokenim_record(value) ->> 'state') STORED
+    value bytea NOT NULL
 );
-CREATE INDEX jobs_by_state ON jobs (state, key);
 
 -- `job id/zero-padded line` → one failed item of a job.
 CREATE TABLE job_failures (

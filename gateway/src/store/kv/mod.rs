@@ -23,8 +23,8 @@
 //!
 //! Values are bytes, kept exactly. The store writes JSON records into
 //! every table (counters are decimal text); PostgreSQL generates typed,
-//! indexed columns from the records of `users`, `groups`, `audit` and
-//! `jobs`, so those tables take JSON only.
+//! indexed columns from the audit log's records, so that table takes JSON
+//! only, and refuses a membership whose user or group is not stored.
 //!
 //! Keys are text. Composite keys join their parts with [`SEP`], which no
 //! id may contain, so a prefix scan of `"alice/"` finds exactly alice's.

@@ -7,11 +7,11 @@
 //! `gateway/migrations` (applied by [`PostgresKv::open`] under
 //! PostgreSQL's advisory lock, so one node of several starting at once
 //! applies them; a database whose schema is newer than this build is
-//! refused). Each table has a `key` (text, bytewise order) and the exact
-//! `value` bytes; the record tables add typed columns generated from the
-//! JSON record (a user's name and metadata, an audit record's time,
-//! actor, action and target, a job's state) with indexes on them, and
-//! memberships carry foreign keys to their user and group.
+//! refused). Each table has a `key` (text, bytewise order, so a prefix
+//! is a range of the primary key) and the exact `value` bytes; the audit
+//! log adds typed columns generated from its JSON records (time, actor,
+//! action, target) with an index on each, and memberships carry foreign
+//! keys to their user and group.
 //!
 //! Every operation of the contract is one transaction (one round trip
 //! where it can be), bounded by `store.timeout` on both sides: the

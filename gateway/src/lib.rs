@@ -22,7 +22,8 @@
 //! * [`access`]: access control in one place: the node's copy of roles and
 //!   grants, each session's view of its user, the permission checks and the
 //!   publish rules, for the socket and the server API alike.
-//! * [`store`]: users, groups, keys, policy, audit, jobs: embedded or Redis.
+//! * [`store`]: users, groups, keys, policy, audit, jobs: embedded,
+//!   PostgreSQL or Redis.
 //! * [`broker`]: how publications reach every node's hub (in-process or Redis).
 //! * [`redis`]: Redis connections, the command timeout and every key name,
 //!   for the broker and the store alike.

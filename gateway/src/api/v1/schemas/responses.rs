@@ -36,8 +36,10 @@ const API_KEY_ERRORS: [(u16, &str, &str); 5] = [
     (
         503,
         "Unavailable",
-        "The store or the broker (Redis) cannot be reached (`unavailable`); nothing \
-         was changed. Retry with backoff.",
+        "The store (PostgreSQL, Redis) or the broker (Redis) cannot be reached or did not \
+         answer in time (`unavailable`). A request's writes are all or nothing; when the store \
+         stopped answering during the commit they may have been applied, so retry (after \
+         `Retry-After`) with the same `Idempotency-Key`.",
     ),
 ];
 

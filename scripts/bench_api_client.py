@@ -99,6 +99,8 @@ def import_job(args, auth):
             for i in range(args.users):
                 f.write(f'u{i},"User {i}",member,"{{""n"":{i}}}"\n')
     size = os.path.getsize(args.file)
+    # The users hold the role `member`, which must exist.
+    call(args.url, auth, "PUT", "/v1/roles/member", json.dumps({"permissions": ["presence"]}))
     c = conn(args.url)
     t0 = time.perf_counter()
     with open(args.file, "rb") as f:

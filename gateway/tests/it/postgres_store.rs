@@ -54,12 +54,34 @@ async fn memberships_name_a_stored_user_and_group_and_go_with_them() {
     );
     assert_eq!(kv.get(Table::Groups, "g2").await.unwrap(), None);
 
-    // The audit log, whose fields are columns, takes JSON records only.
+    // The audit log, whose fields are columns, takes audit records only.
     let not_json = kv.write(vec![put(Table::Audit, "1", "not json")]).await;
     assert!(
         matches!(not_json, Err(StoreError::Failed(_))),
         "{not_json:?}"
     );
+    let record = r#"{"id":1,"time":5,"actor":"ak_1","action":"role.set","target":"mod"}"#;
+    kv.write(vec![put(Table::Audit, "1", record)])
+        .await
+        .unwrap();
+    let filter = tokenim_gateway::store::kv::postgres::AuditFilter {
+        actor: Some("ak_1"),
+        from: Some(5),
+        limit: 10,
+        ..Default::default()
+    };
+    let Kv::Postgres(pg) = &kv else {
+        unreachable!()
+    };
+    assert_eq!(
+        pg.audit_records(&filter).await.unwrap(),
+        [record.as_bytes()]
+    );
+    let none = tokenim_gateway::store::kv::postgres::AuditFilter {
+        to: Some(5),
+        ..filter
+    };
+    assert!(pg.audit_records(&none).await.unwrap().is_empty());
 
     kv.write(vec![
         put(Table::Members, "g1/alice", "{}"),

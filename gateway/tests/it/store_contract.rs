@@ -287,7 +287,7 @@ async fn compare_and_swap_many(kv: &Kv) {
 }
 
 async fn scan(kv: &Kv) {
-    let t = Table::Audit;
+    let t = Table::Idempotency;
     let keys = ["b/1", "a/2", "ab/1", "a/10", "a", "a/1", "a/\u{e9}"];
     kv.write(
         keys.iter()

@@ -1,11 +1,65 @@
-//! The audit log's query on PostgreSQL: the typed columns and their
-//! indexes answer it, instead of a scan of the log.
+//! The audit log on PostgreSQL: records are written with their fields as
+//! typed columns, whose indexes answer the log's query instead of a scan.
 
-use sqlx::Row;
+use serde::Deserialize;
+use sqlx::{Postgres, Row, Transaction};
 
 use super::PostgresKv;
-use super::errors::store_error;
+use super::errors::{failed, store_error};
 use crate::store::kv::StoreError;
+
+/// The fields of a record that are columns.
+#[derive(Deserialize)]
+struct Fields<'a> {
+    time: u64,
+    #[serde(borrow)]
+    actor: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    action: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    target: std::borrow::Cow<'a, str>,
+}
+
+/// Writes audit records (insert or replace), their fields as columns.
+pub(super) async fn upsert(
+    tx: &mut Transaction<'static, Postgres>,
+    keys: &[String],
+    values: &[Vec<u8>],
+) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let (mut at, mut actor, mut action, mut target) = (
+        Vec::with_capacity(keys.len()),
+        Vec::with_capacity(keys.len()),
+        Vec::with_capacity(keys.len()),
+        Vec::with_capacity(keys.len()),
+    );
+    for (key, value) in keys.iter().zip(values) {
+        let f: Fields<'_> = serde_json::from_slice(value)
+            .map_err(|e| failed(format!("audit record {key} is not one: {e}")))?;
+        at.push(millis(f.time));
+        actor.push(f.actor.into_owned());
+        action.push(f.action.into_owned());
+        target.push(f.target.into_owned());
+    }
+    sqlx::query(
+        r#"INSERT INTO audit (key, value, at, actor, action, target)
+           SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+           ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, at = EXCLUDED.at,
+               actor = EXCLUDED.actor, action = EXCLUDED.action, target = EXCLUDED.target"#,
+    )
+    .bind(keys)
+    .bind(values)
+    .bind(&at)
+    .bind(&actor)
+    .bind(&action)
+    .bind(&target)
+    .execute(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
 
 /// Which audit records to read (every field that is set must match).
 #[derive(Debug, Clone, Default)]

@@ -88,7 +88,9 @@ impl Changes {
                     .await
                     .map_err(store_error)?;
             }
-            if !put_keys.is_empty() {
+            if Table::ALL[index] == Table::Audit {
+                audit::upsert(tx, &put_keys, &put_values).await?;
+            } else if !put_keys.is_empty() {
                 sqlx::query(&format!(
                     r#"INSERT INTO "{name}" (key, value) SELECT * FROM unnest($1::text[], $2::bytea[])
                        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"#

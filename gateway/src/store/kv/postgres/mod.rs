@@ -249,9 +249,9 @@ impl PostgresKv {
             let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
             let values: Vec<&[u8]> = items.iter().map(|i| i.value.as_slice()).collect();
             let rows = sqlx::query(&format!(
-                r#"INSERT INTO "{name}" (key, value)
-                   SELECT DISTINCT ON (k) k, v FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS i(k, v, n)
-                   ORDER BY k, n
+                // Rows go in in order: of a repeated key, the first goes in
+                // and the others meet it as a conflict.
+                r#"INSERT INTO "{name}" (key, value) SELECT * FROM unnest($1::text[], $2::bytea[])
                    ON CONFLICT (key) DO NOTHING RETURNING key"#
             ))
             .bind(&keys)

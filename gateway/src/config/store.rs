@@ -179,7 +179,7 @@ mod tests {
             (
                 StoreConfig {
                     timeout: Duration::ZERO,
-                    ..postgres.clone()
+                    ..postgres
                 },
                 "store.timeout",
             ),

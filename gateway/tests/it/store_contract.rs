@@ -579,8 +579,10 @@ async fn a_redis_store_that_keeps_nothing_on_disk_is_refused() {
 
     // The node refuses to start on it; allowed, it starts.
     assert_eq!(server.cli(&["CONFIG", "SET", "save", ""]).trim(), "OK");
-    let mut node = tokenim_gateway::Config::default();
-    node.redis = Some(config);
+    let mut node = tokenim_gateway::Config {
+        redis: Some(config),
+        ..Default::default()
+    };
     node.store.backend = tokenim_gateway::config::StoreBackend::Redis;
     let refused = tokenim_gateway::state::open_store(&node).await;
     assert!(refused.is_err(), "started on a volatile Redis");

@@ -22,6 +22,8 @@ fn transient(code: &str) -> bool {
         )
 }
 
+// By value: it is passed to `map_err`.
+#[allow(clippy::needless_pass_by_value)]
 pub(super) fn store_error(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Io(_)

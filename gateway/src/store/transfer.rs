@@ -110,7 +110,7 @@ pub async fn export(kv: &Kv, out: &mut impl Write) -> Result<u64, TransferError>
 /// Reads an export from `input` into `kv`, which must be empty; returns
 /// how many keys it wrote. Each page is one transaction: an import that
 /// stops half-way leaves whole pages, and is started again on an emptied
-/// store.
+/// store. PostgreSQL's statistics are refreshed at the end.
 pub async fn import(kv: &Kv, input: &mut impl BufRead) -> Result<u64, TransferError> {
     for table in Table::ALL {
         if kv.count(table, "").await? > 0 {
@@ -142,6 +142,9 @@ pub async fn import(kv: &Kv, input: &mut impl BufRead) -> Result<u64, TransferEr
     }
     n += ops.len() as u64;
     kv.write(ops).await?;
+    if let Kv::Postgres(pg) = kv {
+        pg.analyze().await?;
+    }
     Ok(n)
 }
 

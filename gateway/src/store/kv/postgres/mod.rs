@@ -168,6 +168,29 @@ impl PostgresKv {
             .map_err(errors::migrate_error)
     }
 
+    /// Refreshes the planner's statistics of every table (after a bulk
+    /// load, before autovacuum gets to it: without them a time-range
+    /// query of the audit log may walk the log by id instead of using its
+    /// time index).
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        let run = async {
+            let mut tx = self.begin().await?;
+            // Longer than one statement may take otherwise.
+            sqlx::query("SET LOCAL statement_timeout = '10min'")
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            sqlx::query("ANALYZE")
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            tx.commit().await.map_err(store_error)
+        };
+        tokio::time::timeout(Duration::from_secs(600), run)
+            .await
+            .map_err(|_| StoreError::Unavailable("ANALYZE timed out".into()))?
+    }
+
     /// The newest migration this build has.
     pub fn schema_version() -> i64 {
         MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)

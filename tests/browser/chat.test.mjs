@@ -319,6 +319,9 @@ async function redisRestart() {
       env: {
         ...process.env,
         TOKENIM_REDIS__URL: `redis://127.0.0.1:${redisPort}`,
+        // Records stay on this node (a Redis store without persistence is
+        // refused); Redis carries fan-out and history, and restarts empty.
+        TOKENIM_STORE__BACKEND: 'embedded',
         TOKENIM_REDIS__PROBE_INTERVAL: '200ms',
         TOKENIM_REDIS__PROBE_TIMEOUT: '600ms',
         TOKENIM_REDIS__COMMAND_TIMEOUT: '800ms',
